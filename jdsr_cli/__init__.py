@@ -1,0 +1,3 @@
+"""jdsr: super-resolution from the command line (upscale, downscale, train, distill)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer + Rich). A thin layer over the library."""

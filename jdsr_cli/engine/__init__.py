@@ -1,0 +1,1 @@
+"""Inference engine: device and precision choice, tiling with blending, OOM recovery, TTA."""

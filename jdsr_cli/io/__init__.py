@@ -1,0 +1,1 @@
+"""Image input/output: decoding, normalisation of modes and depths, metadata, atomic writes."""

@@ -1,0 +1,1 @@
+"""Image operations on tensors: MATLAB-compatible resize, colour conversion, quality metrics."""

@@ -1,0 +1,1 @@
+"""Bundled checkpoints. Installed as the package ``jdsr_weights``; see ``manifest.json``."""
