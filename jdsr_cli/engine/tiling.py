@@ -1,0 +1,111 @@
+"""Tile planning and seam-free blending.
+
+Tiles are evenly sized (a 1200 px side with a 512 px limit becomes three ~424 px tiles, not
+512 + 512 + 176), overlap by at least ``overlap`` input pixels, and are merged with a raised-cosine
+ramp across each actual overlap, so two neighbours' weights sum to one and no seam is left.
+Every tile of a plan has the same size, so tiles batch without padding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile in input coordinates and the overlap it shares with each neighbour (0 at image borders)."""
+
+    y: int
+    x: int
+    height: int
+    width: int
+    overlap_top: int
+    overlap_bottom: int
+    overlap_left: int
+    overlap_right: int
+
+
+def _axis_plan(length: int, tile: int, overlap: int, multiple_of: int) -> tuple[int, list[int]]:
+    """Return the common tile length and the start offsets along one axis."""
+    if length <= tile:
+        return length, [0]
+    overlap = min(overlap, tile // 2)
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    size = min(length, math.ceil(size / multiple_of) * multiple_of)
+    if count == 1:
+        return size, [0]
+    span = length - size
+    starts = [round(i * span / (count - 1)) for i in range(count)]
+    return size, starts
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple_of: int = 1) -> list[Tile]:
+    """Cover a ``height``×``width`` image with equal tiles of at most ``tile`` px (rounded to ``multiple_of``)."""
+    if tile < 1:
+        raise ValueError("tile size must be positive")
+    tile_h, ys = _axis_plan(height, tile, overlap, multiple_of)
+    tile_w, xs = _axis_plan(width, tile, overlap, multiple_of)
+    tiles = []
+    for iy, y in enumerate(ys):
+        top = ys[iy - 1] + tile_h - y if iy > 0 else 0
+        bottom = y + tile_h - ys[iy + 1] if iy + 1 < len(ys) else 0
+        for ix, x in enumerate(xs):
+            left = xs[ix - 1] + tile_w - x if ix > 0 else 0
+            right = x + tile_w - xs[ix + 1] if ix + 1 < len(xs) else 0
+            tiles.append(Tile(y, x, tile_h, tile_w, top, bottom, left, right))
+    return tiles
+
+
+def _ramp(length: int, start_overlap: int, end_overlap: int) -> np.ndarray:
+    """1-D weights: 0 → 1 across ``start_overlap`` samples and 1 → 0 across ``end_overlap``.
+
+    The outer quarter of each overlap gets weight 0 (those samples sit nearest the tile edge, where the
+    network saw padding instead of image), the middle half a raised-cosine ramp. The neighbour's ramp
+    over the same samples is the mirror image, so the weights of two neighbours sum to exactly one.
+    """
+    weights = np.ones(length, dtype=np.float32)
+    if start_overlap > 0:
+        weights[:start_overlap] = _rise(start_overlap)
+    if end_overlap > 0:
+        weights[length - end_overlap :] *= _rise(end_overlap)[::-1]
+    return weights
+
+
+def _rise(overlap: int) -> np.ndarray:
+    margin = overlap // 4
+    ramp_len = overlap - 2 * margin
+    t = (np.arange(ramp_len, dtype=np.float32) + 0.5) / ramp_len
+    return np.concatenate(
+        [np.zeros(margin, np.float32), np.sin(t * np.pi / 2) ** 2, np.ones(margin, np.float32)]
+    )
+
+
+def blend_weights(tile: Tile, scale: int) -> np.ndarray:
+    """The (height·scale)×(width·scale) weight map of a tile's output."""
+    wy = _ramp(tile.height * scale, tile.overlap_top * scale, tile.overlap_bottom * scale)
+    wx = _ramp(tile.width * scale, tile.overlap_left * scale, tile.overlap_right * scale)
+    return np.outer(wy, wx)
+
+
+class TileAccumulator:
+    """Collects weighted tile outputs in host memory and returns the blended image."""
+
+    def __init__(self, height: int, width: int, channels: int, scale: int) -> None:
+        self.scale = scale
+        self._sum = np.zeros((height * scale, width * scale, channels), dtype=np.float32)
+        self._weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
+
+    def add(self, tile: Tile, output: np.ndarray) -> None:
+        """Add one tile's H×W×C output (already at output scale)."""
+        s = self.scale
+        weights = blend_weights(tile, s)[:, :, None]
+        region = (slice(tile.y * s, (tile.y + tile.height) * s), slice(tile.x * s, (tile.x + tile.width) * s))
+        self._sum[region] += output * weights
+        self._weight[region] += weights
+
+    def result(self) -> np.ndarray:
+        return self._sum / np.maximum(self._weight, 1e-12)

@@ -1,0 +1,215 @@
+"""Run a super-resolution network over an image of any size on any device.
+
+The image stays in host memory; only batches of equal tiles travel to the device. A batch whose
+reduced-precision output is not finite is run again in fp32. An out-of-memory error halves the tile
+size and restarts the image, down to ``MIN_TILE``. Nothing about a run is stored on the object: each
+``upscale`` call returns everything it produced, so one ``Upscaler`` can serve many threads or images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from jdsr_cli.archs.registry import SizeRequirement
+from jdsr_cli.engine.device import Precision, free_memory_bytes, is_out_of_memory
+from jdsr_cli.engine.tiling import Tile, TileAccumulator, plan_tiles
+from jdsr_cli.errors import DeviceError
+
+MIN_TILE = 32
+#: ``tile`` values: an int (max tile side in input pixels), 0 for the whole image, or "auto".
+TileSetting = int | str
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    pixels: np.ndarray  # H·s × W·s × C float32, clamped to [0, 1]
+    tile: int | None  # tile side actually used (None: the whole image in one pass)
+    tiles: int  # number of tiles run
+    fp32_fallbacks: int  # tile batches re-run in fp32 because the output was not finite
+    precision: str
+
+
+class _OutOfMemory(Exception):
+    """Internal: raised out of a pass so the caller can retry with smaller tiles."""
+
+
+class Upscaler:
+    """Applies ``model`` (N×C×H×W in [0,1] → N×C×sH×sW) to whole images."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        scale: int,
+        device: torch.device,
+        precision: Precision,
+        tile: TileSetting = "auto",
+        overlap: int = 16,
+        batch_size: int | None = None,
+        tta: bool = False,
+        size_requirement: SizeRequirement = SizeRequirement(),
+        feature_channels: int = 64,
+    ) -> None:
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.scale = scale
+        self.device = device
+        self.precision = precision
+        self.tile = tile
+        self.overlap = overlap
+        self.batch_size = batch_size or (4 if device.type == "cuda" else 1)
+        self.tta = tta
+        self.size_requirement = size_requirement
+        self.feature_channels = feature_channels
+
+    # ---- public -----------------------------------------------------------------------------
+    def upscale(self, pixels: np.ndarray, progress: ProgressCallback | None = None) -> UpscaleResult:
+        """Upscale an H×W×C float32 image in [0, 1]; C must equal the model's input channels."""
+        height, width = pixels.shape[:2]
+        tile = self._initial_tile(height, width)
+        while True:
+            try:
+                out, tiles, fallbacks = self._run_image(pixels, tile, progress)
+                used = None if tile >= max(height, width) else tile
+                return UpscaleResult(np.clip(out, 0.0, 1.0), used, tiles, fallbacks, self.precision.name)
+            except _OutOfMemory:
+                smaller = min(tile, max(height, width)) // 2
+                if smaller < MIN_TILE:
+                    raise DeviceError(
+                        f"out of memory on {self.device} even with {MIN_TILE} px tiles; "
+                        "try --device cpu or a smaller model"
+                    ) from None
+                tile = smaller
+
+    # ---- tiling -------------------------------------------------------------------------------
+    def _initial_tile(self, height: int, width: int) -> int:
+        whole = max(height, width)
+        if self.tile == "auto":
+            return min(whole, self._auto_tile())
+        tile = int(self.tile)
+        if tile <= 0:
+            return whole
+        return max(MIN_TILE, tile)
+
+    def _auto_tile(self) -> int:
+        """The largest tile side whose activations fit comfortably in free memory."""
+        if self.device.type == "cuda":
+            per_pixel = self._probe_bytes_per_pixel()
+            budget = 0.6 * (free_memory_bytes(self.device) or 0)
+        else:
+            # Rough CPU/MPS estimate: a dozen live feature maps plus the output, in fp32.
+            per_pixel = 4 * (16 * self.feature_channels + 4 * 3 * self.scale**2)
+            free = free_memory_bytes(self.device)
+            budget = 0.25 * free if free else 2 * 1024**3
+        tile = int(math.sqrt(max(budget, 1) / (per_pixel * self.batch_size * (2 if self.tta else 1))))
+        cap = 2048 if self.device.type == "cuda" else 1024
+        return max(MIN_TILE, min(cap, tile // 8 * 8))
+
+    def _probe_bytes_per_pixel(self, side: int = 128) -> float:
+        """Measure peak CUDA memory of one probe tile (the chaiNNer estimate guesses; we measure)."""
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        probe = torch.rand(1, self._in_channels(), side, side)
+        with torch.inference_mode(), self._autocast(self.precision):
+            self.model(probe.to(self.device))
+        peak = torch.cuda.max_memory_allocated(self.device) - base
+        return max(peak, 1) / (side * side)
+
+    def _run_image(
+        self, pixels: np.ndarray, tile: int, progress: ProgressCallback | None
+    ) -> tuple[np.ndarray, int, int]:
+        height, width, channels = pixels.shape
+        req = self.size_requirement
+        plan = plan_tiles(height, width, tile, self.overlap, req.multiple_of)
+        accumulator = TileAccumulator(height, width, channels, self.scale)
+        source = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+        fallbacks = 0
+        done = 0
+        for batch in _chunks(plan, self.batch_size):
+            inputs = torch.stack([source[:, t.y : t.y + t.height, t.x : t.x + t.width] for t in batch])
+            outputs, fell_back = self._run_batch(inputs)
+            fallbacks += fell_back
+            for t, out in zip(batch, outputs.numpy(), strict=True):
+                accumulator.add(t, out.transpose(1, 2, 0))
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(plan))
+        return accumulator.result(), len(plan), fallbacks
+
+    # ---- device work --------------------------------------------------------------------------
+    def _run_batch(self, inputs: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Run one CPU batch on the device; returns a CPU float32 batch and 1 if fp32 was needed."""
+        try:
+            out = self._forward(inputs, self.precision)
+            if self.precision.is_reduced and not torch.isfinite(out).all():
+                return self._forward(inputs, Precision("fp32", torch.float32)), 1
+            return out, 0
+        except Exception as error:  # noqa: BLE001 - OOM detection needs the broad catch
+            if is_out_of_memory(error):
+                self._release_cache()
+                raise _OutOfMemory from None
+            raise
+
+    def _forward(self, inputs: torch.Tensor, precision: Precision) -> torch.Tensor:
+        padded, crop = _pad_to_requirement(inputs, self.size_requirement)
+        x = padded.to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast(precision):
+            out = _self_ensemble(self.model, x) if self.tta else self.model(x)
+        out = out.float()[..., : crop[0] * self.scale, : crop[1] * self.scale]
+        return out.cpu()
+
+    def _autocast(self, precision: Precision) -> contextlib.AbstractContextManager[None]:
+        if not precision.is_reduced:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=precision.dtype)
+
+    def _in_channels(self) -> int:
+        return int(getattr(self.model, "in_channels", 3))
+
+    def _release_cache(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            torch.mps.empty_cache()
+
+
+def _chunks(items: list[Tile], size: int) -> Iterator[list[Tile]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _pad_to_requirement(x: torch.Tensor, req: SizeRequirement) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad the bottom/right so both sides meet the architecture's size requirement."""
+    height, width = x.shape[-2:]
+
+    def target(n: int) -> int:
+        n = max(n, req.minimum)
+        return math.ceil(n / req.multiple_of) * req.multiple_of
+
+    pad_h, pad_w = target(height) - height, target(width) - width
+    if pad_h or pad_w:
+        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return x, (height, width)
+
+
+def _self_ensemble(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """×8 geometric self-ensemble: the mean of the inverse-transformed outputs of the 8 dihedral views."""
+    total = None
+    for flip in (False, True):
+        view = x.flip(-1) if flip else x
+        for turns in range(4):
+            out = model(torch.rot90(view, turns, dims=(-2, -1))).float()
+            out = torch.rot90(out, -turns, dims=(-2, -1))
+            out = out.flip(-1) if flip else out
+            total = out if total is None else total + out
+    assert total is not None
+    return total / 8

@@ -1,0 +1,207 @@
+"""Engine: tile planning and blending, OOM retry, non-finite fallback, TTA, devices and precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from jdsr_cli.archs.registry import SizeRequirement
+from jdsr_cli.engine.device import Precision, is_out_of_memory, resolve_device, resolve_precision
+from jdsr_cli.engine.tiling import TileAccumulator, plan_tiles
+from jdsr_cli.engine.upscaler import Upscaler
+from jdsr_cli.errors import DeviceError
+
+FP32 = Precision("fp32", torch.float32)
+
+
+class Nearest(nn.Module):
+    """A pointwise 'network': output pixel depends on one input pixel, so tiling must be exact."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest") * 0.5 + 0.25
+
+
+def _image(h: int = 70, w: int = 93, c: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((h, w, c), dtype=np.float32)
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(1200, 512, 16), (100, 100, 8), (101, 32, 8), (37, 64, 16)])
+def test_plan_covers_image_with_equal_tiles(length: int, tile: int, overlap: int) -> None:
+    tiles = plan_tiles(length, length + 7, tile, overlap)
+    assert len({(t.height, t.width) for t in tiles}) == 1, "tiles must be equal for batching"
+    assert all(t.height <= max(tile, 1) or t.height == length for t in tiles)
+    covered = np.zeros((length, length + 7), bool)
+    for t in tiles:
+        covered[t.y : t.y + t.height, t.x : t.x + t.width] = True
+    assert covered.all()
+    for t in tiles:
+        for o in (t.overlap_top, t.overlap_bottom, t.overlap_left, t.overlap_right):
+            assert o == 0 or o >= min(overlap, tile // 2)
+
+
+def test_even_split_not_remainder_tile() -> None:
+    sizes = {t.width for t in plan_tiles(64, 1200, 512, 16)}
+    assert sizes == {411}  # three ~equal tiles, not 512 + 512 + 176
+
+
+def test_blend_weights_sum_to_one() -> None:
+    acc = TileAccumulator(301, 257, 1, 3)
+    for t in plan_tiles(301, 257, 64, 16):
+        acc.add(t, np.ones((t.height * 3, t.width * 3, 1), np.float32))
+    np.testing.assert_allclose(acc.result(), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("tile", [0, 32, 40, 64])
+def test_pointwise_model_tiling_is_exact(tile: int) -> None:
+    image = _image()
+    up = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=tile, overlap=8)
+    whole = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(image)
+    tiled = up.upscale(image)
+    np.testing.assert_allclose(tiled.pixels, whole.pixels, atol=1e-6)
+    assert tiled.tile == (None if tile == 0 else tile)
+    assert whole.tile is None and whole.tiles == 1
+
+
+class FailsAbove(nn.Module):
+    """Raises a CUDA-style OOM for inputs above ``limit`` pixels: an injected out-of-memory."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.calls: list[tuple[int, int]] = []
+        self.inner = Nearest(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(tuple(x.shape[-2:]))
+        if x.shape[-1] * x.shape[-2] > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(x)
+
+
+def test_oom_halves_tile_and_retries() -> None:
+    image = _image(200, 180)
+    model = FailsAbove(60 * 60)
+    result = Upscaler(model, scale=2, device=torch.device("cpu"), precision=FP32, tile=0, overlap=8).upscale(image)
+    expected = Nearest(2)(torch.from_numpy(image.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(result.pixels, np.clip(expected, 0, 1), atol=1e-6)
+    assert result.tile == 50  # 200 -> 100 -> 50
+    assert max(h * w for h, w in model.calls[-result.tiles :]) <= 60 * 60
+
+
+def test_oom_below_minimum_tile_is_a_clear_error() -> None:
+    with pytest.raises(DeviceError, match="out of memory"):
+        Upscaler(FailsAbove(10), scale=2, device=torch.device("cpu"), precision=FP32, tile=64).upscale(_image(80, 80))
+
+
+def test_other_errors_are_not_treated_as_oom() -> None:
+    class Broken(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        Upscaler(Broken(), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(_image(8, 8))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+class NanInHalf(nn.Module):
+    """Produces NaN under reduced-precision autocast, a finite result in fp32 (like an fp16 overflow)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        if torch.is_autocast_enabled("cpu"):
+            return out * float("nan")
+        return out
+
+
+def test_non_finite_reduced_precision_output_reruns_in_fp32() -> None:
+    image = _image(40, 40)
+    bf16 = Precision("bf16", torch.bfloat16)
+    result = Upscaler(NanInHalf(), scale=2, device=torch.device("cpu"), precision=bf16, tile=32, overlap=8).upscale(image)
+    assert np.isfinite(result.pixels).all()
+    assert result.fp32_fallbacks == result.tiles == 4
+
+
+def test_tta_of_equivariant_model_is_identity_and_of_conv_is_average() -> None:
+    image = _image(24, 31)
+    plain = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(image)
+    tta = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0, tta=True).upscale(image)
+    np.testing.assert_allclose(tta.pixels, plain.pixels, atol=1e-6)
+
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+    x = torch.from_numpy(image.transpose(2, 0, 1))[None]
+    views = []
+    for flip in (False, True):
+        v = x.flip(-1) if flip else x
+        for k in range(4):
+            o = torch.rot90(conv(torch.rot90(v, k, (-2, -1))), -k, (-2, -1))
+            views.append(o.flip(-1) if flip else o)
+    expected = torch.stack(views).mean(0)[0].detach().numpy().transpose(1, 2, 0)
+    got = Upscaler(conv, scale=2, device=torch.device("cpu"), precision=FP32, tile=0, tta=True).upscale(image)
+    np.testing.assert_allclose(got.pixels, np.clip(expected, 0, 1), atol=1e-5)
+
+
+def test_size_requirement_pads_and_crops() -> None:
+    seen: list[tuple[int, int]] = []
+
+    class NeedsMultipleOf8(Nearest):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(tuple(x.shape[-2:]))
+            assert x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0
+            return super().forward(x)
+
+    image = _image(21, 30)
+    result = Upscaler(
+        NeedsMultipleOf8(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0,
+        size_requirement=SizeRequirement(minimum=16, multiple_of=8),
+    ).upscale(image)
+    assert result.pixels.shape == (42, 60, 3)
+    assert seen == [(24, 32)]
+
+
+def test_auto_tile_on_cpu_is_bounded() -> None:
+    up = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile="auto")
+    result = up.upscale(_image(50, 60))
+    assert result.tile is None  # a small image fits in one pass
+
+
+def test_device_validation() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(DeviceError, match="not a device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    with pytest.raises(DeviceError):
+        resolve_device("cuda:99")
+
+
+def test_precision_rules() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=True).name == "fp32"
+    with pytest.raises(DeviceError, match="CPU"):
+        resolve_precision("fp16", cpu, supports_fp16=True, supports_bf16=True)
+    assert resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=True).dtype == torch.bfloat16
+    with pytest.raises(DeviceError, match="not bf16-safe"):
+        resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=False)
+    with pytest.raises(DeviceError, match="choose one"):
+        resolve_precision("int8", cpu, supports_fp16=True, supports_bf16=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_auto_precision_and_tiles_match() -> None:
+    dev = torch.device("cuda")
+    precision = resolve_precision("auto", dev, supports_fp16=True, supports_bf16=True)
+    assert precision.is_reduced
+    image = _image(300, 260)
+    gpu = Upscaler(Nearest(2), scale=2, device=dev, precision=precision, tile="auto").upscale(image)
+    cpu = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(image)
+    np.testing.assert_allclose(gpu.pixels, cpu.pixels, atol=1e-2)
