@@ -1,0 +1,54 @@
+"""Super-resolution architectures and the immutable registry that builds and detects them.
+
+Detection tries the specs in ``REGISTRY`` order. Every detector checks the complete set of tensor names
+and shapes against a model built on the meta device, so at most one spec can match a state dict; the
+order (most distinctive layouts first) only matters for speed and for ``names()`` listings.
+"""
+
+from __future__ import annotations
+
+from jdsr_cli.archs import edsr, fsrcnn, imdn, pan, rcan
+from jdsr_cli.archs.base import SectionTrace, SRNet, section_boundaries
+from jdsr_cli.archs.registry import (
+    ArchConfig,
+    ArchRegistry,
+    ArchSpec,
+    SizeRequirement,
+    describe_state_dict,
+)
+from jdsr_cli.archs.sections import LabelGenerator, SectionHeads
+from jdsr_cli.archs.taps import available_taps, capture_features
+
+REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC))
+
+
+def ambiguous_scales(config: ArchConfig) -> tuple[int, ...]:
+    """The scales whose models share ``config``'s state-dict names and shapes.
+
+    A single element means a detected scale is certain. PAN ×2/×3 differ only in an interpolation
+    factor and FSRCNN's deconvolution weights do not depend on the stride, so their detected scale is a
+    guess that a caller should confirm (a ``--scale`` option, a file name, a config.json).
+    """
+    if config.arch == "fsrcnn":
+        return fsrcnn.SPEC.scales
+    if config.arch == "pan" and config.scale in (2, 3):
+        return (2, 3)
+    return (config.scale,)
+
+
+__all__ = [
+    "REGISTRY",
+    "ArchConfig",
+    "ArchRegistry",
+    "ArchSpec",
+    "LabelGenerator",
+    "SRNet",
+    "SectionHeads",
+    "SectionTrace",
+    "SizeRequirement",
+    "ambiguous_scales",
+    "available_taps",
+    "capture_features",
+    "describe_state_dict",
+    "section_boundaries",
+]

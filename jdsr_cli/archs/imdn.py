@@ -1,0 +1,176 @@
+"""IMDN (Hui et al., ACM MM 2019) with the official repository's parameter names.
+
+``fea_conv`` → IMDB1..IMDBn (information multi-distillation blocks) → ``c`` (1×1 fusion of all block
+outputs + LeakyReLU 0.05) → ``LR_conv`` → + fea_conv output → ``upsampler`` (conv3×3 → PixelShuffle).
+Each IMDB: c1..c3 conv3×3 + LeakyReLU(0.05), each splitting off ``nf·rate`` distilled channels and
+passing the rest on; c4 conv3×3 to the distilled width; concatenation → contrast-aware channel attention
+(``cca``: mean + standard deviation per channel, 1×1 squeeze, ReLU, 1×1, sigmoid) → ``c5`` 1×1 → + input.
+Input is [0, 1] RGB with no mean shift (as in the official code).
+
+Taps: ``head`` = fea_conv, ``body.i`` = IMDB{i+1}, ``body_tail`` = LR_conv (before the long skip).
+Sections: f0 = fea_conv output, f_k = IMDB outputs at the section ends, the last one = LR_conv output
+(the feature the long skip adds to f0, as for every architecture here); no image skip (base None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from jdsr_cli.archs.common import SectionedNet, conv1x1, conv3x3, matches, seq_len, shape_of, split_pixelshuffle
+from jdsr_cli.archs.registry import ArchSpec, SizeRequirement
+
+
+def _distilled(channels: int, rate: float) -> int:
+    # The official int(channels * rate); the epsilon only absorbs floating error of a detected rate.
+    return int(channels * rate + 1e-9)
+
+
+class CCALayer(nn.Module):
+    """Contrast-aware channel attention: (std + mean) per channel → 1×1 → ReLU → 1×1 → sigmoid → scale."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        squeezed = max(1, channels // reduction)
+        self.conv_du = nn.Sequential(
+            conv1x1(channels, squeezed),
+            nn.ReLU(inplace=True),
+            conv1x1(squeezed, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).pow(0.5)
+        return x * self.conv_du(std + mean)
+
+
+class IMDModule(nn.Module):
+    def __init__(self, channels: int, distillation_rate: float = 0.25, cca_reduction: int = 16) -> None:
+        super().__init__()
+        self.distilled = _distilled(channels, distillation_rate)
+        self.remaining = channels - self.distilled
+        if self.distilled < 1 or self.remaining < 1:
+            raise ValueError(f"distillation rate {distillation_rate} leaves no channels to split")
+        self.c1 = conv3x3(channels, channels)
+        self.c2 = conv3x3(self.remaining, channels)
+        self.c3 = conv3x3(self.remaining, channels)
+        self.c4 = conv3x3(self.remaining, self.distilled)
+        self.act = nn.LeakyReLU(0.05, inplace=True)
+        self.c5 = conv1x1(self.distilled * 4, channels)
+        self.cca = CCALayer(self.distilled * 4, cca_reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        split = (self.distilled, self.remaining)
+        d1, r1 = torch.split(self.act(self.c1(x)), split, dim=1)
+        d2, r2 = torch.split(self.act(self.c2(r1)), split, dim=1)
+        d3, r3 = torch.split(self.act(self.c3(r2)), split, dim=1)
+        d4 = self.c4(r3)
+        return self.c5(self.cca(torch.cat([d1, d2, d3, d4], dim=1))) + x
+
+
+class IMDN(SectionedNet):
+    def __init__(
+        self,
+        scale: int = 4,
+        nf: int = 64,
+        num_modules: int = 6,
+        distillation_rate: float = 0.25,
+        cca_reduction: int = 16,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+    ) -> None:
+        super().__init__()
+        if num_modules < 1:
+            raise ValueError("IMDN needs at least one IMDB")
+        self.scale = int(scale)
+        self.in_channels = int(num_in_ch)
+        self.out_channels = int(num_out_ch)
+        self.feature_channels = int(nf)
+        self.num_body_units = int(num_modules)
+
+        self.fea_conv = conv3x3(num_in_ch, nf)
+        for i in range(num_modules):
+            setattr(self, f"IMDB{i + 1}", IMDModule(nf, distillation_rate, cca_reduction))
+        self.c = nn.Sequential(conv1x1(nf * num_modules, nf), nn.LeakyReLU(0.05, inplace=True))
+        self.LR_conv = conv3x3(nf, nf)
+        self.upsampler = nn.Sequential(
+            conv3x3(nf, num_out_ch * self.scale * self.scale), nn.PixelShuffle(self.scale)
+        )
+
+    def blocks(self) -> list[IMDModule]:
+        return [getattr(self, f"IMDB{i + 1}") for i in range(self.num_body_units)]
+
+    def feature_taps(self) -> dict[str, nn.Module]:
+        taps: dict[str, nn.Module] = {"head": self.fea_conv}
+        taps.update({f"body.{i}": block for i, block in enumerate(self.blocks())})
+        taps["body_tail"] = self.LR_conv
+        return taps
+
+    def _run(self, x: torch.Tensor, record: frozenset[int]):
+        head = self.fea_conv(x)
+        feat = head
+        outs = []
+        for block in self.blocks():
+            feat = block(feat)
+            outs.append(feat)
+        body_tail = self.LR_conv(self.c(torch.cat(outs, dim=1)))
+        y = self.upsampler(body_tail + head)
+        recorded = [outs[i] for i in sorted(record)]
+        return head, recorded, body_tail, None, y
+
+
+def build(scale: int, **kwargs: Any) -> IMDN:
+    return IMDN(scale=scale, **kwargs)
+
+
+def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
+    fea = shape_of(state_dict, "fea_conv.weight")
+    c4 = shape_of(state_dict, "IMDB1.c4.weight")
+    squeeze = shape_of(state_dict, "IMDB1.cca.conv_du.0.weight")
+    up = shape_of(state_dict, "upsampler.0.weight")
+    if fea is None or c4 is None or squeeze is None or up is None or len(fea) != 4:
+        return None
+    nf, num_in_ch = fea[0], fea[1]
+    num_modules = 0
+    while f"IMDB{num_modules + 1}.c1.weight" in state_dict:
+        num_modules += 1
+    split = split_pixelshuffle(up[0], SPEC_SCALES, preferred=[num_in_ch])
+    if split is None or squeeze[0] < 1:
+        return None
+    num_out_ch, scale = split
+    kwargs: dict[str, Any] = {
+        "nf": nf,
+        "num_modules": num_modules,
+        "distillation_rate": c4[0] / nf,
+        "cca_reduction": (4 * c4[0]) // squeeze[0],
+        "num_in_ch": num_in_ch,
+        "num_out_ch": num_out_ch,
+    }
+    if seq_len(state_dict, "upsampler") != 1 or not matches(build, {"scale": scale, **kwargs}, state_dict):
+        return None
+    return {"scale": scale, **kwargs}
+
+
+SPEC_SCALES = (2, 3, 4)
+
+SPEC = ArchSpec(
+    name="imdn",
+    build=build,
+    detect=detect,
+    presets={"default": {"nf": 64, "num_modules": 6, "distillation_rate": 0.25}},
+    scales=SPEC_SCALES,
+    # fp16: on. Input and features stay in the [0, 1] range (no mean shift, no ×255), the network is
+    # shallow (6 blocks) and every block is normalised by its own residual, so activations stay far
+    # from the fp16 limit. bf16: fine (fp32 exponent range).
+    supports_fp16=True,
+    supports_bf16=True,
+    size=SizeRequirement(),
+    summary="IMDN: information multi-distillation blocks with contrast-aware channel attention "
+    "(official parameter names).",
+    reference="Z. Hui, X. Gao, Y. Yang, X. Wang, 'Lightweight Image Super-Resolution with Information "
+    "Multi-distillation Network', ACM Multimedia 2019, arXiv:1909.11856.",
+)
