@@ -1,0 +1,313 @@
+"""``hf://`` references and downloads from the Hugging Face Hub.
+
+Every download goes through ``huggingface_hub.hf_hub_download``, so its cache layout and its
+environment variables apply unchanged: ``HF_HOME`` / ``HF_HUB_CACHE`` (where files are cached),
+``HF_ENDPOINT`` (which server), ``HF_HUB_OFFLINE=1`` (no network at all), ``HF_TOKEN`` (private repos).
+huggingface_hub reads these when it is imported, i.e. when the process starts; jdsr passes no
+``endpoint=`` / ``cache_dir=`` of its own, so there is a single source of truth.
+
+A pinned revision (a 40-hex commit) that is already cached is served without any request; a
+connection failure falls back to the cache; a file neither reachable nor cached is a
+``ModelLoadError`` that says how to fix it. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from jdsr_cli import __version__
+from jdsr_cli.errors import ModelLoadError, UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry
+
+HF_SCHEME = "hf://"
+WEIGHTS_NAME = "model.safetensors"  # same as format.WEIGHTS_NAME (kept here: no torch import)
+CONFIG_NAME = "config.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """A file or folder in a Hub model repository: ``hf://owner/repo[@revision]/path``.
+
+    ``path`` is ``""`` for the repository root. A folder (or the root) means its ``model.safetensors``
+    plus ``config.json``.
+    """
+
+    repo_id: str
+    revision: str | None
+    path: str
+
+    @property
+    def uri(self) -> str:
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"{HF_SCHEME}{self.repo_id}{rev}" + (f"/{self.path}" if self.path else "")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def files(self) -> tuple[str, str | None, bool]:
+        """``(weights filename, config filename or None, config required)`` inside the repo."""
+        path = self.path
+        lower = path.lower()
+        if lower.endswith(".safetensors"):
+            return path, _sibling(path, CONFIG_NAME), False
+        if path == CONFIG_NAME or path.endswith("/" + CONFIG_NAME):
+            return _sibling(path, WEIGHTS_NAME), path, True
+        if lower.endswith(_WEIGHT_SUFFIXES):
+            return path, None, False
+        return _join(path, WEIGHTS_NAME), _join(path, CONFIG_NAME), False
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    """Local paths (inside the huggingface_hub cache) of one fetched checkpoint."""
+
+    ref: HubRef
+    weights: Path
+    config: Path | None
+    sha256: str
+
+
+def is_hf_uri(text: str) -> bool:
+    return text.startswith(HF_SCHEME)
+
+
+def parse_hf_uri(uri: str) -> HubRef:
+    """``hf://owner/repo[@revision][/path]`` -> HubRef. A revision with ``/`` is written ``%2F``."""
+    if not is_hf_uri(uri):
+        raise UsageError(f"{uri!r}: not an hf:// reference (expected hf://owner/repo[@revision]/path)")
+    rest = uri[len(HF_SCHEME) :]
+    parts = rest.split("/", 2)
+    if len(parts) < 2:
+        raise UsageError(f"{uri!r}: expected hf://owner/repo[@revision]/path")
+    owner, name_rev = parts[0], parts[1]
+    path = parts[2] if len(parts) == 3 else ""
+    name, _, revision = name_rev.partition("@")
+    if not _REPO_PART.match(owner) or not _REPO_PART.match(name):
+        raise UsageError(f"{uri!r}: invalid repository {owner}/{name!s} (expected owner/name)")
+    if "@" in name_rev and not revision:
+        raise UsageError(f"{uri!r}: empty revision after '@'")
+    path = path.strip("/")
+    segments = path.split("/") if path else []
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise UsageError(f"{uri!r}: invalid path {path!r} in the repository")
+    return HubRef(repo_id=f"{owner}/{name}", revision=unquote(revision) or None, path=path)
+
+
+# --------------------------------------------------------------------------------------- downloads
+
+
+def fetch_checkpoint(
+    ref: HubRef,
+    *,
+    sha256: str | None = None,
+    config_filename: str | None = None,
+    label: str | None = None,
+) -> HubFiles:
+    """Fetch the weights (and their config.json, when the repo has one) into the HF cache.
+
+    ``sha256`` (from the manifest) is checked against the weights: a mismatch raises and leaves the
+    cache untouched. ``label`` names the model in messages (a manifest name; default: the URI).
+    """
+    label = label or ref.uri
+    weights_name, default_config, config_required = ref.files()
+    config_name = config_filename or default_config
+    weights = _download(ref, weights_name, label=label, required=True)
+    assert weights is not None
+    config = None
+    if config_name is not None and not _known_missing(ref, config_name):
+        config = _download(ref, config_name, label=label, required=config_required or config_filename is not None)
+    actual = _sha256_file(weights)
+    if sha256 and sha256.lower() != actual:
+        raise ModelLoadError(
+            f"{label}: sha256 mismatch for {ref.repo_id}@{ref.revision or 'main'}/{weights_name}: "
+            f"expected {sha256.lower()}, actual {actual} (the cached file {weights} was left in place; "
+            "the manifest or the published file is wrong)"
+        )
+    return HubFiles(ref=ref, weights=weights, config=config, sha256=actual)
+
+
+def download_model(name_or_ref: str, manifest: Manifest | None = None) -> Path:
+    """``jdsr models download``: make a model available locally; return a path ``load_checkpoint`` accepts.
+
+    ``name_or_ref`` is a manifest name or an ``hf://`` reference. Bundled models are already local
+    (their folder is returned); Hub models return the cached weights file (its config.json sits next
+    to it in the cache snapshot).
+    """
+    if is_hf_uri(name_or_ref):
+        return fetch_checkpoint(parse_hf_uri(name_or_ref)).weights
+    entry, manifest = _manifest_entry(name_or_ref, manifest)
+    if entry.source == "bundled":
+        return manifest.bundled_folder(entry)
+    return fetch_entry(entry).weights
+
+
+def fetch_entry(entry: ManifestEntry) -> HubFiles:
+    """Fetch a manifest entry whose source is ``hub``."""
+    if entry.source != "hub":
+        raise ModelLoadError(f"{entry.name}: a bundled model, nothing to download")
+    return fetch_checkpoint(
+        entry.hub_ref(), sha256=entry.sha256, config_filename=entry.config_filename, label=entry.name
+    )
+
+
+def cached_weights(ref: HubRef) -> Path | None:
+    """The cached weights file for ``ref`` without any network access (None when not cached)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    weights_name, _, _ = ref.files()
+    found = try_to_load_from_cache(ref.repo_id, weights_name, revision=ref.revision)
+    return Path(found) if isinstance(found, str) else None
+
+
+def hub_cache_dir() -> str:
+    """Where huggingface_hub caches files (``HF_HUB_CACHE``, default ``$HF_HOME/hub``)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def hub_is_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _download(ref: HubRef, filename: str, *, label: str, required: bool) -> Path | None:
+    """One ``hf_hub_download``; every failure becomes a ModelLoadError (or None for optional files)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = hub_is_offline()
+    where = f"{ref.repo_id}@{ref.revision or 'main'}/{filename}"
+    try:
+        local = hf_hub_download(
+            ref.repo_id,
+            filename,
+            revision=ref.revision,
+            local_files_only=offline,
+            library_name="jdsr",
+            library_version=__version__,
+        )
+    except RemoteEntryNotFoundError:
+        if not required:
+            return None
+        raise ModelLoadError(f"{label}: {where} not found on {hub_endpoint()}") from None
+    except RevisionNotFoundError:
+        raise ModelLoadError(
+            f"{label}: revision {ref.revision!r} not found in {ref.repo_id} on {hub_endpoint()}"
+        ) from None
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"{label}: {ref.repo_id} is gated: accept its terms on the Hub and set HF_TOKEN"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(
+            f"{label}: repository {ref.repo_id} not found on {hub_endpoint()} "
+            "(if it is private, set HF_TOKEN)"
+        ) from None
+    except LocalEntryNotFoundError as error:
+        if not required:
+            # the weights were found but the config is neither reachable nor cached: detect instead
+            return None
+        raise ModelLoadError(_not_cached_message(label, offline, error)) from None
+    except HfHubHTTPError as error:
+        status = getattr(getattr(error, "response", None), "status_code", "?")
+        raise ModelLoadError(f"{label}: the Hub answered {status} for {where}: {_first_line(str(error))}") from None
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"{label}: cannot download {where}: {_first_line(str(error))}") from None
+    except Exception as error:  # transport errors of the HTTP client (proxy, TLS) are not OSErrors
+        raise ModelLoadError(
+            f"{label}: cannot download {where}: {type(error).__name__}: {_first_line(str(error))}"
+        ) from None
+    return Path(local)
+
+
+def _known_missing(ref: HubRef, filename: str) -> bool:
+    """True when the cache recorded that ``filename`` does not exist at this pinned commit.
+
+    Absence at a commit never changes, so no request is needed. (Branches can change: always asked.)
+    """
+    if ref.revision is None or not _COMMIT_RE.match(ref.revision):
+        return False
+    from huggingface_hub import _CACHED_NO_EXIST, try_to_load_from_cache
+
+    return try_to_load_from_cache(ref.repo_id, filename, revision=ref.revision) is _CACHED_NO_EXIST
+
+
+def _not_cached_message(label: str, offline: bool, error: BaseException) -> str:
+    cache = _pretty_path(hub_cache_dir())
+    if offline:
+        why = "the Hub is offline (HF_HUB_OFFLINE=1)"
+    else:
+        cause = error.__cause__ or error.__context__
+        detail = f": {type(cause).__name__}: {_first_line(str(cause))}" if cause else ""
+        why = f"the Hub could not be reached at {hub_endpoint()}{detail}"
+    return (
+        f"{label} is not in the local cache ({cache}) and {why}: run `jdsr models download {label}` "
+        "on a machine with network access, or copy the cache (HF_HOME)"
+    )
+
+
+def _manifest_entry(name: str, manifest: Manifest | None) -> tuple[ManifestEntry, Manifest]:
+    from jdsr_cli.checkpoints.manifest import load_manifest
+
+    manifest = manifest if manifest is not None else load_manifest()
+    return manifest.require(name), manifest
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pretty_path(path: str) -> str:
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home) :]
+    return path
+
+
+def _sibling(path: str, name: str) -> str:
+    head, _, _ = path.rpartition("/")
+    return f"{head}/{name}" if head else name
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder}/{name}" if folder else name
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return text.strip()
