@@ -1,0 +1,115 @@
+"""Upscale throughput and memory on this machine, as ratios against baselines run in the same process.
+
+Prints, for the chosen model and device:
+  * output megapixels per second, whole image vs tiled (and their ratio);
+  * peak memory while upscaling a large image with tiles (CUDA: max allocated; CPU: peak RSS growth,
+    measured in a child process so earlier runs do not hide it);
+  * OpenCV bicubic as the floor (its MP/s and the model's slowdown against it).
+
+Run:  python bench/bench_upscale.py [--model imdn-x4] [--device auto] [--size 512] [--large 2048] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    fn()  # warm-up (allocator, autotuning)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _peak_rss_child(model: str, device: str, large: int, tile: int, queue) -> None:  # type: ignore[no-untyped-def]
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.upscale import create_upscaler
+
+    upscaler = create_upscaler(resolve_model(model, scale=None), device=device, tile=tile)
+    image = np.random.default_rng(0).random((large, large, 3), dtype=np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    upscaler.upscale(image)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((after - before) * 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="jdsr upscale benchmark")
+    parser.add_argument("--model", default=None, help="model name/path (default: the bundled ×4 default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--size", type=int, default=512, help="input side for the throughput runs")
+    parser.add_argument("--tile", type=int, default=128, help="tile side for the tiled run")
+    parser.add_argument("--large", type=int, default=2048, help="input side for the peak-memory run")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    import cv2
+    import torch
+
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.upscale import create_upscaler
+
+    loaded = resolve_model(args.model, scale=None)
+    scale = loaded.config.scale
+    image = np.random.default_rng(0).random((args.size, args.size, 3), dtype=np.float32)
+    out_mp = (args.size * scale) ** 2 / 1e6
+
+    whole = create_upscaler(loaded, device=args.device, tile=0)
+    tiled = create_upscaler(loaded, device=args.device, tile=args.tile)
+    t_whole = _timed(lambda: whole.upscale(image), args.repeat)
+    t_tiled = _timed(lambda: tiled.upscale(image), args.repeat)
+    image_u8 = (image * 255).astype(np.uint8)
+    size = (args.size * scale, args.size * scale)
+    t_bicubic = _timed(lambda: cv2.resize(image_u8, size, interpolation=cv2.INTER_CUBIC), max(args.repeat, 10))
+
+    device = whole.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        big = np.random.default_rng(0).random((args.large, args.large, 3), dtype=np.float32)
+        base = torch.cuda.memory_allocated(device)
+        result = create_upscaler(loaded, device=args.device, tile="auto").upscale(big)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        peak_label, tile_used = "peak CUDA memory", result.tile
+    else:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_peak_rss_child, args=(args.model, args.device, args.large, args.tile, queue))
+        proc.start()
+        peak = queue.get()
+        proc.join()
+        peak_label, tile_used = "peak RSS growth", args.tile
+
+    report = {
+        "model": loaded.name or loaded.source,
+        "arch": loaded.config.arch,
+        "scale": scale,
+        "device": str(device),
+        "precision": whole.precision.name,
+        "threads": torch.get_num_threads(),
+        "input": f"{args.size}x{args.size}",
+        "whole_mp_per_s": round(out_mp / t_whole, 3),
+        "tiled_mp_per_s": round(out_mp / t_tiled, 3),
+        "tiled_over_whole_time": round(t_tiled / t_whole, 3),
+        "tile": args.tile,
+        "bicubic_cv2_mp_per_s": round(out_mp / t_bicubic, 1),
+        "model_slowdown_vs_bicubic": round(t_whole / t_bicubic, 1),
+        "large_input": f"{args.large}x{args.large}",
+        peak_label.replace(" ", "_") + "_mib": round(peak / 2**20, 1),
+        "large_tile": tile_used,
+        "command": "python bench/bench_upscale.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Batch processing shared by the image commands: input discovery, output naming, error isolation.
+
+A batch never stops at a bad file (unless ``fail_fast``): each file gets a ``FileReport`` with its
+status and a one-line error, and the caller decides the exit code from the reports.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jdsr_cli.errors import JdsrError, UsageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """An input image and its path relative to the folder it was found in (for mirroring)."""
+
+    path: Path
+    relative: Path
+
+
+def collect_inputs(specs: Iterable[str], *, recursive: bool = False) -> list[InputFile]:
+    """Expand files, folders and glob patterns into a sorted, de-duplicated list of inputs.
+
+    A file named explicitly is always attempted; inside folders and globs only known image
+    extensions count. A path that does not exist is a usage error, reported before any work.
+    """
+    found: dict[Path, InputFile] = {}
+    for spec in specs:
+        for item in _expand(spec, recursive):
+            found.setdefault(item.path.resolve(), item)
+    return sorted(found.values(), key=lambda item: str(item.path))
+
+
+def _expand(spec: str, recursive: bool) -> list[InputFile]:
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return [InputFile(path, Path(path.name))]
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        return [
+            InputFile(p, p.relative_to(path))
+            for p in sorted(path.glob(pattern))
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        ]
+    if _GLOB_CHARS & set(spec):
+        matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=recursive))]
+        return [InputFile(p, Path(p.name)) for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    raise UsageError(f"{spec}: no such file or folder")
+
+
+@dataclass(frozen=True)
+class OutputNaming:
+    """Where outputs go: ``{stem}{suffix}.{ext}`` next to the input, or mirrored under ``out_dir``."""
+
+    suffix: str
+    out_dir: Path | None = None
+    extension: str | None = None  # without the dot; None keeps the input's
+
+    def path_for(self, item: InputFile) -> Path:
+        ext = self.extension or item.path.suffix.lstrip(".") or "png"
+        name = f"{item.path.stem}{self.suffix}.{ext}"
+        folder = item.path.parent if self.out_dir is None else self.out_dir / item.relative.parent
+        return folder / name
+
+
+@dataclass
+class FileReport:
+    """One line of the batch report (also the JSON record)."""
+
+    input: str
+    output: str | None
+    status: str  # "done" | "skipped" | "failed"
+    error: str | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.update(record.pop("details"))
+        return record
+
+
+#: process(item, output_path) -> details dict; raises JdsrError for an expected per-file failure.
+ProcessFn = Callable[[InputFile, Path], dict[str, Any]]
+
+
+def run_batch(
+    items: list[InputFile],
+    naming: OutputNaming,
+    process: ProcessFn,
+    *,
+    overwrite: bool = False,
+    fail_fast: bool = False,
+    on_start: Callable[[int, InputFile, Path], None] | None = None,
+    on_done: Callable[[FileReport], None] | None = None,
+) -> list[FileReport]:
+    """Process every item; a failure is recorded and the batch goes on (unless ``fail_fast``)."""
+    reports: list[FileReport] = []
+    planned: dict[Path, Path] = {}
+    for index, item in enumerate(items):
+        output = naming.path_for(item)
+        if on_start is not None:
+            on_start(index, item, output)
+        report = _process_one(item, output, process, overwrite, planned)
+        reports.append(report)
+        if on_done is not None:
+            on_done(report)
+        if fail_fast and report.status == "failed":
+            break
+    return reports
+
+
+def _process_one(
+    item: InputFile, output: Path, process: ProcessFn, overwrite: bool, planned: dict[Path, Path]
+) -> FileReport:
+    key = output.resolve()
+    if key == item.path.resolve():
+        return FileReport(str(item.path), str(output), "failed", f"{item.path}: output would overwrite the input")
+    if key in planned:
+        return FileReport(
+            str(item.path), str(output), "failed", f"{item.path}: output {output} is also the output of {planned[key]}"
+        )
+    planned[key] = item.path
+    if output.exists() and not overwrite:
+        return FileReport(str(item.path), str(output), "skipped", "output exists (use --overwrite)")
+    start = time.perf_counter()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        details = process(item, output)
+    except JdsrError as error:
+        return FileReport(str(item.path), str(output), "failed", str(error), time.perf_counter() - start)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = error.filename or output.parent
+        return FileReport(str(item.path), str(output), "failed", f"{where}: {reason}", time.perf_counter() - start)
+    return FileReport(str(item.path), str(output), "done", None, time.perf_counter() - start, details)

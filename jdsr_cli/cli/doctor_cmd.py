@@ -1,0 +1,58 @@
+"""``jdsr doctor``: versions, devices, threads and where models are cached, for bug reports."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+from jdsr_cli.cli.console import make_console
+
+_PACKAGES = ("torch", "numpy", "pillow", "opencv-python-headless", "huggingface-hub", "safetensors", "typer", "rich")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def doctor() -> None:
+    """Print versions, devices, threads and cache locations."""
+    import torch
+    from rich.table import Table
+
+    from jdsr_cli import __version__
+    from jdsr_cli.engine.device import mps_available, resolve_device
+
+    table = Table(title="jdsr doctor", show_header=False)
+    table.add_column("item")
+    table.add_column("value")
+    table.add_row("jdsr", __version__)
+    table.add_row("python", f"{platform.python_version()} ({platform.platform()})")
+    for package in _PACKAGES:
+        table.add_row(package, _version(package))
+    table.add_row("cpu threads (torch)", f"{torch.get_num_threads()} of {os.cpu_count()} cores")
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            bf16 = "bf16" if torch.cuda.is_bf16_supported() else "no bf16"
+            table.add_row(f"cuda:{index}", f"{props.name}, {props.total_memory / 2**30:.1f} GiB, {bf16}")
+        table.add_row("cuda runtime", str(torch.version.cuda))
+    else:
+        table.add_row("cuda", f"not available (torch build: {torch.version.cuda or 'cpu'})")
+    table.add_row("mps", "available" if mps_available() else "not available")
+    table.add_row("device auto", str(resolve_device("auto")))
+    from huggingface_hub import constants
+
+    table.add_row("HF cache", str(constants.HF_HUB_CACHE))
+    table.add_row("HF offline", "yes" if constants.HF_HUB_OFFLINE else "no")
+    table.add_row("HF endpoint", str(constants.ENDPOINT))
+    try:
+        from importlib.resources import files
+
+        table.add_row("bundled weights", str(files("jdsr_weights")))
+    except ModuleNotFoundError:
+        table.add_row("bundled weights", "missing (reinstall jdsr)")
+    make_console().print(table)

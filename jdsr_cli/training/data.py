@@ -1,0 +1,94 @@
+"""Training pairs from a folder of HR images: MATLAB-bicubic LR, aligned random crops, 8 dihedral views.
+
+LR images are made once per image from the whole modcropped HR (downscaling a patch alone would differ
+at the patch borders), then aligned LR/HR patches are cut from the pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jdsr_cli.batch import IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    lr: np.ndarray  # h×w×3 uint8
+    hr: np.ndarray  # (h·s)×(w·s)×3 uint8
+
+
+def find_images(folder: Path) -> list[Path]:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def make_pair(hr_rgb: np.ndarray, scale: int) -> ImagePair:
+    """Modcrop an H×W×3 uint8 HR image and pair it with its MATLAB-bicubic LR."""
+    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
+
+    hr = modcrop(hr_rgb, scale)
+    return ImagePair(matlab_downscale_uint8(hr, scale), hr)
+
+
+def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[ImagePair], list[str]]:
+    """Decode and pair every readable image big enough for a patch; returns (pairs, skipped reasons)."""
+    from jdsr_cli.errors import ImageReadError
+    from jdsr_cli.io.image import read_image
+
+    pairs, skipped = [], []
+    for path in paths:
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            skipped.append(str(error))
+            continue
+        rgb = image.color
+        if rgb.shape[2] == 1:
+            rgb = np.repeat(rgb, 3, axis=2)
+        hr = np.round(rgb * 255.0).clip(0, 255).astype(np.uint8)
+        if min(hr.shape[:2]) // scale < min_lr_side:
+            skipped.append(f"{path}: smaller than one training patch")
+            continue
+        pairs.append(make_pair(hr, scale))
+    return pairs, skipped
+
+
+class PatchSampler:
+    """Draws random aligned (LR, HR) patch batches as float tensors in [0, 1], N×3×H×W."""
+
+    def __init__(self, pairs: list[ImagePair], scale: int, lr_patch: int, seed: int = 0) -> None:
+        if not pairs:
+            raise ValueError("no training images")
+        self.pairs = pairs
+        self.scale = scale
+        self.lr_patch = lr_patch
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lrs, hrs = zip(*(self._patch() for _ in range(size)), strict=True)
+        to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+        return to_tensor(lrs), to_tensor(hrs)
+
+    def _patch(self) -> tuple[np.ndarray, np.ndarray]:
+        pair = self.pairs[self.rng.integers(len(self.pairs))]
+        p, s = self.lr_patch, self.scale
+        y = int(self.rng.integers(pair.lr.shape[0] - p + 1))
+        x = int(self.rng.integers(pair.lr.shape[1] - p + 1))
+        lr = pair.lr[y : y + p, x : x + p]
+        hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
+        view = int(self.rng.integers(8))
+        return np.ascontiguousarray(dihedral(lr, view)), np.ascontiguousarray(dihedral(hr, view))
+
+
+def dihedral(image: np.ndarray, view: int) -> np.ndarray:
+    """One of the 8 flips/rotations of an H×W×C array (view 0 is the identity)."""
+    if view & 4:
+        image = image.transpose(1, 0, 2)
+    if view & 2:
+        image = image[::-1]
+    if view & 1:
+        image = image[:, ::-1]
+    return image

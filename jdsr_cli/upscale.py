@@ -1,0 +1,248 @@
+"""``jdsr upscale`` as a library: one image through the engine, with alpha, gray and output sizing.
+
+Model scale and output scale are separate: the network always runs at its own scale, then a
+high-quality resize (MATLAB-style antialiased bicubic) reaches ``outscale`` or ``width``/``height``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jdsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
+    from jdsr_cli.io.image import Image
+
+ALPHA_MODES = ("auto", "model", "bicubic", "discard")
+#: BT.601 luma weights: how a model's RGB output returns to gray for a gray input.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class OutputSize:
+    """How big the output is: the model's scale, a factor, or explicit pixel dimensions."""
+
+    outscale: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.outscale is not None and (self.width or self.height):
+            raise UsageError("--outscale cannot be combined with --width/--height")
+        if self.outscale is not None and not 0 < self.outscale <= 16:
+            raise UsageError(f"--outscale {self.outscale}: must be in (0, 16]")
+        for flag, value in (("--width", self.width), ("--height", self.height)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} {value}: must be a positive number of pixels")
+
+    def target(self, width: int, height: int, model_scale: int) -> tuple[int, int]:
+        """Output (width, height) for an input of ``width``×``height``."""
+        if self.width and self.height:
+            return self.width, self.height
+        if self.width:
+            return self.width, max(1, round(height * self.width / width))
+        if self.height:
+            return max(1, round(width * self.height / height)), self.height
+        factor = self.outscale if self.outscale is not None else model_scale
+        return max(1, round(width * factor)), max(1, round(height * factor))
+
+    def suffix(self, model_scale: int) -> str:
+        """Default file-name suffix: ``_x4``, ``_x2.5`` or ``_1920x1080``-style."""
+        if self.width or self.height:
+            return f"_{self.width or 'auto'}x{self.height or 'auto'}"
+        factor = self.outscale if self.outscale is not None else model_scale
+        return f"_x{factor:g}"
+
+
+def create_upscaler(
+    loaded: LoadedModel,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: TileSetting = "auto",
+    overlap: int = 16,
+    batch_size: int | None = None,
+    tta: bool = False,
+) -> Upscaler:
+    """An ``Upscaler`` for a loaded checkpoint, with device and precision validated up front."""
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.engine.device import resolve_device, resolve_precision
+    from jdsr_cli.engine.upscaler import Upscaler
+
+    spec = REGISTRY.get(loaded.config.arch)
+    torch_device = resolve_device(device)
+    chosen = resolve_precision(
+        precision, torch_device, supports_fp16=spec.supports_fp16, supports_bf16=spec.supports_bf16
+    )
+    return Upscaler(
+        loaded.model,
+        scale=loaded.config.scale,
+        device=torch_device,
+        precision=chosen,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        size_requirement=spec.size,
+        feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
+    )
+
+
+@dataclass(frozen=True)
+class UpscaleReport:
+    """What happened to one image (for the progress line and the JSON report)."""
+
+    size_in: tuple[int, int]
+    size_out: tuple[int, int]
+    tile: int | None
+    tiles: int
+    fp32_fallbacks: int
+    precision: str
+    alpha: str | None  # how alpha was produced, None when the image had none
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size_in": list(self.size_in),
+            "size_out": list(self.size_out),
+            "tile": self.tile if self.tile is not None else "whole",
+            "tiles": self.tiles,
+            "fp32_fallbacks": self.fp32_fallbacks,
+            "precision": self.precision,
+            "alpha": self.alpha,
+        }
+
+
+def upscale_image(
+    image: Image,
+    upscaler: Upscaler,
+    *,
+    size: OutputSize = OutputSize(),
+    alpha: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> tuple[Image, UpscaleReport]:
+    """Upscale one image; returns the new image (metadata carried over) and a report."""
+    from jdsr_cli.ops.alpha import fill_transparent, is_constant
+
+    if alpha not in ALPHA_MODES:
+        raise UsageError(f"--alpha {alpha!r}: choose one of {', '.join(ALPHA_MODES)}")
+    height, width = image.pixels.shape[:2]
+    out_w, out_h = size.target(width, height, upscaler.scale)
+    color = image.color
+    plane = image.alpha if alpha != "discard" else None
+
+    if plane is not None:
+        color = fill_transparent(color, plane)
+    result = upscaler.upscale(_as_rgb(color), progress)
+    rgb = result.pixels if color.shape[2] == 3 else _to_gray(result.pixels)
+    rgb = _resize_to(rgb, out_w, out_h)
+
+    alpha_how = None
+    if plane is not None:
+        constant = is_constant(plane)
+        if alpha == "auto" and constant is not None:
+            new_alpha, alpha_how = np.full((out_h, out_w), constant, dtype=np.float32), "constant"
+        elif alpha == "bicubic":
+            new_alpha, alpha_how = _resize_to(plane[:, :, None], out_w, out_h)[:, :, 0], "bicubic"
+        else:
+            grey = upscaler.upscale(_as_rgb(plane[:, :, None])).pixels
+            new_alpha, alpha_how = _resize_to(_to_gray(grey), out_w, out_h)[:, :, 0], "model"
+        pixels = np.concatenate([rgb, np.clip(new_alpha, 0, 1)[:, :, None]], axis=2)
+    else:
+        pixels = rgb
+
+    report = UpscaleReport(
+        (width, height), (out_w, out_h), result.tile, result.tiles, result.fp32_fallbacks, result.precision, alpha_how
+    )
+    return replace(image, pixels=np.ascontiguousarray(pixels, dtype=np.float32)), report
+
+
+def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def _to_gray(rgb: np.ndarray) -> np.ndarray:
+    return (rgb @ _LUMA)[:, :, None].astype(np.float32)
+
+
+def _resize_to(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize H×W×C float pixels with the antialiased MATLAB-style cubic, clamped to [0, 1]."""
+    if pixels.shape[0] == height and pixels.shape[1] == width:
+        return pixels
+    import torch
+
+    from jdsr_cli.ops.resize import resize_float
+
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    out = resize_float(tensor, size=(height, width))
+    return np.clip(out.numpy().transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
+
+
+def check_scale(requested: int | None, model_scale: int, model_name: str) -> None:
+    """Refuse a model whose scale contradicts an explicit ``-s`` instead of garbling the output."""
+    if requested is not None and requested != model_scale:
+        raise UsageError(
+            f"--scale {requested} but {model_name} is a ×{model_scale} model; "
+            f"drop -s, pick a ×{requested} model, or use --outscale for other output sizes"
+        )
+
+
+
+
+_FORMAT_EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff", "bmp": "bmp"}
+
+
+def output_extension(fmt: str | None) -> str | None:
+    """The file extension for ``--format`` (None keeps each input's extension)."""
+    if fmt is None:
+        return None
+    try:
+        return _FORMAT_EXTENSIONS[fmt.lower().lstrip(".")]
+    except KeyError:
+        raise UsageError(f"--format {fmt!r}: choose png, jpg, webp, tiff or bmp") from None
+
+
+def make_processor(
+    upscaler: Upscaler,
+    *,
+    size: OutputSize = OutputSize(),
+    alpha: str = "auto",
+    fmt: str | None = None,
+    quality: int | None = None,
+    lossless: bool = False,
+    strip_metadata: bool = False,
+    max_pixels: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Callable[[Any, Any], dict[str, Any]]:
+    """The per-file function for ``jdsr_cli.batch.run_batch``: read, upscale, write atomically."""
+    from jdsr_cli.errors import ImageWriteError
+    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
+    from jdsr_cli.io.image import read_image, write_image
+
+    def process(item: Any, output: Any) -> dict[str, Any]:
+        image = read_image(item.path, max_pixels=max_pixels)
+        out_format = output.suffix.lstrip(".").lower()
+        if image.has_alpha and alpha != "discard" and not format_supports_alpha(out_format):
+            raise ImageWriteError(
+                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
+                "(use --alpha discard or --format png/webp/tiff)"
+            )
+        result, report = upscale_image(image, upscaler, size=size, alpha=alpha, progress=progress)
+        if alpha == "discard" and image.has_alpha:
+            result = replace(result, pixels=result.pixels[:, :, :-1])
+        write_image(
+            output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata
+        )
+        details = report.as_dict()
+        details["device"] = str(upscaler.device)
+        details["bit_depth"] = image.bit_depth
+        if image.bit_depth > 8 and not format_supports_16bit(out_format):
+            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
+        return details
+
+    return process

@@ -1,0 +1,125 @@
+"""Train a bundled model on ../shared/data/train and write it to weights/<name>/ with its measured figures.
+
+This is the interim recipe used before `jdsr train` exists (issue 3 replaces it); every number it writes
+is measured by this script on Set5/Set14 (PSNR-Y/SSIM-Y, crop = scale, MATLAB-bicubic LR).
+
+    python scripts/train_bundled.py --arch imdn --scale 4 --steps 3000 --batch-size 16 --patch 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jdsr_cli.archs import REGISTRY
+from jdsr_cli.archs.registry import ArchConfig
+from jdsr_cli.checkpoints.format import save_checkpoint
+from jdsr_cli.ops.metrics import MetricConvention
+from jdsr_cli.training.data import PatchSampler, find_images, load_pairs
+from jdsr_cli.training.supervised import fit_supervised
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def evaluate(model: torch.nn.Module, data: Path, scale: int, sets: list[str]) -> dict[str, dict[str, float]]:
+    """Standard protocol: modcropped HR, stored (or MATLAB-bicubic) LR, uint8 SR, Y, crop = scale."""
+    from PIL import Image
+
+    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
+
+    convention = MetricConvention.standard(scale)
+    results = {}
+    for name in sets:
+        psnrs, ssims, bic = [], [], []
+        for hr_path in sorted((data / "benchmark" / name / "HR").glob("*.png")):
+            hr = np.asarray(Image.open(hr_path).convert("RGB"))
+            hr = modcrop(hr, scale)
+            lr = matlab_downscale_uint8(hr, scale)
+            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+            with torch.inference_mode():
+                sr = model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255
+            sr = np.floor(sr + 0.5).astype(np.uint8)
+            psnrs.append(convention.psnr(sr, hr))
+            ssims.append(convention.ssim(sr, hr))
+            from jdsr_cli.ops.resize import imresize
+
+            up = imresize(x[0], scale=scale).clamp(0, 1).permute(1, 2, 0).numpy() * 255
+            bic.append(convention.psnr(np.floor(up + 0.5).astype(np.uint8), hr))
+        results[name] = {
+            "psnr": round(float(np.mean(psnrs)), 3),
+            "ssim": round(float(np.mean(ssims)), 4),
+            "bicubic_psnr": round(float(np.mean(bic)), 3),
+            "images": len(psnrs),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="imdn")
+    parser.add_argument("--preset", default=None)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=48, help="LR patch side")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    spec = REGISTRY.get(args.arch)
+    kwargs = dict(spec.presets[args.preset]) if args.preset else {}
+    config = ArchConfig(args.arch, args.scale, kwargs)
+    model = REGISTRY.build(config)
+    if args.init:
+        from jdsr_cli.checkpoints.format import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(args.init).model.state_dict(), strict=False)
+    pairs, skipped = load_pairs(find_images(args.data / "train"), args.scale, args.patch)
+    print(f"{len(pairs)} training images ({len(skipped)} skipped)", flush=True)
+    sampler = PatchSampler(pairs, args.scale, args.patch, seed=args.seed)
+    start = time.time()
+    fit = fit_supervised(
+        model, sampler, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        log_every=100, log=lambda step, loss: print(f"step {step} loss {loss:.4f} {time.time() - start:.0f}s", flush=True),
+    )
+    metrics = evaluate(model, args.data, args.scale, ["Set5", "Set14"])
+    name = args.name or f"{args.arch}-x{args.scale}"
+    recipe = {
+        "method": "supervised L1",
+        "data": "T91 + BSD200 (290 images, ../shared/data/train), MATLAB-bicubic LR",
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr_patch": args.patch,
+        "optimizer": "Adam(0.9, 0.99)",
+        "lr": args.lr,
+        "schedule": "cosine to 1% of lr",
+        "seed": args.seed,
+        "init": str(args.init) if args.init else None,
+        "wall_clock_s": round(fit.seconds),
+        "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "command": "python scripts/train_bundled.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False) and k != "data"
+        ),
+    }
+    convention = MetricConvention.standard(args.scale)
+    folder = save_checkpoint(
+        ROOT / "weights" / name, model, config, name=name, training=recipe,
+        metrics={"convention": f"{convention.psnr_label} / {convention.ssim_label}, MATLAB-bicubic LR", **metrics},
+    )
+    print(json.dumps({"checkpoint": str(folder), "metrics": metrics, "seconds": round(fit.seconds)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

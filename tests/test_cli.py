@@ -1,0 +1,159 @@
+"""`jdsr` end to end through the CLI: batches of real photos, bad inputs, naming, reports, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from jdsr_cli.cli.main import app
+
+runner = CliRunner()
+
+
+def jdsr(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture()
+def photo_tree(tmp_path: Path, data_dir: Path) -> Path:
+    """A messy folder: real photos (some nested), plus corrupt, truncated, empty and non-image files."""
+    root = tmp_path / "photos"
+    (root / "trip" / "day2").mkdir(parents=True)
+    lr = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4"
+    shutil.copy(lr / "birdx4.png", root / "bird.png")
+    shutil.copy(lr / "headx4.png", root / "trip" / "head.png")
+    PILImage.open(lr / "womanx4.png").save(root / "trip" / "day2" / "woman.jpg", quality=92)
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.png").write_text("not an image at all")
+    data = (lr / "babyx4.png").read_bytes()
+    (root / "trip" / "truncated.png").write_bytes(data[: len(data) // 2])
+    (root / "readme.txt").write_text("ignored: not an image extension")
+    return root
+
+
+def test_folder_batch_mirrors_tree_and_reports_bad_files(photo_tree: Path, tmp_path: Path, trained_checkpoint: Path) -> None:
+    out = tmp_path / "out"
+    report_path = tmp_path / "report.json"
+    result = jdsr("upscale", photo_tree, "-r", "-o", out, "--model", trained_checkpoint, "--json", report_path)
+    assert result.exit_code == 1, result.output
+    produced = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert produced == ["bird_x2.png", "trip/day2/woman_x2.jpg", "trip/head_x2.png"]
+    assert PILImage.open(out / "bird_x2.png").size == (2 * 72, 2 * 72)
+    report = json.loads(report_path.read_text())
+    assert report["summary"] == {"done": 3, "skipped": 0, "failed": 3, "total": 6}
+    failed = {Path(f["input"]).name: f["error"] for f in report["files"] if f["status"] == "failed"}
+    assert set(failed) == {"empty.png", "notes.png", "truncated.png"}
+    for name, error in failed.items():
+        assert name in error and "\n" not in error
+    done = [f for f in report["files"] if f["status"] == "done"]
+    for record in done:
+        assert {"input", "output", "size_in", "size_out", "seconds", "device", "tile", "status", "error"} <= set(record)
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))
+
+    again = jdsr("upscale", photo_tree, "-r", "-o", out, "--model", trained_checkpoint, "--json", report_path)
+    assert json.loads(report_path.read_text())["summary"]["skipped"] == 3, again.output
+    forced = jdsr("upscale", photo_tree / "bird.png", "-o", out, "--model", trained_checkpoint, "--overwrite")
+    assert forced.exit_code == 0 and "1 done" in forced.output
+
+
+def test_next_to_input_default_name_suffix_format(tmp_path: Path, data_dir: Path, trained_checkpoint: Path) -> None:
+    src = tmp_path / "bird.png"
+    shutil.copy(data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png", src)
+    assert jdsr("upscale", src, "--model", trained_checkpoint).exit_code == 0
+    assert (tmp_path / "bird_x2.png").is_file()
+    result = jdsr("upscale", src, "--model", trained_checkpoint, "--suffix", "-big", "--format", "webp",
+                  "--outscale", "3", "--tile", "32")
+    assert result.exit_code == 0, result.output
+    assert PILImage.open(tmp_path / "bird-big.webp").size == (216, 216)
+    glob_result = jdsr("upscale", str(tmp_path / "bird.*"), "--model", trained_checkpoint, "--overwrite")
+    assert glob_result.exit_code == 0 and "1 done" in glob_result.output
+
+
+def test_fail_fast_stops_at_first_failure(photo_tree: Path, tmp_path: Path, trained_checkpoint: Path) -> None:
+    result = jdsr("upscale", photo_tree, "-o", tmp_path / "o", "--model", trained_checkpoint, "--fail-fast")
+    assert result.exit_code == 1
+    assert "not run (--fail-fast)" in result.output
+
+
+def test_unwritable_output_folder_is_reported_per_file(tmp_path: Path, data_dir: Path, trained_checkpoint: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    src = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"
+    report = tmp_path / "r.json"
+    result = jdsr("upscale", src, "-o", blocker / "sub", "--model", trained_checkpoint, "--json", report)
+    assert result.exit_code == 1
+    error = json.loads(report.read_text())["files"][0]["error"]
+    assert "blocker" in error and "\n" not in error
+
+
+def test_sixteen_bit_and_metadata_survive_the_cli(tmp_path: Path, trained_checkpoint: Path) -> None:
+    from PIL import ImageCms
+
+    from jdsr_cli.io.image import Image, read_image, write_image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 65536, (24, 20, 3)).astype(np.float32) / 65535
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[0x010F] = "jdsr-test-camera"
+    src = tmp_path / "deep.png"
+    write_image(src, Image(pixels=pixels, bit_depth=16, icc_profile=icc, exif=exif.tobytes(), source_format="PNG"))
+    assert jdsr("upscale", src, "--model", trained_checkpoint).exit_code == 0
+    out = read_image(tmp_path / "deep_x2.png")
+    assert out.bit_depth == 16 and out.pixels.shape == (48, 40, 3)
+    levels = np.round(out.pixels * 65535).astype(np.int64)
+    assert np.any(levels % 257 != 0), "16-bit output must not be 8-bit data scaled up"
+    assert out.icc_profile == icc
+    assert out.exif is not None and b"jdsr-test-camera" in out.exif
+    assert jdsr("upscale", src, "--model", trained_checkpoint, "--suffix", "_s", "--strip-metadata").exit_code == 0
+    stripped = read_image(tmp_path / "deep_s.png")
+    assert stripped.icc_profile is None and stripped.exif is None
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["nope.png"], "no such file"),
+        (["{img}", "--tile", "big"], "--tile"),
+        (["{img}", "-s", "5"], "--scale 5"),
+        (["{img}", "--outscale", "2", "--width", "100"], "--outscale"),
+        (["{img}", "--device", "tpu"], "--device"),
+        (["{img}", "--precision", "fp16", "--device", "cpu"], "fp16"),
+        (["{img}", "--alpha", "sometimes"], "--alpha"),
+        (["{img}", "--format", "gif"], "--format"),
+        (["{img}", "-s", "4"], "×2 model"),
+        (["{img}", "--model", "no-such-model"], "no-such-model"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path: Path, data_dir: Path, trained_checkpoint: Path,
+                                            args: list[str], message: str) -> None:
+    img = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"
+    argv = [a.replace("{img}", str(img)) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", str(trained_checkpoint)]
+    result = jdsr("upscale", *argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:
+    listed = jdsr("models", "list")
+    assert listed.exit_code == 0, listed.output
+    inspected = jdsr("models", "inspect", trained_checkpoint)
+    assert inspected.exit_code == 0 and "edsr" in inspected.output, inspected.output
+    assert jdsr("models", "inspect", "/no/such/file.pth").exit_code == 1
+    doctor = jdsr("doctor")
+    assert doctor.exit_code == 0 and "torch" in doctor.output and "HF cache" in doctor.output
+
+
+def test_python_dash_m_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "jdsr_cli", "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.startswith("jdsr ")
