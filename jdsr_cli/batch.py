@@ -66,10 +66,18 @@ class OutputNaming:
     extension: str | None = None  # without the dot; None keeps the input's
 
     def path_for(self, item: InputFile) -> Path:
-        ext = self.extension or item.path.suffix.lstrip(".") or "png"
+        ext = self.extension or _writable_extension(item.path.suffix)
         name = f"{item.path.stem}{self.suffix}.{ext}"
         folder = item.path.parent if self.out_dir is None else self.out_dir / item.relative.parent
         return folder / name
+
+
+def _writable_extension(suffix: str) -> str:
+    """Keep the input's extension when we can write that format; otherwise PNG (e.g. for .gif)."""
+    from jdsr_cli.io.formats import normalize_format
+
+    ext = suffix.lstrip(".")
+    return ext if ext and normalize_format(ext) is not None else "png"
 
 
 @dataclass

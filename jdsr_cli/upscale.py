@@ -16,7 +16,7 @@ from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.format import LoadedModel
-    from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
+    from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler, UpscaleResult
     from jdsr_cli.io.image import Image
 
 ALPHA_MODES = ("auto", "model", "bicubic", "discard")
@@ -138,8 +138,7 @@ def upscale_image(
 
     if plane is not None:
         color = fill_transparent(color, plane)
-    result = upscaler.upscale(_as_rgb(color), progress)
-    rgb = result.pixels if color.shape[2] == 3 else _to_gray(result.pixels)
+    rgb, result = _upscale_color(color, upscaler, progress)
     rgb = _resize_to(rgb, out_w, out_h)
 
     alpha_how = None
@@ -150,8 +149,8 @@ def upscale_image(
         elif alpha == "bicubic":
             new_alpha, alpha_how = _resize_to(plane[:, :, None], out_w, out_h)[:, :, 0], "bicubic"
         else:
-            grey = upscaler.upscale(_as_rgb(plane[:, :, None])).pixels
-            new_alpha, alpha_how = _resize_to(_to_gray(grey), out_w, out_h)[:, :, 0], "model"
+            grey, _ = _upscale_color(plane[:, :, None], upscaler, None)
+            new_alpha, alpha_how = _resize_to(grey, out_w, out_h)[:, :, 0], "model"
         pixels = np.concatenate([rgb, np.clip(new_alpha, 0, 1)[:, :, None]], axis=2)
     else:
         pixels = rgb
@@ -162,6 +161,34 @@ def upscale_image(
     return replace(image, pixels=np.ascontiguousarray(pixels, dtype=np.float32)), report
 
 
+def _upscale_color(
+    color: np.ndarray, upscaler: Upscaler, progress: ProgressCallback | None
+) -> tuple[np.ndarray, UpscaleResult]:
+    """Run the model on colour (H×W×1 or ×3) the way its input channels require.
+
+    RGB models see gray as replicated RGB and give gray back through BT.601 luma. Single-channel
+    (Y-only) models, such as most published FSRCNN weights, see the Y of YCbCr; Cb and Cr are resized
+    with the antialiased bicubic, the usual convention for those models.
+    """
+    if upscaler.in_channels == 3:
+        result = upscaler.upscale(_as_rgb(color), progress)
+        return (result.pixels if color.shape[2] == 3 else _to_gray(result.pixels)), result
+    if color.shape[2] == 1:
+        result = upscaler.upscale(color, progress)
+        return result.pixels, result
+    import torch
+
+    from jdsr_cli.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    ycbcr = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))).numpy().transpose(1, 2, 0)
+    result = upscaler.upscale(np.ascontiguousarray(ycbcr[:, :, :1]), progress)
+    height, width = result.pixels.shape[:2]
+    chroma = _resize_to(ycbcr[:, :, 1:], width, height, clamp=False)
+    merged = np.concatenate([result.pixels, chroma], axis=2).transpose(2, 0, 1)
+    rgb = ycbcr_to_rgb(torch.from_numpy(np.ascontiguousarray(merged))).numpy().transpose(1, 2, 0)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32), result
+
+
 def _as_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
@@ -170,8 +197,8 @@ def _to_gray(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ _LUMA)[:, :, None].astype(np.float32)
 
 
-def _resize_to(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize H×W×C float pixels with the antialiased MATLAB-style cubic, clamped to [0, 1]."""
+def _resize_to(pixels: np.ndarray, width: int, height: int, *, clamp: bool = True) -> np.ndarray:
+    """Resize H×W×C float pixels with the antialiased MATLAB-style cubic (clamped to [0, 1])."""
     if pixels.shape[0] == height and pixels.shape[1] == width:
         return pixels
     import torch
@@ -179,8 +206,8 @@ def _resize_to(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     from jdsr_cli.ops.resize import resize_float
 
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
-    out = resize_float(tensor, size=(height, width))
-    return np.clip(out.numpy().transpose(1, 2, 0), 0.0, 1.0).astype(np.float32)
+    out = resize_float(tensor, size=(height, width)).numpy().transpose(1, 2, 0)
+    return (np.clip(out, 0.0, 1.0) if clamp else out).astype(np.float32)
 
 
 def check_scale(requested: int | None, model_scale: int, model_name: str) -> None:
@@ -223,11 +250,13 @@ def make_processor(
     from jdsr_cli.errors import ImageWriteError
     from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
     from jdsr_cli.io.image import read_image, write_image
+    from jdsr_cli.ops.alpha import is_constant
 
     def process(item: Any, output: Any) -> dict[str, Any]:
         image = read_image(item.path, max_pixels=max_pixels)
         out_format = output.suffix.lstrip(".").lower()
-        if image.has_alpha and alpha != "discard" and not format_supports_alpha(out_format):
+        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
+        if image.has_alpha and alpha != "discard" and not opaque and not format_supports_alpha(out_format):
             raise ImageWriteError(
                 f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
                 "(use --alpha discard or --format png/webp/tiff)"

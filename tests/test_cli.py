@@ -157,3 +157,35 @@ def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:
 def test_python_dash_m_entry_point() -> None:
     result = subprocess.run([sys.executable, "-m", "jdsr_cli", "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("jdsr ")
+
+
+def test_unwritable_input_format_falls_back_to_png_and_opaque_alpha_goes_to_jpeg(
+    tmp_path: Path, data_dir: Path, trained_checkpoint: Path
+) -> None:
+    src = PILImage.open(data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png")
+    src.save(tmp_path / "anim.gif")
+    src.convert("RGBA").save(tmp_path / "opaque.png")
+    assert jdsr("upscale", tmp_path / "anim.gif", "--model", trained_checkpoint).exit_code == 0
+    assert (tmp_path / "anim_x2.png").is_file()
+    result = jdsr("upscale", tmp_path / "opaque.png", "--model", trained_checkpoint, "--format", "jpg")
+    assert result.exit_code == 0, result.output
+    assert PILImage.open(tmp_path / "opaque_x2.jpg").mode == "RGB"
+    rgba = np.array(src.convert("RGBA"))
+    rgba[:10, :10, 3] = 0
+    PILImage.fromarray(rgba).save(tmp_path / "holes.png")
+    refused = jdsr("upscale", tmp_path / "holes.png", "--model", trained_checkpoint, "--format", "jpg")
+    assert refused.exit_code == 1 and "alpha" in refused.output
+
+
+def test_upscale_does_not_import_training_code(tmp_path: Path, data_dir: Path, trained_checkpoint: Path) -> None:
+    src = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"
+    code = (
+        "import sys\n"
+        "from jdsr_cli.cli.main import app\n"
+        f"try:\n    app(['upscale', {str(src)!r}, '-o', {str(tmp_path)!r}, '--model', {str(trained_checkpoint)!r}, '-q'])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print(sorted(m for m in sys.modules if m.startswith('jdsr_cli.training')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def test_metric_convention() -> None:
     assert conv.psnr_label == "PSNR-Y crop=4" and conv.ssim_label == "SSIM-Y crop=4"
     assert MetricConvention(y_channel=False, crop=0).label("PSNR") == "PSNR-RGB crop=0"
     assert MetricConvention(crop=2, rounding="none").label("SSIM") == "SSIM-Y crop=2 float"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         conv.crop = 3  # type: ignore[misc]
     with pytest.raises(ValueError):
         MetricConvention(rounding="nearest")  # type: ignore[arg-type]

@@ -111,3 +111,21 @@ def test_output_size_validation_and_scale_mismatch() -> None:
     with pytest.raises(UsageError, match="×2 model"):
         check_scale(4, 2, "my-model")
     check_scale(None, 2, "my-model")
+
+
+def test_y_only_model_keeps_colour(tmp_path: Path) -> None:
+    """Single-channel models (most published FSRCNN weights) run on Y; chroma is resized bicubically."""
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.archs.registry import ArchConfig
+    from jdsr_cli.checkpoints.format import save_checkpoint
+
+    config = ArchConfig("fsrcnn", 2, {**REGISTRY.get("fsrcnn").presets["fsrcnn-s"], "num_in_ch": 1, "num_out_ch": 1})
+    folder = save_checkpoint(tmp_path / "y", REGISTRY.build(config), config)
+    y_model = load_checkpoint(folder)
+    rgb = np.zeros((12, 16, 3), np.float32)
+    rgb[..., 0] = 0.9  # strongly red: any loss of chroma would show
+    out, report = upscale_image(_image(rgb), create_upscaler(y_model, device="cpu"))
+    assert out.pixels.shape == (24, 32, 3) and report.size_out == (32, 24)
+    assert out.pixels[..., 0].mean() > out.pixels[..., 1].mean() + 0.3
+    gray, _ = upscale_image(_image(rgb[..., :1]), create_upscaler(y_model, device="cpu"))
+    assert gray.pixels.shape == (24, 32, 1)

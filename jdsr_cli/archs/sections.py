@@ -78,7 +78,7 @@ class SectionHeads(nn.Module):
         transform = getattr(self._model, "denormalize", None)
         outs = [
             _finish(head(trace.head + feat), transform, trace.base)
-            for head, feat in zip(self.heads, trace.sections[:-1])
+            for head, feat in zip(self.heads, trace.sections[:-1], strict=True)
         ]
         outs.append(trace.output)
         return outs

@@ -89,7 +89,7 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
             if names and all(n.startswith(prefix) and len(n) > len(prefix) for n in names):
                 names = [n[len(prefix) :] for n in names]
                 changed = True
-    return dict(zip(names, state_dict.values()))
+    return dict(zip(names, state_dict.values(), strict=True))
 
 
 def load_legacy_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

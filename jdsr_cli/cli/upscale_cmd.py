@@ -187,6 +187,15 @@ def _run_with_progress(console, job, processor, overwrite, fail_fast, run_batch)
         )
 
 
+def _record(report: Any, device: str) -> dict[str, Any]:
+    """Every record has the same keys, whatever its status."""
+    record = report.to_json()
+    for key in ("size_in", "size_out", "tile"):
+        record.setdefault(key, None)
+    record.setdefault("device", device)
+    return record
+
+
 def _write_report(path: Path, job: _Job, reports: list, done: int, skipped: int, failed: int) -> None:  # type: ignore[type-arg]
     from jdsr_cli import __version__
     from jdsr_cli.io.atomic import atomic_write_text
@@ -200,7 +209,7 @@ def _write_report(path: Path, job: _Job, reports: list, done: int, skipped: int,
         "device": str(job.upscaler.device),
         "precision": job.upscaler.precision.name,
         "summary": {"done": done, "skipped": skipped, "failed": failed, "total": len(job.items)},
-        "files": [r.to_json() for r in reports],
+        "files": [_record(r, str(job.upscaler.device)) for r in reports],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")

@@ -118,7 +118,7 @@ class Upscaler:
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
-        probe = torch.rand(1, self._in_channels(), side, side)
+        probe = torch.rand(1, self.in_channels, side, side)
         with torch.inference_mode(), self._autocast(self.precision):
             self.model(probe.to(self.device))
         peak = torch.cuda.max_memory_allocated(self.device) - base
@@ -172,7 +172,9 @@ class Upscaler:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=precision.dtype)
 
-    def _in_channels(self) -> int:
+    @property
+    def in_channels(self) -> int:
+        """Channels the network expects (3 for RGB models, 1 for Y-only ones)."""
         return int(getattr(self.model, "in_channels", 3))
 
     def _release_cache(self) -> None:
