@@ -262,8 +262,6 @@ def make_processor(
                 "(use --alpha discard or --format png/webp/tiff)"
             )
         result, report = upscale_image(image, upscaler, size=size, alpha=alpha, progress=progress)
-        if alpha == "discard" and image.has_alpha:
-            result = replace(result, pixels=result.pixels[:, :, :-1])
         write_image(
             output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata
         )
