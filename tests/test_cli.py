@@ -197,12 +197,15 @@ def test_alpha_through_the_cli_keeps_colour_channels(tmp_path: Path, data_dir: P
     rgba[:20, :20, 3] = 0
     PILImage.fromarray(rgba).save(tmp_path / "cut.png")
     for mode, expected in (("discard", "RGB"), ("auto", "RGBA"), ("bicubic", "RGBA")):
-        result = jdsr("upscale", tmp_path / "cut.png", "--model", trained_checkpoint, "--alpha", mode, "--suffix", f"_{mode}")
+        result = jdsr(
+            "upscale", tmp_path / "cut.png", "--model", trained_checkpoint, "--alpha", mode, "--suffix", f"_{mode}"
+        )
         assert result.exit_code == 0, result.output
         out = PILImage.open(tmp_path / f"cut_{mode}.png")
         assert out.mode == expected and out.size == (144, 144)
         colour = np.asarray(out.convert("RGB"), dtype=np.float64)[60:100, 60:100]
-        reference = np.asarray(PILImage.fromarray(rgb).resize((144, 144), PILImage.BICUBIC), dtype=np.float64)[60:100, 60:100]
+        reference = np.asarray(PILImage.fromarray(rgb).resize((144, 144), PILImage.BICUBIC), dtype=np.float64)
+        reference = reference[60:100, 60:100]
         assert np.abs(colour - reference).mean() < 6, f"{mode}: colour channels changed"
         if expected == "RGBA":
             alpha = np.asarray(out)[..., 3]
