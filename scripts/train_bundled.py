@@ -85,7 +85,11 @@ def main() -> None:
     if args.init:
         from jdsr_cli.checkpoints.format import load_checkpoint
 
-        model.load_state_dict(load_checkpoint(args.init).model.state_dict(), strict=False)
+        source = load_checkpoint(args.init).model.state_dict()
+        target = model.state_dict()
+        shared = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+        model.load_state_dict(shared, strict=False)  # the body transfers across scales; the upsampler does not
+        print(f"initialised {len(shared)}/{len(target)} tensors from {args.init}", flush=True)
     pairs, skipped = load_pairs(find_images(args.data / "train"), args.scale, args.patch)
     print(f"{len(pairs)} training images ({len(skipped)} skipped)", flush=True)
     sampler = PatchSampler(pairs, args.scale, args.patch, seed=args.seed)
@@ -118,7 +122,38 @@ def main() -> None:
         ROOT / "weights" / name, model, config, name=name, training=recipe,
         metrics={"convention": f"{convention.psnr_label} / {convention.ssim_label}, MATLAB-bicubic LR", **metrics},
     )
+    register_bundled(name, config, folder, metrics, recipe, convention.psnr_label)
     print(json.dumps({"checkpoint": str(folder), "metrics": metrics, "seconds": round(fit.seconds)}, indent=2))
+
+
+def register_bundled(name: str, config: ArchConfig, folder: Path, metrics: dict, recipe: dict, label: str) -> None:
+    """Add or replace the model's entry in weights/manifest.json (default for its scale)."""
+    from jdsr_cli.checkpoints.format import sha256_file
+    from jdsr_cli.io.atomic import atomic_write_text
+
+    manifest_path = ROOT / "weights" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    others = [e for e in manifest["models"] if e["name"] != name]
+    for entry in others:
+        if entry.get("scale") == config.scale:
+            entry["default_for_scale"] = False
+    hours = recipe["wall_clock_s"] / 3600
+    entry = {
+        "name": name,
+        "arch": config.arch,
+        "scale": config.scale,
+        "source": "bundled",
+        "path": folder.name,
+        "sha256": sha256_file(folder / "model.safetensors"),
+        "description": (
+            f"{config.arch.upper()} x{config.scale}, preview: {recipe['steps']} steps on T91+BSD200 "
+            f"({hours:.1f} h on {recipe['hardware']}); {label} Set5 {metrics['Set5']['psnr']:.2f} dB"
+        ),
+        "metrics": {"convention": f"{label}, MATLAB-bicubic LR", **metrics},
+        "default_for_scale": True,
+    }
+    manifest["models"] = sorted([*others, entry], key=lambda e: (e["scale"], e["name"]))
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
 
 
 if __name__ == "__main__":
