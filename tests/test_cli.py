@@ -210,3 +210,19 @@ def test_alpha_through_the_cli_keeps_colour_channels(tmp_path: Path, data_dir: P
         if expected == "RGBA":
             alpha = np.asarray(out)[..., 3]
             assert alpha[:30, :30].mean() < 40 and alpha[60:, 60:].min() > 200
+
+
+def test_scale_ambiguous_foreign_weights_need_dash_s(tmp_path: Path, data_dir: Path) -> None:
+    """PAN ×2 and ×3 weights are identical in shape: without -s the command refuses to guess."""
+    import torch
+
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.archs.registry import ArchConfig
+
+    torch.save({"params_ema": REGISTRY.build(ArchConfig("pan", 3, {})).state_dict()}, tmp_path / "pan.pth")
+    src = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"
+    refused = jdsr("upscale", src, "-o", tmp_path, "--model", tmp_path / "pan.pth")
+    assert refused.exit_code == 2 and "-s" in refused.output, refused.output
+    done = jdsr("upscale", src, "-o", tmp_path, "--model", tmp_path / "pan.pth", "-s", "3")
+    assert done.exit_code == 0, done.output
+    assert PILImage.open(tmp_path / "birdx4_x3.png").size == (216, 216)

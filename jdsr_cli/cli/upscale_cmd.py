@@ -117,6 +117,12 @@ def _prepare(
     if not items:
         raise UsageError(f"no images found in {', '.join(inputs)}")
     loaded = resolve_model(model, scale=scale)
+    candidates = loaded.meta.get("scale_candidates") or []
+    if scale is None and len(candidates) > 1:
+        raise UsageError(
+            f"{loaded.source}: the weights fit scales {', '.join(f'×{c}' for c in candidates)} equally; "
+            "pass -s to say which"
+        )
     check_scale(scale, loaded.config.scale, loaded.source)
     upscaler = create_upscaler(
         loaded, device=device, precision=precision, tile=tile_setting, overlap=tile_overlap,
