@@ -13,6 +13,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _final_mode(target: Path) -> int:
+    """The mode a plain ``open(target, "wb")`` would give: the existing file's, else 0o666 minus umask.
+
+    ``mkstemp`` creates 0o600 files, which would make every output private to its owner.
+    """
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without error."""
@@ -23,6 +36,7 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _final_mode(target))
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
