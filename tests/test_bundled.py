@@ -35,7 +35,7 @@ def test_bundled_model_reproduces_its_recorded_set5_figure(entry, data_dir: Path
         hr = np.asarray(PILImage.open(hr_path).convert("RGB"))
         hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
         lr = np.asarray(PILImage.open(set5 / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png").convert("RGB"))
-        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
         with torch.inference_mode():
             sr = loaded.model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
         ours.append(convention.psnr(np.floor(sr * 255 + 0.5).astype(np.uint8), hr))
