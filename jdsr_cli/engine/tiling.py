@@ -108,4 +108,6 @@ class TileAccumulator:
         self._weight[region] += weights
 
     def result(self) -> np.ndarray:
-        return self._sum / np.maximum(self._weight, 1e-12)
+        """The blended image. Divides in place: the accumulator is spent afterwards (no second full-size copy)."""
+        np.maximum(self._weight, 1e-12, out=self._weight)
+        return np.divide(self._sum, self._weight, out=self._sum)

@@ -79,7 +79,7 @@ class Upscaler:
             try:
                 out, tiles, fallbacks = self._run_image(pixels, tile, progress)
                 used = None if tile >= max(height, width) else tile
-                return UpscaleResult(np.clip(out, 0.0, 1.0), used, tiles, fallbacks, self.precision.name)
+                return UpscaleResult(np.clip(out, 0.0, 1.0, out=out), used, tiles, fallbacks, self.precision.name)
             except _OutOfMemory:
                 smaller = min(tile, max(height, width)) // 2
                 if smaller < MIN_TILE:
