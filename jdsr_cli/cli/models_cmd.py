@@ -18,12 +18,6 @@ def _fail(error: Exception, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _entry_dict(entry: Any) -> dict[str, Any]:
-    if hasattr(entry, "to_dict"):
-        return dict(entry.to_dict())
-    return dict(vars(entry))
-
-
 def _headline_metric(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "-"
@@ -44,7 +38,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         manifest = load_manifest()
     except JdsrError as error:
         raise _fail(error) from None
-    entries = [_entry_dict(e) for e in manifest.entries]
+    entries = [e.to_dict() for e in manifest.entries]
     console = make_console()
     if as_json:
         console.print_json(json.dumps(entries))
@@ -72,7 +66,7 @@ def info(name: str = typer.Argument(..., help="A name from `jdsr models list`.")
         entry = load_manifest().require(name)
     except JdsrError as error:
         raise _fail(error) from None
-    make_console().print_json(json.dumps(_entry_dict(entry), default=str))
+    make_console().print_json(json.dumps(entry.to_dict(), default=str))
 
 
 @app.command("download")

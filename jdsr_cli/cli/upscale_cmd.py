@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,6 @@ def upscale(
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
 
-    from jdsr_cli.batch import run_batch
     from jdsr_cli.upscale import make_processor
 
     def processor(progress):  # type: ignore[no-untyped-def]
@@ -74,7 +74,7 @@ def upscale(
             f"{job.upscaler.precision.name}; {len(job.items)} image(s)",
             markup=False,
         )
-    reports = _run_with_progress(console, job, processor, overwrite, fail_fast, run_batch)
+    reports = _run_with_progress(console, job, processor, overwrite, fail_fast)
     for report in reports:
         if report.status == "failed":
             errors.print(f"failed: {report.error}", markup=False)
@@ -89,9 +89,16 @@ def upscale(
     raise typer.Exit(EXIT_SOME_FAILED if failed or not_run else EXIT_OK)
 
 
+@dataclass(frozen=True)
 class _Job:
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
+    """Everything validated before the first image is read."""
+
+    items: list[Any]  # list[InputFile]
+    naming: Any  # OutputNaming
+    upscaler: Any  # Upscaler
+    size: Any  # OutputSize
+    model_name: str
+    arch: str
 
 
 def _prepare(
@@ -147,9 +154,11 @@ def _parse_tile(value: str) -> int | str:
     return tile
 
 
-def _run_with_progress(console, job, processor, overwrite, fail_fast, run_batch):  # type: ignore[no-untyped-def]
+def _run_with_progress(console, job, processor, overwrite, fail_fast):  # type: ignore[no-untyped-def]
     """Live bars (files + tiles of the current image) on a terminal; one line per file otherwise."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from jdsr_cli.batch import run_batch
 
     def line(report) -> None:  # type: ignore[no-untyped-def]
         if report.status == "done":
