@@ -98,11 +98,16 @@ class TileAccumulator:
         self.scale = scale
         self._sum = np.zeros((height * scale, width * scale, channels), dtype=np.float32)
         self._weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
+        # A plan's tiles share one size, so at most 9 distinct overlap patterns (corners, edges, inside).
+        self._maps: dict[tuple[int, ...], np.ndarray] = {}
 
     def add(self, tile: Tile, output: np.ndarray) -> None:
         """Add one tile's H×W×C output (already at output scale)."""
         s = self.scale
-        weights = blend_weights(tile, s)[:, :, None]
+        key = (tile.height, tile.width, tile.overlap_top, tile.overlap_bottom, tile.overlap_left, tile.overlap_right)
+        weights = self._maps.get(key)
+        if weights is None:
+            weights = self._maps[key] = blend_weights(tile, s)[:, :, None]
         region = (slice(tile.y * s, (tile.y + tile.height) * s), slice(tile.x * s, (tile.x + tile.width) * s))
         self._sum[region] += output * weights
         self._weight[region] += weights
