@@ -98,7 +98,7 @@ class TileAccumulator:
         self.scale = scale
         self._sum = np.zeros((height * scale, width * scale, channels), dtype=np.float32)
         self._weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
-        # A plan's tiles share one size, so at most 9 distinct overlap patterns (corners, edges, inside).
+        # A plan's tiles share one size, so only a few overlap patterns recur (corners, edges, inside).
         self._maps: dict[tuple[int, ...], np.ndarray] = {}
 
     def add(self, tile: Tile, output: np.ndarray) -> None:
