@@ -14,7 +14,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from jdsr_cli.archs import REGISTRY
@@ -27,35 +26,38 @@ from jdsr_cli.training.supervised import fit_supervised
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class MatlabBicubic(torch.nn.Module):
+    """The bicubic baseline as a 'model', so it is scored by exactly the same protocol code."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from jdsr_cli.ops.resize import imresize
+
+        return imresize(x, scale=self.scale)
+
+
 def evaluate(model: torch.nn.Module, data: Path, scale: int, sets: list[str]) -> dict[str, dict[str, float]]:
-    """Standard protocol: modcropped HR, stored (or MATLAB-bicubic) LR, uint8 SR, Y, crop = scale."""
-    from PIL import Image
+    """The `jdsr eval` protocol (jdsr_cli.evaluation) for the model and for MATLAB bicubic."""
+    from jdsr_cli.engine.device import Precision
+    from jdsr_cli.engine.upscaler import Upscaler
+    from jdsr_cli.evaluation import evaluate_set, find_set
 
-    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
+    def upscaler(net: torch.nn.Module) -> Upscaler:
+        return Upscaler(net, scale=scale, device=torch.device("cpu"), precision=Precision("fp32", torch.float32), tile=0)
 
-    convention = MetricConvention.standard(scale)
     results = {}
     for name in sets:
-        psnrs, ssims, bic = [], [], []
-        for hr_path in sorted((data / "benchmark" / name / "HR").glob("*.png")):
-            hr = np.asarray(Image.open(hr_path).convert("RGB"))
-            hr = modcrop(hr, scale)
-            lr = matlab_downscale_uint8(hr, scale)
-            x = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-            with torch.inference_mode():
-                sr = model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255
-            sr = np.floor(sr + 0.5).astype(np.uint8)
-            psnrs.append(convention.psnr(sr, hr))
-            ssims.append(convention.ssim(sr, hr))
-            from jdsr_cli.ops.resize import imresize
-
-            up = imresize(x[0], scale=scale).clamp(0, 1).permute(1, 2, 0).numpy() * 255
-            bic.append(convention.psnr(np.floor(up + 0.5).astype(np.uint8), hr))
+        set_dir = find_set(data, name)
+        ours = evaluate_set(upscaler(model), set_dir)
+        bicubic = evaluate_set(upscaler(MatlabBicubic(scale)), set_dir)
         results[name] = {
-            "psnr": round(float(np.mean(psnrs)), 3),
-            "ssim": round(float(np.mean(ssims)), 4),
-            "bicubic_psnr": round(float(np.mean(bic)), 3),
-            "images": len(psnrs),
+            "psnr": round(ours.psnr, 3),
+            "ssim": round(ours.ssim, 4),
+            "bicubic_psnr": round(bicubic.psnr, 3),
+            "images": len(ours.images),
         }
     return results
 

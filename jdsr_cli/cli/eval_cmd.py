@@ -1,0 +1,75 @@
+"""``jdsr eval``: the standard benchmark protocol, one table per set with its convention in the header."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from jdsr_cli.cli.console import error_console, make_console
+
+
+def evaluate(
+    model: str = typer.Argument(..., help="Bundled name, checkpoint path or hf:// reference."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Folder with benchmark/<Set>/HR (default: $JDSR_DATA)."
+    ),
+    sets: str = typer.Option("Set5,Set14,B100", "--sets", help="Comma-separated set names."),
+    scale: int | None = typer.Option(None, "-s", "--scale", help="Needed only for scale-ambiguous weights."),
+    tta: bool = typer.Option(False, "--tta", help="×8 self-ensemble (results are labelled '+')."),
+    save_images: Path | None = typer.Option(None, "--save-images", help="Write SR images here, per set."),
+    json_report: Path | None = typer.Option(None, "--json", help="Write per-image and mean scores here."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (default, reproducible), bf16 or fp16."),
+) -> None:
+    """Score a model on Set5/Set14/B100: PSNR-Y and SSIM-Y, crop = scale, MATLAB-bicubic LR.
+
+    Example: jdsr eval imdn-x4 --data ../shared/data --sets Set5,Set14
+    """
+    from rich.table import Table
+
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.errors import JdsrError, UsageError
+    from jdsr_cli.evaluation import evaluate_set, find_set
+    from jdsr_cli.upscale import check_scale, create_upscaler
+
+    console = make_console()
+    try:
+        data_dir = data or (Path(os.environ["JDSR_DATA"]) if os.environ.get("JDSR_DATA") else None)
+        if data_dir is None:
+            raise UsageError("--data is required (or set JDSR_DATA): a folder with benchmark/<Set>/HR")
+        set_dirs = [find_set(data_dir, name.strip()) for name in sets.split(",") if name.strip()]
+        loaded = resolve_model(model, scale=scale)
+        check_scale(scale, loaded.config.scale, loaded.source)
+        upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
+    except JdsrError as error:
+        error_console().print(f"error: {error}", markup=False)
+        raise typer.Exit(2) from None
+
+    name = loaded.name or loaded.source
+    results = []
+    for set_dir in set_dirs:
+        try:
+            result = evaluate_set(upscaler, set_dir, save_dir=save_images)
+        except JdsrError as error:
+            error_console().print(f"error: {error}", markup=False)
+            raise typer.Exit(1) from None
+        results.append(result)
+        plus = "+" if tta else ""
+        table = Table(title=f"{name}{plus} on {result.name} ×{result.scale} — {result.convention}")
+        table.add_column("image")
+        table.add_column("PSNR (dB)", justify="right")
+        table.add_column("SSIM", justify="right")
+        for image in result.images:
+            table.add_row(image.name, f"{image.psnr:.2f}", f"{image.ssim:.4f}")
+        table.add_row("mean", f"{result.psnr:.2f}", f"{result.ssim:.4f}", style="bold")
+        console.print(table)
+    if json_report is not None:
+        from jdsr_cli.io.atomic import atomic_write_text
+
+        payload = {"model": name, "arch": loaded.config.arch, "device": str(upscaler.device),
+                   "precision": upscaler.precision.name, "sets": [r.to_json() for r in results]}
+        json_report.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_report, json.dumps(payload, indent=2) + "\n")

@@ -1,0 +1,125 @@
+"""The standard SR benchmark protocol (``jdsr eval``), as in EDSR/RCAN/BasicSR with ``test_y_channel``.
+
+1. HR is modcropped to a multiple of the scale (top-left part kept).
+2. LR is the stored ``LR_bicubic/X{s}/{name}x{s}.png`` when the set has one, else the MATLAB-bicubic
+   downscale of the modcropped HR (identical where both exist; tested on Set5/Set14).
+3. The model runs on the whole LR image (no tiles, so figures are exact), SR is rounded to uint8.
+4. PSNR and SSIM on BT.601 Y, border crop = scale, float64. Gray images (Set14 ``bridge``) go through
+   RGB replication, so every image uses the same Y formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jdsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.engine.upscaler import Upscaler
+
+STANDARD_SETS = ("Set5", "Set14", "B100")
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    name: str
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class SetResult:
+    """One benchmark set's scores under one convention."""
+
+    name: str
+    scale: int
+    convention: str  # e.g. "PSNR-Y / SSIM-Y crop=4, uint8 SR, MATLAB-bicubic LR"
+    self_ensemble: bool
+    images: list[ImageScore] = field(default_factory=list)
+
+    @property
+    def psnr(self) -> float:
+        return float(np.mean([i.psnr for i in self.images]))
+
+    @property
+    def ssim(self) -> float:
+        return float(np.mean([i.ssim for i in self.images]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "scale": self.scale,
+            "convention": self.convention,
+            "self_ensemble": self.self_ensemble,
+            "psnr": round(self.psnr, 4),
+            "ssim": round(self.ssim, 5),
+            "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5)} for i in self.images],
+        }
+
+
+def find_set(data_dir: Path, name: str) -> Path:
+    """A set folder (``<data>/benchmark/<name>`` or ``<data>/<name>``) holding an ``HR`` folder."""
+    for candidate in (data_dir / "benchmark" / name, data_dir / name):
+        if (candidate / "HR").is_dir():
+            return candidate
+    raise UsageError(f"{data_dir}: no benchmark set {name!r} (expected {data_dir}/benchmark/{name}/HR)")
+
+
+def benchmark_pairs(set_dir: Path, scale: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield (name, LR, modcropped HR) as H×W×3 uint8 arrays, in file-name order."""
+    from jdsr_cli.io.image import read_image
+    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
+
+    for hr_path in sorted(p for p in (set_dir / "HR").iterdir() if p.suffix.lower() == ".png"):
+        hr = modcrop(_rgb_uint8(read_image(hr_path).pixels), scale)
+        stored = set_dir / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
+        lr = _rgb_uint8(read_image(stored).pixels) if stored.is_file() else matlab_downscale_uint8(hr, scale)
+        yield hr_path.stem, lr, hr
+
+
+def _rgb_uint8(pixels: np.ndarray) -> np.ndarray:
+    rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
+    return np.floor(rgb * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def evaluate_set(
+    upscaler: Upscaler,
+    set_dir: Path,
+    *,
+    save_dir: Path | None = None,
+    on_image: Callable[[ImageScore], None] | None = None,
+) -> SetResult:
+    """Score one set with the standard protocol; optionally save each SR image as PNG."""
+    from jdsr_cli.ops.metrics import MetricConvention
+
+    scale = upscaler.scale
+    convention = MetricConvention.standard(scale)
+    label = f"{convention.psnr_label} / {convention.ssim_label}, uint8 SR, MATLAB-bicubic LR"
+    result = SetResult(set_dir.name, scale, label, upscaler.tta)
+    for name, lr, hr in benchmark_pairs(set_dir, scale):
+        sr_float = upscaler.upscale(lr.astype(np.float32) / 255.0).pixels
+        sr = np.floor(sr_float * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        if sr.shape != hr.shape:
+            raise UsageError(f"{set_dir / 'HR' / name}.png: SR is {sr.shape}, HR is {hr.shape} (wrong --scale?)")
+        score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr))
+        result.images.append(score)
+        if save_dir is not None:
+            _save(save_dir / set_dir.name / f"{name}_x{scale}.png", sr)
+        if on_image is not None:
+            on_image(score)
+    if not result.images:
+        raise UsageError(f"{set_dir / 'HR'}: no PNG images")
+    return result
+
+
+def _save(path: Path, sr: np.ndarray) -> None:
+    from jdsr_cli.io.image import Image, write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, Image(pixels=sr.astype(np.float32) / 255.0, bit_depth=8, icc_profile=None, exif=None,
+                            source_format="PNG"))
