@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from jdsr_cli.errors import UsageError
 
@@ -60,6 +61,32 @@ class SetResult:
             "ssim": round(self.ssim, 5),
             "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5)} for i in self.images],
         }
+
+
+class MatlabBicubic(torch.nn.Module):
+    """MATLAB bicubic upscaling as a network: the baseline row is scored by the same protocol code."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from jdsr_cli.ops.resize import imresize
+
+        return imresize(x, scale=self.scale)
+
+
+def bicubic_upscaler(scale: int | None, device: str = "cpu") -> Upscaler:
+    """An fp32, untiled upscaler running ``MatlabBicubic`` (``jdsr eval bicubic -s S``)."""
+    from jdsr_cli.engine.device import Precision, resolve_device
+    from jdsr_cli.engine.upscaler import Upscaler
+
+    if scale not in (2, 3, 4):
+        raise UsageError("the bicubic baseline needs -s 2, 3 or 4")
+    return Upscaler(
+        MatlabBicubic(scale), scale=scale, device=resolve_device(device),
+        precision=Precision("fp32", torch.float32), tile=0,
+    )
 
 
 def find_set(data_dir: Path, name: str) -> Path:

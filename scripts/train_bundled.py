@@ -26,24 +26,11 @@ from jdsr_cli.training.supervised import fit_supervised
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class MatlabBicubic(torch.nn.Module):
-    """The bicubic baseline as a 'model', so it is scored by exactly the same protocol code."""
-
-    def __init__(self, scale: int) -> None:
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from jdsr_cli.ops.resize import imresize
-
-        return imresize(x, scale=self.scale)
-
-
 def evaluate(model: torch.nn.Module, data: Path, scale: int, sets: list[str]) -> dict[str, dict[str, float]]:
     """The `jdsr eval` protocol (jdsr_cli.evaluation) for the model and for MATLAB bicubic."""
     from jdsr_cli.engine.device import Precision
     from jdsr_cli.engine.upscaler import Upscaler
-    from jdsr_cli.evaluation import evaluate_set, find_set
+    from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
 
     def upscaler(net: torch.nn.Module) -> Upscaler:
         return Upscaler(net, scale=scale, device=torch.device("cpu"), precision=Precision("fp32", torch.float32), tile=0)
@@ -52,7 +39,7 @@ def evaluate(model: torch.nn.Module, data: Path, scale: int, sets: list[str]) ->
     for name in sets:
         set_dir = find_set(data, name)
         ours = evaluate_set(upscaler(model), set_dir)
-        bicubic = evaluate_set(upscaler(MatlabBicubic(scale)), set_dir)
+        bicubic = evaluate_set(bicubic_upscaler(scale), set_dir)
         results[name] = {
             "psnr": round(ours.psnr, 3),
             "ssim": round(ours.ssim, 4),

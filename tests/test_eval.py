@@ -71,3 +71,14 @@ def test_eval_usage_errors(tmp_path: Path, trained_checkpoint: Path, monkeypatch
     assert missing_data.exit_code == 2 and "--data" in missing_data.output
     unknown_set = runner.invoke(app, ["eval", str(trained_checkpoint), "--data", str(tmp_path), "--sets", "Urban100"])
     assert unknown_set.exit_code == 2 and "Urban100" in unknown_set.output
+
+
+def test_bicubic_baseline_reproduces_the_published_figure(data_dir: Path, tmp_path: Path) -> None:
+    """MATLAB bicubic on Set5 ×4 is 28.42 dB PSNR-Y in the literature (e.g. the VDSR/IMDN tables)."""
+    report = tmp_path / "bicubic.json"
+    result = runner.invoke(app, ["eval", "bicubic", "-s", "4", "--data", str(data_dir), "--sets", "Set5",
+                                 "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(report.read_text())["sets"]
+    assert abs(entry["psnr"] - 28.42) < 0.02
+    assert runner.invoke(app, ["eval", "bicubic", "--data", str(data_dir)]).exit_code == 2

@@ -12,7 +12,9 @@ from jdsr_cli.cli.console import error_console, make_console
 
 
 def evaluate(
-    model: str = typer.Argument(..., help="Bundled name, checkpoint path or hf:// reference."),
+    model: str = typer.Argument(
+        ..., help="Bundled name, checkpoint path, hf:// reference, or 'bicubic' (the baseline; needs -s)."
+    ),
     data: Path | None = typer.Option(
         None, "--data", help="Folder with benchmark/<Set>/HR (default: $JDSR_DATA)."
     ),
@@ -32,7 +34,7 @@ def evaluate(
 
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.errors import JdsrError, UsageError
-    from jdsr_cli.evaluation import evaluate_set, find_set
+    from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
     from jdsr_cli.upscale import check_scale, create_upscaler
 
     console = make_console()
@@ -41,14 +43,17 @@ def evaluate(
         if data_dir is None:
             raise UsageError("--data is required (or set JDSR_DATA): a folder with benchmark/<Set>/HR")
         set_dirs = [find_set(data_dir, name.strip()) for name in sets.split(",") if name.strip()]
-        loaded = resolve_model(model, scale=scale)
-        check_scale(scale, loaded.config.scale, loaded.source)
-        upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
+        if model == "bicubic":
+            upscaler, name, arch = bicubic_upscaler(scale, device), f"bicubic ×{scale}", "matlab-bicubic"
+        else:
+            loaded = resolve_model(model, scale=scale)
+            check_scale(scale, loaded.config.scale, loaded.source)
+            upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
+            name, arch = loaded.name or loaded.source, loaded.config.arch
     except JdsrError as error:
         error_console().print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None
 
-    name = loaded.name or loaded.source
     results = []
     for set_dir in set_dirs:
         try:
@@ -69,7 +74,7 @@ def evaluate(
     if json_report is not None:
         from jdsr_cli.io.atomic import atomic_write_text
 
-        payload = {"model": name, "arch": loaded.config.arch, "device": str(upscaler.device),
+        payload = {"model": name, "arch": arch, "device": str(upscaler.device),
                    "precision": upscaler.precision.name, "sets": [r.to_json() for r in results]}
         json_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_report, json.dumps(payload, indent=2) + "\n")
