@@ -23,9 +23,9 @@ def main() -> None:
         params = sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
         print(
             f"| `{entry['name']}` (default ×{entry['scale']}) | {params / 1e3:.0f}K | {recipe['steps']} "
-            f"({recipe['wall_clock_s'] / 60:.0f} min) | {m['Set5']['psnr']:.2f} / {m['Set5']['ssim']:.4f} | "
-            f"{m['Set14']['psnr']:.2f} / {m['Set14']['ssim']:.4f} | {m['Set5']['bicubic_psnr']:.2f} / "
-            f"{m['Set14']['bicubic_psnr']:.2f} | `{recipe['command']}` |"
+            f"({recipe['wall_clock_s'] / 60:.0f} min) | {m['Set5']['psnr']:.3f} / {m['Set5']['ssim']:.4f} | "
+            f"{m['Set14']['psnr']:.3f} / {m['Set14']['ssim']:.4f} | {m['Set5']['bicubic_psnr']:.3f} / "
+            f"{m['Set14']['bicubic_psnr']:.3f} | `{recipe['command']}` |"
         )
 
 
