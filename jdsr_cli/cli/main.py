@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from jdsr_cli import __version__
-from jdsr_cli.cli import doctor_cmd, eval_cmd, models_cmd, upscale_cmd
+from jdsr_cli.cli import doctor_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
 
 app = typer.Typer(
     name="jdsr",
@@ -32,6 +32,7 @@ def _root(
 
 
 app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
+app.command("train", no_args_is_help=True)(train_cmd.train)
 app.command("eval", no_args_is_help=True)(eval_cmd.evaluate)
 app.add_typer(models_cmd.app, name="models")
 app.command("doctor")(doctor_cmd.doctor)

@@ -1,0 +1,93 @@
+"""``jdsr train``: supervised training on a folder of your own HR photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from jdsr_cli.cli.console import error_console, live_progress_allowed, make_console
+
+
+def train(
+    data: Path | None = typer.Argument(None, metavar="DATA_DIR", help="Folder tree of HR images."),
+    scale: int | None = typer.Option(None, "-s", "--scale", help="2, 3 or 4."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture (imdn, pan, fsrcnn, edsr, rcan)."),
+    preset: str | None = typer.Option(None, "--preset", help="Architecture preset, e.g. edsr baseline."),
+    config_file: Path | None = typer.Option(None, "--config", help="TOML file with any option below."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (checkpoints, log, config)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    lr_dir: Path | None = typer.Option(None, "--lr-dir", help="Paired LR images (default: MATLAB bicubic)."),
+    val: Path | None = typer.Option(None, "--val", help="Validation HR folder (default: a split of DATA_DIR)."),
+    steps: int | None = typer.Option(None, "--steps"),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    patch_size: int | None = typer.Option(None, "--patch-size", help="LR patch side."),
+    lr: float | None = typer.Option(None, "--lr"),
+    schedule: str | None = typer.Option(None, "--schedule", help="cosine or multistep."),
+    ema_decay: float | None = typer.Option(None, "--ema-decay", help="e.g. 0.999; 0 = off."),
+    val_every: int | None = typer.Option(None, "--val-every"),
+    save_every: int | None = typer.Option(None, "--save-every"),
+    device: str | None = typer.Option(None, "--device"),
+    seed: int | None = typer.Option(None, "--seed"),
+    workers: int | None = typer.Option(None, "--workers"),
+) -> None:
+    """Train a model on your photos (L1, Adam, cosine or multistep, optional EMA).
+
+    Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
+    """
+    from jdsr_cli.errors import JdsrError
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.trainer import Trainer
+
+    console, errors = make_console(), error_console()
+    overrides = dict(
+        data=str(data) if data else None, scale=scale, arch=arch, preset=preset, out=str(out) if out else None,
+        lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None, steps=steps, batch_size=batch_size,
+        patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay, val_every=val_every,
+        save_every=save_every, device=device, seed=seed, workers=workers,
+    )
+    if resume is not None:
+        config_file = config_file or resume / "config.toml"
+        overrides.update(resume=str(resume), out=str(resume))
+    try:
+        config = load_config(config_file, overrides)
+        trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
+    except JdsrError as error:
+        errors.print(f"error: {error}", markup=False)
+        raise typer.Exit(2) from None
+    console.print(f"training {config.arch} ×{config.scale} on {trainer.device} for {config.steps} steps "
+                  f"-> {config.out}", markup=False)
+    try:
+        result = _run(console, trainer)
+    except JdsrError as error:
+        errors.print(f"error: {error}", markup=False)
+        raise typer.Exit(1) from None
+    best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
+    console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
+                  f"{result.run_dir}/last", markup=False)
+
+
+def _run(console, trainer):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    label = f"PSNR-Y crop={trainer.config.scale}"
+
+    def describe(p) -> str:  # type: ignore[no-untyped-def]
+        val = f", val {label} {p.val_psnr:.2f}" if p.val_psnr is not None else ""
+        return f"loss {p.loss:.4f}, {p.it_per_s:.1f} it/s{val}"
+
+    if not live_progress_allowed(console):
+        def line(p) -> None:  # type: ignore[no-untyped-def]
+            console.print(f"step {p.step}/{p.steps}: {describe(p)}", markup=False)
+
+        trainer.on_progress = line
+        return trainer.run()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as bars:
+        task = bars.add_task("step", total=trainer.config.steps, completed=trainer.step)
+
+        def update(p) -> None:  # type: ignore[no-untyped-def]
+            bars.update(task, completed=p.step, description=describe(p))
+
+        trainer.on_progress = update
+        return trainer.run()

@@ -1,0 +1,99 @@
+"""Training configuration: defaults < TOML file < command-line flags; the resolved result is saved.
+
+Every option lives in one flat dataclass so a TOML file, the CLI and the saved ``config.toml`` of a run
+all use the same names (``steps``, ``batch_size``, ``patch_size``...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from jdsr_cli.errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    scale: int = 4
+    arch: str = "imdn"
+    preset: str | None = None
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    method: str = "supervised"
+    lr_dir: str | None = None
+    val: str | None = None  # folder of HR images; None = a built-in split of the training folder
+    val_fraction: float = 0.05
+    steps: int = 1000
+    batch_size: int = 16
+    patch_size: int = 48  # LR side
+    lr: float = 2e-4
+    schedule: str = "cosine"  # cosine | multistep
+    milestones: list[int] = field(default_factory=list)  # multistep: steps where lr *= gamma
+    gamma: float = 0.5
+    min_lr_ratio: float = 0.01
+    ema_decay: float = 0.0  # 0 disables EMA weights
+    val_every: int = 500
+    save_every: int = 500
+    log_every: int = 50
+    out: str = "runs/train"
+    resume: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+
+    def validate(self) -> None:
+        if not self.data:
+            raise UsageError("training needs a data folder (DATA_DIR)")
+        if self.scale not in (2, 3, 4):
+            raise UsageError(f"--scale {self.scale}: choose 2, 3 or 4")
+        if self.schedule not in ("cosine", "multistep"):
+            raise UsageError(f"--schedule {self.schedule!r}: choose cosine or multistep")
+        for name in ("steps", "batch_size", "patch_size", "val_every", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.ema_decay < 1:
+            raise UsageError("--ema-decay must be in [0, 1)")
+
+    def to_toml(self) -> str:
+        lines = []
+        for key, value in dataclasses.asdict(self).items():
+            if value is None:
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then the TOML file, then non-None overrides (the CLI flags)."""
+    values: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise UsageError(f"{path}: cannot read the config ({error})") from None
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = TrainConfig(**values)
+    config.validate()
+    return config

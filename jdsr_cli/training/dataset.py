@@ -1,0 +1,126 @@
+"""Training and validation data from any folder tree of HR images.
+
+Sample ``i`` of a run is a pure function of ``(seed, i)``: which image, where the crop sits and which of
+the 8 dihedral views. So a resumed run draws exactly the batches the uninterrupted run would have drawn,
+on any number of DataLoader workers, without saving any sampler or worker state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.data import ImagePair, dihedral, find_images, load_pairs
+
+MAX_VAL_IMAGES = 10
+
+
+def split_train_val(paths: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """A fixed split: every k-th image (in path order) is held out for validation, at most 10."""
+    if len(paths) < 2:
+        return paths, paths
+    step = max(2, round(1 / max(fraction, 1e-6)))
+    val = paths[step // 2 :: step][:MAX_VAL_IMAGES] or paths[:1]
+    held = set(val)
+    return [p for p in paths if p not in held], val
+
+
+def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path, scale: int) -> tuple[list[ImagePair], list[str]]:
+    """Pair HR images with given LR files (``name.ext`` or ``namex{s}.ext`` at the same relative place)."""
+    from jdsr_cli.errors import ImageReadError
+    from jdsr_cli.io.image import read_image
+    from jdsr_cli.ops.resize import modcrop
+
+    def uint8_rgb(path: Path) -> np.ndarray:
+        pixels = read_image(path).color
+        pixels = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+        return np.floor(pixels * 255 + 0.5).clip(0, 255).astype(np.uint8)
+
+    lr_files = {p.relative_to(lr_root).with_suffix("").as_posix(): p for p in find_images(lr_root)}
+    pairs, skipped = [], []
+    for hr_path in hr_paths:
+        rel = hr_path.relative_to(hr_root).with_suffix("").as_posix()
+        lr_path = lr_files.get(rel) or lr_files.get(f"{rel}x{scale}")
+        if lr_path is None:
+            skipped.append(f"{hr_path}: no LR image in {lr_root}")
+            continue
+        try:
+            hr, lr = modcrop(uint8_rgb(hr_path), scale), uint8_rgb(lr_path)
+        except ImageReadError as error:
+            skipped.append(str(error))
+            continue
+        if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
+            skipped.append(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not 1/{scale} of {hr_path.name}")
+            continue
+        pairs.append(ImagePair(lr, hr))
+    return pairs, skipped
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Item ``i`` = one aligned (LR, HR) patch pair drawn from an RNG seeded with ``(seed, i)``."""
+
+    def __init__(self, pairs: list[ImagePair], scale: int, lr_patch: int, seed: int) -> None:
+        usable = [p for p in pairs if min(p.lr.shape[:2]) >= lr_patch]
+        if not usable:
+            raise UsageError(f"no training image is at least {lr_patch * scale} px on its short side")
+        self.pairs = usable
+        self.scale = scale
+        self.lr_patch = lr_patch
+        self.seed = seed
+
+    def __len__(self) -> int:  # the index space is unbounded; DataLoader only needs the sampler's range
+        return 2**62
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        pair = self.pairs[int(rng.integers(len(self.pairs)))]
+        p, s = self.lr_patch, self.scale
+        y = int(rng.integers(pair.lr.shape[0] - p + 1))
+        x = int(rng.integers(pair.lr.shape[1] - p + 1))
+        view = int(rng.integers(8))
+        lr = dihedral(pair.lr[y : y + p, x : x + p], view)
+        hr = dihedral(pair.hr[y * s : (y + p) * s, x * s : (x + p) * s], view)
+        return _to_tensor(lr), _to_tensor(hr)
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div_(255.0)
+
+
+class StepSampler(torch.utils.data.Sampler[int]):
+    """Sample indices for steps ``start..steps-1``: rank ``r`` of ``world`` takes every world-th sample."""
+
+    def __init__(self, start_step: int, steps: int, batch_size: int, rank: int = 0, world: int = 1) -> None:
+        self.first = start_step * batch_size
+        self.last = steps * batch_size
+        self.rank, self.world = rank, world
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for i in range(self.first, self.last):
+            yield i * self.world + self.rank
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+
+def build_data(config, log=print):  # type: ignore[no-untyped-def]
+    """Training pairs, validation pairs and the list of skipped files for a TrainConfig."""
+    root = Path(config.data)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder of training images")
+    paths = find_images(root)
+    if not paths:
+        raise UsageError(f"{root}: no images (png, jpg, webp, bmp, tiff)")
+    if config.val:
+        train_paths, val_paths = paths, find_images(Path(config.val))[:MAX_VAL_IMAGES]
+    else:
+        train_paths, val_paths = split_train_val(paths, config.val_fraction)
+    if config.lr_dir:
+        train, skipped = load_lr_pairs(train_paths, root, Path(config.lr_dir), config.scale)
+    else:
+        train, skipped = load_pairs(train_paths, config.scale, config.patch_size)
+    val, val_skipped = load_pairs(val_paths, config.scale, 8)
+    return train, val, skipped + val_skipped

@@ -1,0 +1,231 @@
+"""Supervised training runs: the loop every training method builds on.
+
+A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one record per logged step and
+per validation), ``last/`` and ``best/`` (checkpoints ``jdsr upscale`` loads; EMA weights when EMA is on)
+and ``last/training_state.pt`` (optimizer, scheduler, EMA, RNG states, step). Everything is written
+atomically, so a killed run loses at most the steps since its last save and keeps its last good
+checkpoint; a non-finite loss stops the run without saving.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from jdsr_cli.errors import JdsrError
+from jdsr_cli.training.config import TrainConfig
+
+STATE_NAME = "training_state.pt"
+
+
+class TrainingError(JdsrError):
+    """The run cannot go on (non-finite loss, unusable data); the last good checkpoint is kept."""
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    it_per_s: float
+    val_psnr: float | None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    best_psnr: float | None
+    losses: list[float] = field(default_factory=list)
+
+
+def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
+    if config.schedule == "multistep":
+        return lambda step: config.gamma ** sum(step >= m for m in config.milestones)
+    floor = config.min_lr_ratio
+    return lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+
+
+class Trainer:
+    """One supervised run (L1 to HR, Adam). ``run()`` trains from step 0 or from ``config.resume``."""
+
+    def __init__(self, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
+                 log: Callable[[str], None] = print) -> None:
+        from jdsr_cli.archs import REGISTRY
+        from jdsr_cli.archs.registry import ArchConfig
+        from jdsr_cli.engine.device import resolve_device
+
+        self.config = config
+        self.on_progress = on_progress
+        self.log = log
+        self.device = resolve_device(config.device)
+        kwargs = dict(REGISTRY.get(config.arch).presets[config.preset]) if config.preset else {}
+        kwargs.update(config.arch_kwargs)
+        self.arch_config = ArchConfig(config.arch, config.scale, kwargs)
+        torch.manual_seed(config.seed)
+        self.model = REGISTRY.build(self.arch_config).to(self.device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if config.ema_decay > 0 else None
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config))
+        self.step = 0
+        self.best_psnr: float | None = None
+        self.run_dir = Path(config.out)
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "best_psnr": self.best_psnr,
+        }
+
+    def load_state(self, folder: Path) -> None:
+        """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
+        path = folder / "last" / STATE_NAME
+        if not path.is_file():
+            raise TrainingError(f"{folder}: no {STATE_NAME} under last/ to resume from")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.best_psnr = state["best_psnr"]
+
+    # ---- run -----------------------------------------------------------------------------------
+    def run(self, stop_at: int | None = None) -> RunResult:
+        """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would)."""
+        from jdsr_cli.io.atomic import atomic_write_text
+        from jdsr_cli.training.dataset import PatchDataset, StepSampler, build_data
+
+        config = self.config
+        train_pairs, self.val_pairs, skipped = build_data(config)
+        for reason in skipped:
+            self.log(f"skipped: {reason}")
+        if not train_pairs:
+            raise TrainingError(f"{config.data}: no usable training image")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if config.resume:
+            self.load_state(Path(config.resume))
+            self.log(f"resumed at step {self.step} from {config.resume}")
+        atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+
+        dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=config.batch_size, sampler=StepSampler(self.step, config.steps, config.batch_size),
+            num_workers=config.workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=False, drop_last=True,
+        )
+        result = RunResult(self.run_dir, config.steps, self.best_psnr)
+        window: list[float] = []
+        tick, val_psnr = time.perf_counter(), None
+        self.model.train()
+        for lr_batch, hr_batch in loader:
+            if stop_at is not None and self.step >= stop_at:
+                break
+            loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device))
+            self.step += 1
+            window.append(loss)
+            result.losses.append(loss)
+            if self.step % config.val_every == 0 or self.step == config.steps:
+                val_psnr = self._validate_and_keep_best()
+            if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
+                self._save("last")
+            if self.step % config.log_every == 0 or self.step == config.steps:
+                rate = len(window) / max(time.perf_counter() - tick, 1e-9)
+                record = {"step": self.step, "loss": float(np.mean(window)), "lr": self.scheduler.get_last_lr()[0],
+                          "it_per_s": rate}
+                self._append_log(record)
+                if self.on_progress is not None:
+                    self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, val_psnr))
+                window, tick = [], time.perf_counter()
+        result.best_psnr = self.best_psnr
+        return result
+
+    def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
+        loss = nn.functional.l1_loss(self.model(lr_batch), hr_batch)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
+                f"{self.run_dir / 'last'} (try a lower --lr)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                    ema_p.lerp_(p, 1 - self.config.ema_decay)
+        return loss.item()
+
+    # ---- validation and checkpoints ------------------------------------------------------------
+    def deployed_model(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def _validate_and_keep_best(self) -> float:
+        from jdsr_cli.ops.metrics import MetricConvention
+
+        convention = MetricConvention.standard(self.config.scale)
+        model = self.deployed_model()
+        model.eval()
+        psnrs, ssims = [], []
+        with torch.inference_mode():
+            for pair in self.val_pairs:
+                x = torch.from_numpy(pair.lr).permute(2, 0, 1)[None].float().div(255).to(self.device)
+                sr = model(x)[0].clamp(0, 1).mul(255).add(0.5).floor().byte().permute(1, 2, 0).cpu().numpy()
+                psnrs.append(convention.psnr(sr, pair.hr))
+                ssims.append(convention.ssim(sr, pair.hr))
+        self.model.train()
+        psnr, ssim = float(np.mean(psnrs)), float(np.mean(ssims))
+        self._append_log({"step": self.step, "val_psnr": psnr, "val_ssim": ssim, "convention": convention.psnr_label})
+        if self.best_psnr is None or psnr > self.best_psnr:
+            self.best_psnr = psnr
+            self._save("best", metrics={"val": {"psnr": psnr, "ssim": ssim, "images": len(psnrs)}})
+        return psnr
+
+    def _save(self, which: str, metrics: dict[str, Any] | None = None) -> None:
+        from jdsr_cli.checkpoints.format import save_checkpoint
+        from jdsr_cli.io.atomic import atomic_open
+
+        folder = self.run_dir / which
+        recipe = {"method": self.config.method, "step": self.step, "config": json.loads(json.dumps(
+            {k: v for k, v in vars(self.config).items() if v is not None}))}
+        deployed = copy.deepcopy(self.deployed_model()).cpu()
+        save_checkpoint(folder, deployed, self.arch_config, name=f"{self.run_dir.name}-{which}",
+                        training=recipe, metrics=metrics)
+        if which == "last":
+            with atomic_open(folder / STATE_NAME) as handle:
+                torch.save(_to_cpu(self.state_dict()), handle)
+
+    def _append_log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _to_cpu(value: Any) -> Any:
+    """Move every tensor of a nested state to the CPU, so a run resumes on any device."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value

@@ -1,0 +1,143 @@
+"""Training machinery: messy folders, exact resume, config precedence, non-finite loss, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.config import TrainConfig, load_config
+from jdsr_cli.training.trainer import Trainer, TrainingError
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """Nested folders, PNG/JPEG/WebP/BMP/TIFF, one corrupt file, one too small, one text file."""
+    root = tmp_path_factory.mktemp("photos")
+    bsd = sorted((data_dir / "train" / "BSD200").glob("*.png"))[:6]
+    (root / "a" / "b").mkdir(parents=True)
+    for i, (path, target) in enumerate(zip(bsd, ["x.png", "a/y.jpg", "a/b/z.webp", "a/w.bmp", "a/b/v.tif", "u.png"],
+                                           strict=True)):
+        PILImage.open(path).save(root / target, **({"quality": 95} if target.endswith(".jpg") else {}))
+        del i
+    (root / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    PILImage.new("RGB", (20, 20)).save(root / "tiny.png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _config(data: Path, out: Path, **kw) -> TrainConfig:  # type: ignore[no-untyped-def]
+    base = dict(data=str(data), scale=2, arch="edsr", preset="tiny", steps=8, batch_size=2, patch_size=16,
+                val_every=4, save_every=4, log_every=1, out=str(out), device="cpu", workers=0, seed=3,
+                val_fraction=0.3)
+    base.update(kw)
+    return load_config(None, base)
+
+
+def test_messy_folder_trains_and_lists_skipped_files(messy_folder: Path, tmp_path: Path) -> None:
+    skipped: list[str] = []
+    result = Trainer(_config(messy_folder, tmp_path / "run"), log=skipped.append).run()
+    assert result.steps == 8 and len(result.losses) == 8
+    assert any("broken.png" in s for s in skipped) and any("tiny.png" in s for s in skipped)
+    for which in ("last", "best"):
+        assert (tmp_path / "run" / which / "model.safetensors").is_file()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, 9))
+    assert [r["step"] for r in records if "val_psnr" in r] == [4, 8]
+    assert "scale = 2" in (tmp_path / "run" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_reproduces_the_uninterrupted_run(messy_folder: Path, tmp_path: Path, workers: int) -> None:
+    straight = Trainer(_config(messy_folder, tmp_path / "straight", workers=workers, ema_decay=0.9))
+    full = straight.run()
+    Trainer(_config(messy_folder, tmp_path / "split", workers=workers, ema_decay=0.9, save_every=3)).run(stop_at=4)
+    resumed = Trainer(_config(messy_folder, tmp_path / "split", workers=workers, ema_decay=0.9,
+                              save_every=3, resume=str(tmp_path / "split")))
+    second = resumed.run()
+    assert second.losses == pytest.approx(full.losses[4:], rel=1e-5, abs=1e-7)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values(), strict=True):  # type: ignore[union-attr]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoints_load_in_upscale(messy_folder: Path, tmp_path: Path) -> None:
+    from jdsr_cli.checkpoints.format import load_checkpoint
+
+    Trainer(_config(messy_folder, tmp_path / "run", steps=4)).run()
+    loaded = load_checkpoint(tmp_path / "run" / "best")
+    assert loaded.config.arch == "edsr" and loaded.model_scale == 2
+    assert "val" in loaded.meta["metrics"]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(messy_folder: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    Trainer(_config(messy_folder, run)).run(stop_at=4)
+    good = (run / "last" / "model.safetensors").read_bytes()
+    trainer = Trainer(_config(messy_folder, run, steps=8, resume=str(run)))
+    with torch.no_grad():
+        trainer.model.conv_first.weight.fill_(float("nan"))
+    original = trainer.load_state
+
+    def poisoned(folder: Path) -> None:
+        original(folder)
+        with torch.no_grad():
+            trainer.model.conv_first.weight.fill_(float("inf"))
+
+    trainer.load_state = poisoned  # type: ignore[method-assign]
+    with pytest.raises(TrainingError, match="non-finite loss at step 5"):
+        trainer.run()
+    assert (run / "last" / "model.safetensors").read_bytes() == good
+
+
+def test_config_precedence_defaults_file_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "photos"\nsteps = 300\nlr = 0.001\nbatch_size = 8\n')
+    config = load_config(toml, {"steps": 50, "lr": None, "seed": 7})
+    assert (config.steps, config.lr, config.batch_size, config.seed, config.patch_size) == (50, 0.001, 8, 7, 48)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('data = "photos"\nstep = 3\n')
+    with pytest.raises(UsageError, match="unknown option"):
+        load_config(bad, {})
+    roundtrip = tmp_path / "saved.toml"
+    roundtrip.write_text(config.to_toml())
+    assert load_config(roundtrip, {}) == config
+
+
+def test_missing_or_empty_data_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no images"):
+        Trainer(_config(tmp_path / "empty", tmp_path / "run")).run()
+    shutil.rmtree(tmp_path / "empty")
+    with pytest.raises(UsageError, match="not a folder"):
+        Trainer(_config(tmp_path / "empty", tmp_path / "run")).run()
+
+
+def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jdsr_cli.cli.main import app
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    common = ["--workers", "0", "--device", "cpu"]
+    first = runner.invoke(app, ["train", str(messy_folder), "-s", "2", "--arch", "edsr", "--preset", "tiny",
+                                "--steps", "4", "--batch-size", "2", "--patch-size", "16", "--val-every", "2",
+                                "--save-every", "2", "--out", str(run), *common])
+    assert first.exit_code == 0, first.output
+    assert "skipped:" in first.output and "broken.png" in first.output
+    again = runner.invoke(app, ["train", "--resume", str(run), "--steps", "6", *common])
+    assert again.exit_code == 0 and "resumed at step 4" in again.output, again.output
+    assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines() if "loss" in x][-1] == 6
+    image = messy_folder / "x.png"
+    up = runner.invoke(app, ["upscale", str(image), "--model", str(run / "best"), "-o", str(tmp_path / "out")])
+    assert up.exit_code == 0, up.output
+    assert PILImage.open(tmp_path / "out" / "x_x2.png").size == tuple(2 * v for v in PILImage.open(image).size)
+    bad = runner.invoke(app, ["train", str(messy_folder), "-s", "5", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--scale 5" in bad.output
