@@ -141,3 +141,34 @@ def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Pat
     assert PILImage.open(tmp_path / "out" / "x_x2.png").size == tuple(2 * v for v in PILImage.open(image).size)
     bad = runner.invoke(app, ["train", str(messy_folder), "-s", "5", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--scale 5" in bad.output
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_folder: Path, tmp_path: Path) -> None:
+    """Rank r takes samples i·world + r, so 2 ranks × batch 2 see exactly the samples of 1 process × batch 4;
+    DDP averages the gradients, so the weights must agree up to float reduction order."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    args = ["train", str(messy_folder), "-s", "2", "--arch", "edsr", "--preset", "tiny", "--steps", "3",
+            "--patch-size", "16", "--val-every", "3", "--save-every", "3", "--workers", "0", "--device", "cpu",
+            "--seed", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+         "-m", "jdsr_cli", *args, "--batch-size", "2", "--out", str(tmp_path / "ddp")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert ddp.stdout.count("done: best val") == 1, "only rank 0 reports"
+    single = subprocess.run([sys.executable, "-m", "jdsr_cli", *args, "--batch-size", "4", "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = load_file(tmp_path / "ddp" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "one" / "last" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)

@@ -35,11 +35,14 @@ def train(
 
     Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
     """
+    import os
+
     from jdsr_cli.errors import JdsrError
     from jdsr_cli.training.config import load_config
     from jdsr_cli.training.trainer import Trainer
 
-    console, errors = make_console(), error_console()
+    console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
+    errors = error_console()
     overrides = dict(
         data=str(data) if data else None, scale=scale, arch=arch, preset=preset, out=str(out) if out else None,
         lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None, steps=steps, batch_size=batch_size,

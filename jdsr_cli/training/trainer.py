@@ -50,6 +50,26 @@ class RunResult:
     losses: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run directly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        import os
+
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
     if config.schedule == "multistep":
         return lambda step: config.gamma ** sum(step >= m for m in config.milestones)
@@ -69,18 +89,37 @@ class Trainer:
         self.config = config
         self.on_progress = on_progress
         self.log = log
+        self.dist = Distributed.from_env()
         self.device = resolve_device(config.device)
+        if self.dist.world > 1:
+            self.device = self._join_process_group()
         kwargs = dict(REGISTRY.get(config.arch).presets[config.preset]) if config.preset else {}
         kwargs.update(config.arch_kwargs)
         self.arch_config = ArchConfig(config.arch, config.scale, kwargs)
         torch.manual_seed(config.seed)
         self.model = REGISTRY.build(self.arch_config).to(self.device)
+        self.train_model: nn.Module = self.model
+        if self.dist.world > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if config.ema_decay > 0 else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config))
         self.step = 0
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
+
+    def _join_process_group(self) -> torch.device:
+        """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
+        import torch.distributed as dist
+
+        cuda = self.device.type == "cuda"
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(self.dist.local_rank)
+            return torch.device("cuda", self.dist.local_rank)
+        return self.device
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -117,19 +156,21 @@ class Trainer:
 
         config = self.config
         train_pairs, self.val_pairs, skipped = build_data(config)
-        for reason in skipped:
+        for reason in skipped if self.dist.is_main else []:
             self.log(f"skipped: {reason}")
         if not train_pairs:
             raise TrainingError(f"{config.data}: no usable training image")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if config.resume:
             self.load_state(Path(config.resume))
-            self.log(f"resumed at step {self.step} from {config.resume}")
-        atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+            if self.dist.is_main:
+                self.log(f"resumed at step {self.step} from {config.resume}")
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "config.toml", config.to_toml())
 
         dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=StepSampler(self.step, config.steps, config.batch_size),
+            dataset, batch_size=config.batch_size, sampler=StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world),
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, drop_last=True,
         )
@@ -144,6 +185,8 @@ class Trainer:
             self.step += 1
             window.append(loss)
             result.losses.append(loss)
+            if not self.dist.is_main:
+                continue
             if self.step % config.val_every == 0 or self.step == config.steps:
                 val_psnr = self._validate_and_keep_best()
             if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
@@ -157,11 +200,15 @@ class Trainer:
                     self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, val_psnr))
                 window, tick = [], time.perf_counter()
         result.best_psnr = self.best_psnr
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
         return result
 
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
-        loss = nn.functional.l1_loss(self.model(lr_batch), hr_batch)
-        if not torch.isfinite(loss):
+        loss = nn.functional.l1_loss(self.train_model(lr_batch), hr_batch)
+        if not torch.isfinite(self._mean_across_ranks(loss.detach())):
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
                 f"{self.run_dir / 'last'} (try a lower --lr)"
@@ -175,6 +222,16 @@ class Trainer:
                 for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     ema_p.lerp_(p, 1 - self.config.ema_decay)
         return loss.item()
+
+    def _mean_across_ranks(self, value: torch.Tensor) -> torch.Tensor:
+        """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
+        if self.dist.world == 1:
+            return value
+        import torch.distributed as dist
+
+        total = value.clone()
+        dist.all_reduce(total)
+        return total / self.dist.world
 
     # ---- validation and checkpoints ------------------------------------------------------------
     def deployed_model(self) -> nn.Module:
