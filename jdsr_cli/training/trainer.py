@@ -169,8 +169,9 @@ class Trainer:
             atomic_write_text(self.run_dir / "config.toml", config.to_toml())
 
         dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+        sampler = StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world),
+            dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, drop_last=True,
         )
