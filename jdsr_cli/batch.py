@@ -57,6 +57,11 @@ def _expand(spec: str, recursive: bool) -> list[InputFile]:
     raise UsageError(f"{spec}: no such file or folder")
 
 
+def shard_for_rank(items: list[InputFile], rank: int, world: int) -> list[InputFile]:
+    """Under ``torchrun``, rank r of w takes every w-th input (sorted order), so the ranks never collide."""
+    return items[rank::world] if world > 1 else items
+
+
 @dataclass(frozen=True)
 class OutputNaming:
     """Where outputs go: ``{stem}{suffix}.{ext}`` next to the input, or mirrored under ``out_dir``."""

@@ -226,3 +226,24 @@ def test_scale_ambiguous_foreign_weights_need_dash_s(tmp_path: Path, data_dir: P
     done = jdsr("upscale", src, "-o", tmp_path, "--model", tmp_path / "pan.pth", "-s", "3")
     assert done.exit_code == 0, done.output
     assert PILImage.open(tmp_path / "birdx4_x3.png").size == (216, 216)
+
+
+@pytest.mark.slow
+def test_torchrun_shards_upscale_over_ranks(tmp_path: Path, data_dir: Path, trained_checkpoint: Path) -> None:
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("baby", "bird", "head", "woman", "butterfly"):
+        shutil.copy(data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / f"{name}x4.png", src)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
+         "-m", "jdsr_cli", "upscale", str(src), "-o", str(tmp_path / "out"), "--model", str(trained_checkpoint),
+         "--json", str(tmp_path / "report.json"), "-q"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "out").glob("*_x2.png"))) == 5
+    reports = [json.loads((tmp_path / f"report.rank{r}.json").read_text()) for r in (0, 1)]
+    inputs = [sorted(Path(f["input"]).name for f in rep["files"]) for rep in reports]
+    assert [len(i) for i in inputs] == [3, 2] and not set(inputs[0]) & set(inputs[1])

@@ -85,6 +85,9 @@ def upscale(
     summary = f"{done} done, {skipped} skipped, {failed} failed" + (f", {not_run} not run (--fail-fast)" if not_run else "")
     console.print(summary, markup=False)
     if json_report is not None:
+        rank, world, _ = _launcher_rank()
+        if world > 1:  # one report per rank: report.json -> report.rank0.json, report.rank1.json, ...
+            json_report = json_report.with_name(f"{json_report.stem}.rank{rank}{json_report.suffix}")
         _write_report(json_report, job, reports, done, skipped, failed)
     raise typer.Exit(EXIT_SOME_FAILED if failed or not_run else EXIT_OK)
 
@@ -108,7 +111,7 @@ def _prepare(
     height: int | None,
 ) -> _Job:
     """Validate everything that can be validated before the first image is read."""
-    from jdsr_cli.batch import OutputNaming, collect_inputs
+    from jdsr_cli.batch import OutputNaming, collect_inputs, shard_for_rank
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.errors import UsageError
     from jdsr_cli.upscale import ALPHA_MODES, OutputSize, check_scale, create_upscaler, output_extension
@@ -123,6 +126,10 @@ def _prepare(
     items = collect_inputs(inputs, recursive=recursive)
     if not items:
         raise UsageError(f"no images found in {', '.join(inputs)}")
+    rank, world, local_rank = _launcher_rank()
+    items = shard_for_rank(items, rank, world)
+    if world > 1 and device == "auto" and _cuda_count() > 1:
+        device = f"cuda:{local_rank % _cuda_count()}"
     loaded = resolve_model(model, scale=scale)
     candidates = loaded.meta.get("scale_candidates") or []
     if scale is None and len(candidates) > 1:
@@ -138,6 +145,19 @@ def _prepare(
     naming = OutputNaming(suffix if suffix is not None else size.suffix(loaded.config.scale), output, extension)
     name = loaded.name or loaded.source
     return _Job(items=items, naming=naming, upscaler=upscaler, size=size, model_name=name, arch=loaded.config.arch)
+
+
+def _launcher_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) when run directly."""
+    import os
+
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _parse_tile(value: str) -> int | str:
