@@ -172,3 +172,18 @@ def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_fold
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for scale in (2, 3, 4):
+        config = load_config(root / f"imdn-x{scale}.toml", {})
+        assert config.scale == scale and config.arch == "imdn"
+    Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2)).run()
+    logs: list[str] = []
+    trainer = Trainer(_config(messy_folder, tmp_path / "x2", init=str(tmp_path / "x3" / "last")), log=logs.append)
+    assert any("initialised" in line for line in logs)
+    from jdsr_cli.checkpoints.format import load_checkpoint
+
+    body = load_checkpoint(tmp_path / "x3" / "last").model.state_dict()["body.0.conv1.weight"]
+    torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)

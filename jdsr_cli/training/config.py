@@ -24,6 +24,7 @@ class TrainConfig:
     preset: str | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     method: str = "supervised"
+    init: str | None = None  # start from this checkpoint's tensors whose names and shapes match
     lr_dir: str | None = None
     val: str | None = None  # folder of HR images; None = a built-in split of the training folder
     val_fraction: float = 0.05

@@ -97,7 +97,10 @@ class Trainer:
         kwargs.update(config.arch_kwargs)
         self.arch_config = ArchConfig(config.arch, config.scale, kwargs)
         torch.manual_seed(config.seed)
-        self.model = REGISTRY.build(self.arch_config).to(self.device)
+        self.model = REGISTRY.build(self.arch_config)
+        if config.init:
+            self._initialise_from(Path(config.init))
+        self.model.to(self.device)
         self.train_model: nn.Module = self.model
         if self.dist.world > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -108,6 +111,18 @@ class Trainer:
         self.step = 0
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
+
+    def _initialise_from(self, path: Path) -> None:
+        """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
+        from jdsr_cli.checkpoints.format import load_checkpoint
+
+        source = load_checkpoint(path).model.state_dict()
+        target = self.model.state_dict()
+        shared = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+        if not shared:
+            raise TrainingError(f"--init {path}: no tensor matches {self.arch_config.arch} ×{self.config.scale}")
+        self.model.load_state_dict(shared, strict=False)
+        self.log(f"initialised {len(shared)}/{len(target)} tensors from {path}")
 
     def _join_process_group(self) -> torch.device:
         """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
