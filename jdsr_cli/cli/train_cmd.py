@@ -46,7 +46,8 @@ def train(
     errors = error_console()
     overrides = dict(
         data=str(data) if data else None, scale=scale, arch=arch, preset=preset, out=str(out) if out else None,
-        lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None, init=str(init) if init else None, steps=steps, batch_size=batch_size,
+        lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None,
+        init=str(init) if init else None, steps=steps, batch_size=batch_size,
         patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay, val_every=val_every,
         save_every=save_every, device=device, seed=seed, workers=workers,
     )
