@@ -7,7 +7,7 @@ a tensor that a feature tap or a section trace hands out, so captured features s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -112,6 +112,18 @@ def reconstruction_head(channels: int, out_channels: int, scale: int) -> nn.Sequ
         conv3x3(channels, out_channels * scale * scale),
         nn.PixelShuffle(scale),
     )
+
+
+def run_blocks(
+    blocks: Iterable[nn.Module], feat: torch.Tensor, record: frozenset[int]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Apply body units in order; also return the outputs of the units whose index is in ``record``."""
+    recorded = []
+    for i, block in enumerate(blocks):
+        feat = block(feat)
+        if i in record:
+            recorded.append(feat)
+    return feat, recorded
 
 
 class SectionedNet(SRNet):

@@ -30,6 +30,7 @@ from jdsr_cli.archs.common import (
     Upsample,
     conv3x3,
     matches,
+    run_blocks,
     seq_len,
     shape_of,
     split_pixelshuffle,
@@ -87,12 +88,7 @@ class EDSR(MeanShiftMixin, SectionedNet):
 
     def _run(self, x: torch.Tensor, record: frozenset[int]):
         head = self.conv_first(self.normalize(x))
-        feat = head
-        recorded = []
-        for i, block in enumerate(self.body):
-            feat = block(feat)
-            if i in record:
-                recorded.append(feat)
+        feat, recorded = run_blocks(self.body, head, record)
         if self.tail_kind == "edsr":
             body_tail = self.conv_after_body(feat)
             y = self.conv_last(self.upsample(body_tail + head))

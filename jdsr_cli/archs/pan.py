@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jdsr_cli.archs.common import SectionedNet, conv1x1, conv3x3, matches, seq_len, shape_of
+from jdsr_cli.archs.common import SectionedNet, conv1x1, conv3x3, matches, run_blocks, seq_len, shape_of
 from jdsr_cli.archs.registry import ArchSpec, SizeRequirement
 
 
@@ -117,12 +117,7 @@ class PAN(SectionedNet):
 
     def _run(self, x: torch.Tensor, record: frozenset[int]):
         head = self.conv_first(x)
-        feat = head
-        recorded = []
-        for i, block in enumerate(self.SCPA_trunk):
-            feat = block(feat)
-            if i in record:
-                recorded.append(feat)
+        feat, recorded = run_blocks(self.SCPA_trunk, head, record)
         body_tail = self.trunk_conv(feat)
         fea = body_tail + head
         if self.scale == 4:

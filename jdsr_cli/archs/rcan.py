@@ -24,6 +24,7 @@ from jdsr_cli.archs.common import (
     Upsample,
     conv3x3,
     matches,
+    run_blocks,
     seq_len,
     shape_of,
     upsample_scale,
@@ -98,12 +99,7 @@ class RCAN(MeanShiftMixin, SectionedNet):
 
     def _run(self, x: torch.Tensor, record: frozenset[int]):
         head = self.conv_first(self.normalize(x))
-        feat = head
-        recorded = []
-        for i, group in enumerate(self.body):
-            feat = group(feat)
-            if i in record:
-                recorded.append(feat)
+        feat, recorded = run_blocks(self.body, head, record)
         body_tail = self.conv_after_body(feat)
         y = self.conv_last(self.upsample(body_tail + head))
         return head, recorded, body_tail, None, self.denormalize(y)

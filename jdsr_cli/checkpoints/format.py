@@ -29,6 +29,7 @@ import torch
 
 from jdsr_cli import __version__
 from jdsr_cli.archs.registry import ArchConfig
+from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.errors import JdsrError, ModelLoadError
 from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
 
@@ -399,14 +400,6 @@ def inspect_checkpoint(path: str | os.PathLike[str], registry: ArchRegistry | No
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_safetensors_metadata(data: bytes) -> dict[str, str]:

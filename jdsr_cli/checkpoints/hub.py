@@ -13,7 +13,6 @@ connection failure falls back to the cache; a file neither reachable nor cached 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from jdsr_cli import __version__
+from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.errors import ModelLoadError, UsageError
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def fetch_checkpoint(
     config = None
     if config_name is not None and not _known_missing(ref, config_name):
         config = _download(ref, config_name, label=label, required=config_required or config_filename is not None)
-    actual = _sha256_file(weights)
+    actual = sha256_file(weights)
     if sha256 and sha256.lower() != actual:
         raise ModelLoadError(
             f"{label}: sha256 mismatch for {ref.repo_id}@{ref.revision or 'main'}/{weights_name}: "
@@ -280,14 +280,6 @@ def _manifest_entry(name: str, manifest: Manifest | None) -> tuple[ManifestEntry
 
     manifest = manifest if manifest is not None else load_manifest()
     return manifest.require(name), manifest
-
-
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pretty_path(path: str) -> str:
