@@ -96,16 +96,17 @@ def load_entry(
             raise ModelLoadError(
                 f"{entry.name}: bundled checkpoint folder {folder} is missing (broken installation?)"
             )
+        loaded = load_checkpoint(folder, registry=registry, map_location=map_location, scale_hint=entry.scale)
         if entry.sha256:
             from jdsr_cli.checkpoints.format import WEIGHTS_NAME, sha256_file
 
             weights = folder / WEIGHTS_NAME if folder.is_dir() else folder
-            actual = sha256_file(weights)
+            # load_checkpoint has already hashed the file and checked it against config.json; reuse that digest
+            actual = loaded.meta.get("weights_sha256") or sha256_file(weights)
             if actual != entry.sha256:
                 raise ModelLoadError(
                     f"{entry.name}: sha256 mismatch for {weights}: expected {entry.sha256} (manifest), actual {actual}"
                 )
-        loaded = load_checkpoint(folder, registry=registry, map_location=map_location, scale_hint=entry.scale)
     else:
         files = fetch_entry(entry)
         loaded = load_checkpoint_files(
