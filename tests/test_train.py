@@ -187,3 +187,25 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
 
     body = load_checkpoint(tmp_path / "x3" / "last").model.state_dict()["body.0.conv1.weight"]
     torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)
+
+
+def test_memory_format_does_not_change_what_is_learned(messy_folder: Path, tmp_path: Path) -> None:
+    nhwc = Trainer(_config(messy_folder, tmp_path / "nhwc", steps=4, channels_last=True))
+    nchw = Trainer(_config(messy_folder, tmp_path / "nchw", steps=4, channels_last=False))
+    assert nhwc.run().losses == pytest.approx(nchw.run().losses, rel=1e-4)
+    for a, b in zip(nhwc.model.state_dict().values(), nchw.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_training_learns_like_fp32_and_saves_fp32_weights(messy_folder: Path, tmp_path: Path) -> None:
+    from jdsr_cli.checkpoints.format import load_checkpoint
+
+    fp32 = Trainer(_config(messy_folder, tmp_path / "fp32", steps=6)).run()
+    bf16 = Trainer(_config(messy_folder, tmp_path / "bf16", steps=6, precision="bf16")).run()
+    # bf16 keeps ~3 significant digits: the same curve to a few percent, not bit for bit
+    assert bf16.losses == pytest.approx(fp32.losses, rel=0.05)
+    loaded = load_checkpoint(tmp_path / "bf16" / "last")
+    assert all(t.dtype == torch.float32 for t in loaded.model.state_dict().values())
+    assert "precision = \"bf16\"" in (tmp_path / "bf16" / "config.toml").read_text()
+    with pytest.raises(UsageError, match="fp16"):
+        _config(messy_folder, tmp_path / "x", precision="fp16")

@@ -29,6 +29,10 @@ def train(
     val_every: int | None = typer.Option(None, "--val-every"),
     save_every: int | None = typer.Option(None, "--save-every"),
     device: str | None = typer.Option(None, "--device"),
+    precision: str | None = typer.Option(None, "--precision", help="fp32 or bf16 (autocast; ~2x faster on "
+                                         "CPUs with AMX/AVX512-BF16 and on GPUs)."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
+                                              help="NHWC memory format (default on)."),
     seed: int | None = typer.Option(None, "--seed"),
     workers: int | None = typer.Option(None, "--workers"),
 ) -> None:
@@ -49,7 +53,8 @@ def train(
         lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None,
         init=str(init) if init else None, steps=steps, batch_size=batch_size,
         patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay, val_every=val_every,
-        save_every=save_every, device=device, seed=seed, workers=workers,
+        save_every=save_every, device=device, precision=precision,
+        channels_last=channels_last, seed=seed, workers=workers,
     )
     if resume is not None:
         config_file = config_file or resume / "config.toml"

@@ -15,6 +15,8 @@ import tomllib
 
 from jdsr_cli.errors import UsageError
 
+TRAIN_PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -43,6 +45,8 @@ class TrainConfig:
     out: str = "runs/train"
     resume: str | None = None
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimizer stay fp32)
+    channels_last: bool = True  # NHWC convolutions: faster on CPUs (oneDNN) and tensor cores
     seed: int = 0
     workers: int = 2
 
@@ -56,6 +60,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "patch_size", "val_every", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise UsageError(f"--precision {self.precision!r}: choose {' or '.join(TRAIN_PRECISIONS)} for training "
+                             "(fp16 would need loss scaling; bf16 has fp32's range)")
         if not 0 <= self.ema_decay < 1:
             raise UsageError("--ema-decay must be in [0, 1)")
 

@@ -100,7 +100,9 @@ class Trainer:
         self.model = REGISTRY.build(self.arch_config)
         if config.init:
             self._initialise_from(Path(config.init))
-        self.model.to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
         self.train_model: nn.Module = self.model
         if self.dist.world > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -222,8 +224,15 @@ class Trainer:
             dist.barrier()
         return result
 
+    def _forward(self, model: nn.Module, lr_batch: torch.Tensor) -> torch.Tensor:
+        """The model in the run's precision and memory format; the output is always fp32."""
+        lr_batch = lr_batch.contiguous(memory_format=self.memory_format)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            return model(lr_batch).float()
+
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
-        loss = nn.functional.l1_loss(self.train_model(lr_batch), hr_batch)
+        loss = nn.functional.l1_loss(self._forward(self.train_model, lr_batch), hr_batch)
         if not torch.isfinite(self._mean_across_ranks(loss.detach())):
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
