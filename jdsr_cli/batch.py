@@ -156,3 +156,47 @@ def _process_one(
         where = error.filename or output.parent
         return FileReport(str(item.path), str(output), "failed", f"{where}: {reason}", time.perf_counter() - start)
     return FileReport(str(item.path), str(output), "done", None, time.perf_counter() - start, details)
+
+
+#: transform(image) -> (new image, details for the report); raises JdsrError for a per-file failure.
+ImageTransform = Callable[[Any], tuple[Any, dict[str, Any]]]
+
+
+def image_processor(
+    transform: ImageTransform,
+    *,
+    keep_alpha: bool = True,
+    fmt: str | None = None,
+    quality: int | None = None,
+    lossless: bool = False,
+    strip_metadata: bool = False,
+    max_pixels: int | None = None,
+) -> ProcessFn:
+    """Read → ``transform`` → write atomically: the per-file work every image command shares.
+
+    An image with real transparency is refused up front (before any compute) when the output format
+    cannot store alpha, unless the command drops alpha (``keep_alpha=False``).
+    """
+    from jdsr_cli.errors import ImageWriteError
+    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
+    from jdsr_cli.io.image import read_image, write_image
+    from jdsr_cli.ops.alpha import is_constant
+
+    def process(item: InputFile, output: Path) -> dict[str, Any]:
+        image = read_image(item.path, max_pixels=max_pixels)
+        out_format = output.suffix.lstrip(".").lower()
+        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
+        if image.has_alpha and keep_alpha and not opaque and not format_supports_alpha(out_format):
+            raise ImageWriteError(
+                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
+                "(use --alpha discard or --format png/webp/tiff)"
+            )
+        result, details = transform(image)
+        write_image(output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata)
+        details = dict(details)
+        details["bit_depth"] = image.bit_depth
+        if result.bit_depth > 8 and not format_supports_16bit(out_format):
+            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
+        return details
+
+    return process

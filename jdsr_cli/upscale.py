@@ -76,6 +76,12 @@ def create_upscaler(
     from jdsr_cli.engine.upscaler import Upscaler
 
     spec = REGISTRY.get(loaded.config.arch)
+    if spec.direction == "down":
+        name = loaded.name or loaded.source
+        raise UsageError(
+            f"{name} is a learned downscaler ({spec.name}), not an upscaler; use it with "
+            f"`jdsr downscale --method superior --model {name}`"
+        )
     torch_device = resolve_device(device)
     chosen = resolve_precision(
         precision, torch_device, supports_fp16=spec.supports_fp16, supports_bf16=spec.supports_bf16
@@ -247,29 +253,15 @@ def make_processor(
     progress: ProgressCallback | None = None,
 ) -> Callable[[Any, Any], dict[str, Any]]:
     """The per-file function for ``jdsr_cli.batch.run_batch``: read, upscale, write atomically."""
-    from jdsr_cli.errors import ImageWriteError
-    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
-    from jdsr_cli.io.image import read_image, write_image
-    from jdsr_cli.ops.alpha import is_constant
+    from jdsr_cli.batch import image_processor
 
-    def process(item: Any, output: Any) -> dict[str, Any]:
-        image = read_image(item.path, max_pixels=max_pixels)
-        out_format = output.suffix.lstrip(".").lower()
-        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
-        if image.has_alpha and alpha != "discard" and not opaque and not format_supports_alpha(out_format):
-            raise ImageWriteError(
-                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
-                "(use --alpha discard or --format png/webp/tiff)"
-            )
+    def transform(image: Image) -> tuple[Image, dict[str, Any]]:
         result, report = upscale_image(image, upscaler, size=size, alpha=alpha, progress=progress)
-        write_image(
-            output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata
-        )
         details = report.as_dict()
         details["device"] = str(upscaler.device)
-        details["bit_depth"] = image.bit_depth
-        if image.bit_depth > 8 and not format_supports_16bit(out_format):
-            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
-        return details
+        return result, details
 
-    return process
+    return image_processor(
+        transform, keep_alpha=alpha != "discard", fmt=fmt, quality=quality, lossless=lossless,
+        strip_metadata=strip_metadata, max_pixels=max_pixels,
+    )

@@ -431,7 +431,7 @@ def test_resolve_default_and_names(bundled: tuple[Manifest, dict[str, TinyNet]])
     # a named model of another scale is returned unchanged; the caller decides
     loaded = resolve_model("tiny-x2", scale=4, manifest=manifest, registry=TINY_REGISTRY)
     assert loaded.model_scale == 2 and loaded.model.scale == 2
-    with pytest.raises(ModelLoadError, match=r"no default model for x3.*tiny-x2 \(x2\)"):
+    with pytest.raises(ModelLoadError, match=r"no default upscale model for x3.*tiny-x2 \(x2\)"):
         resolve_model(None, scale=3, manifest=manifest, registry=TINY_REGISTRY)
 
 

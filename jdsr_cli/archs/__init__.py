@@ -7,7 +7,7 @@ order (most distinctive layouts first) only matters for speed and for ``names()`
 
 from __future__ import annotations
 
-from jdsr_cli.archs import edsr, fsrcnn, imdn, pan, rcan
+from jdsr_cli.archs import edsr, fsrcnn, imdn, pan, rcan, slr_encoder
 from jdsr_cli.archs.base import SectionTrace, SRNet, section_boundaries
 from jdsr_cli.archs.registry import (
     ArchConfig,
@@ -19,7 +19,7 @@ from jdsr_cli.archs.registry import (
 from jdsr_cli.archs.sections import LabelGenerator, SectionHeads
 from jdsr_cli.archs.taps import available_taps, capture_features
 
-REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC))
+REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC, slr_encoder.SPEC))
 
 
 def ambiguous_scales(config: ArchConfig) -> tuple[int, ...]:
@@ -27,11 +27,12 @@ def ambiguous_scales(config: ArchConfig) -> tuple[int, ...]:
 
     A single element means a detected scale is certain. PAN ×2/×3 differ only in an interpolation
     factor and FSRCNN's deconvolution weights do not depend on the stride, so their detected scale is a
-    guess that a caller should confirm (a ``--scale`` option, a file name, a config.json).
+    guess that a caller should confirm (a ``--scale`` option, a file name, a config.json); so do the
+    superior-LR encoder's ×2/×3 heads, which differ only in stride.
     """
     if config.arch == "fsrcnn":
         return fsrcnn.SPEC.scales
-    if config.arch == "pan" and config.scale in (2, 3):
+    if config.arch in ("pan", "slr-encoder") and config.scale in (2, 3):
         return (2, 3)
     return (config.scale,)
 

@@ -43,6 +43,8 @@ class ArchSpec:
     supports_fp16: bool = True
     supports_bf16: bool = True
     size: SizeRequirement = SizeRequirement()
+    #: "up": a super-resolution network (output ``scale`` times larger); "down": a learned downscaler.
+    direction: str = "up"
     summary: str = ""
     reference: str = ""
 

@@ -9,6 +9,10 @@
        "repo": "owner/name", "revision": "<40-hex commit>", "filename": "x4/model.safetensors",
        "config_filename": "x4/config.json", "sha256": "<64 hex>"}]}
 
+``role`` is ``upscale`` (the default) or ``downscale`` (learned downscalers: ``jdsr downscale --method
+superior``); ``default_for_scale`` marks the default of its role at its scale; ``pair`` names the model
+that undoes this one (a superior-LR encoder's decoder and back).
+
 Bundled ``path`` is a checkpoint folder relative to the manifest's folder. Hub entries pin a commit,
 so a cached copy is used without any request. ``sha256`` is that of the weights file. This module does
 not import torch.
@@ -30,6 +34,7 @@ from jdsr_cli.errors import ModelLoadError
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 SOURCES = ("bundled", "hub")
+ROLES = ("upscale", "downscale")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -37,7 +42,7 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _COMMON_REQUIRED = ("name", "arch", "scale", "source")
-_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale")
+_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair")
 _SOURCE_FIELDS = {
     "bundled": (("path",), ()),
     "hub": (("repo", "revision", "filename"), ("config_filename",)),
@@ -58,6 +63,8 @@ class ManifestEntry:
     sha256: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
     default_for_scale: bool = False
+    role: str = "upscale"  # "upscale" | "downscale"
+    pair: str | None = None  # the model that undoes this one (encoder <-> decoder)
     # bundled
     path: str | None = None
     # hub
@@ -90,6 +97,10 @@ class ManifestEntry:
             out["metrics"] = dict(self.metrics)
         if self.default_for_scale:
             out["default_for_scale"] = True
+        if self.role != "upscale":
+            out["role"] = self.role
+        if self.pair is not None:
+            out["pair"] = self.pair
         return out
 
 
@@ -117,9 +128,9 @@ class Manifest:
     def names(self) -> list[str]:
         return [entry.name for entry in self.entries]
 
-    def default_for_scale(self, scale: int) -> ManifestEntry | None:
+    def default_for_scale(self, scale: int, role: str = "upscale") -> ManifestEntry | None:
         for entry in self.entries:
-            if entry.default_for_scale and entry.scale == scale:
+            if entry.default_for_scale and entry.scale == scale and entry.role == role:
                 return entry
         return None
 
@@ -240,6 +251,12 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
     default = raw.get("default_for_scale", False)
     if not isinstance(default, bool):
         raise ManifestError(f"{where}: 'default_for_scale' must be true or false")
+    role = raw.get("role", "upscale")
+    if role not in ROLES:
+        raise ManifestError(f"{where}: 'role' must be one of {', '.join(ROLES)}, not {role!r}")
+    pair = raw.get("pair")
+    if pair is not None and (not isinstance(pair, str) or not _NAME_RE.match(pair)):
+        raise ManifestError(f"{where}: 'pair' must be a model name, got {pair!r}")
 
     fields: dict[str, Any] = {}
     if source == "bundled":
@@ -265,6 +282,8 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
         sha256=sha256,
         metrics=dict(metrics),
         default_for_scale=default,
+        role=role,
+        pair=pair,
         **fields,
     )
 

@@ -36,16 +36,20 @@ def resolve_model(
     manifest: Manifest | None = None,
     registry: ArchRegistry | None = None,
     map_location: str = "cpu",
+    role: str = "upscale",
 ) -> LoadedModel:
-    """Load what ``--model`` names (see the module docstring). Never changes or checks the scale."""
+    """Load what ``--model`` names (see the module docstring). Never changes or checks the scale.
+
+    ``role`` only picks the default (``downscale``: the default learned downscaler of the scale).
+    """
     if spec is None:
         manifest = manifest if manifest is not None else load_manifest()
         wanted = scale or DEFAULT_SCALE
-        entry = manifest.default_for_scale(wanted)
+        entry = manifest.default_for_scale(wanted, role)
         if entry is None:
-            available = ", ".join(f"{e.name} (x{e.scale})" for e in manifest.entries) or "none"
+            available = ", ".join(f"{e.name} (x{e.scale})" for e in manifest.entries if e.role == role) or "none"
             raise ModelLoadError(
-                f"no default model for x{wanted}; pass --model (a checkpoint file or folder, an hf:// "
+                f"no default {role} model for x{wanted}; pass --model (a checkpoint file or folder, an hf:// "
                 f"reference, or a name from `jdsr models list`; available: {available})"
             )
         return load_entry(entry, manifest, registry=registry, map_location=map_location)

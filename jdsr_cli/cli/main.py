@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from jdsr_cli import __version__
-from jdsr_cli.cli import doctor_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
+from jdsr_cli.cli import doctor_cmd, downscale_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
 
 app = typer.Typer(
     name="jdsr",
@@ -28,10 +28,11 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    """jdsr: upscale, inspect and manage super-resolution models."""
+    """jdsr: upscale and downscale images, train, evaluate and manage super-resolution models."""
 
 
 app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
+app.command("downscale", no_args_is_help=True)(downscale_cmd.downscale)
 app.command("train", no_args_is_help=True)(train_cmd.train)
 app.command("eval", no_args_is_help=True)(eval_cmd.evaluate)
 app.add_typer(models_cmd.app, name="models")

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from jdsr_cli.cli.console import error_console, live_progress_allowed, make_console
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+from jdsr_cli.cli.batch_cmd import EXIT_USAGE, finish, launcher_rank, parse_tile, run_with_progress
+from jdsr_cli.cli.console import error_console, make_console
 
 
 def upscale(
@@ -74,22 +72,16 @@ def upscale(
             f"{job.upscaler.precision.name}; {len(job.items)} image(s)",
             markup=False,
         )
-    reports = _run_with_progress(console, job, processor, overwrite, fail_fast)
-    for report in reports:
-        if report.status == "failed":
-            errors.print(f"failed: {report.error}", markup=False)
-    done = sum(r.status == "done" for r in reports)
-    skipped = sum(r.status == "skipped" for r in reports)
-    failed = sum(r.status == "failed" for r in reports)
-    not_run = len(job.items) - len(reports)
-    summary = f"{done} done, {skipped} skipped, {failed} failed" + (f", {not_run} not run (--fail-fast)" if not_run else "")
-    console.print(summary, markup=False)
-    if json_report is not None:
-        rank, world, _ = _launcher_rank()
-        if world > 1:  # one report per rank: report.json -> report.rank0.json, report.rank1.json, ...
-            json_report = json_report.with_name(f"{json_report.stem}.rank{rank}{json_report.suffix}")
-        _write_report(json_report, job, reports, done, skipped, failed)
-    raise typer.Exit(EXIT_SOME_FAILED if failed or not_run else EXIT_OK)
+    reports = run_with_progress(console, job.items, job.naming, processor, overwrite, fail_fast, _describe)
+    header = {"model": job.model_name, "arch": job.arch, "scale": job.upscaler.scale,
+              "device": str(job.upscaler.device), "precision": job.upscaler.precision.name}
+    defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(job.upscaler.device)}
+    finish(console, errors, "upscale", job.items, reports, json_report, header, defaults)
+
+
+def _describe(d: dict[str, Any]) -> str:
+    tile = "whole" if d.get("tile") in (None, "whole") else f"tile {d['tile']}"
+    return f"{d['device']} {d['precision']}, {tile}"
 
 
 @dataclass(frozen=True)
@@ -120,13 +112,13 @@ def _prepare(
         raise UsageError(f"--scale {scale}: choose 2, 3 or 4 (use --outscale for other factors)")
     if alpha not in ALPHA_MODES:
         raise UsageError(f"--alpha {alpha!r}: choose one of {', '.join(ALPHA_MODES)}")
-    tile_setting = _parse_tile(tile)
+    tile_setting = parse_tile(tile)
     size = OutputSize(outscale, width, height)
     extension = output_extension(fmt)
     items = collect_inputs(inputs, recursive=recursive)
     if not items:
         raise UsageError(f"no images found in {', '.join(inputs)}")
-    rank, world, local_rank = _launcher_rank()
+    rank, world, local_rank = launcher_rank()
     items = shard_for_rank(items, rank, world)
     if world > 1 and device == "auto" and _cuda_count() > 1:
         device = f"cuda:{local_rank % _cuda_count()}"
@@ -147,104 +139,7 @@ def _prepare(
     return _Job(items=items, naming=naming, upscaler=upscaler, size=size, model_name=name, arch=loaded.config.arch)
 
 
-def _launcher_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) under torchrun; (0, 1, 0) when run directly."""
-    import os
-
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
 def _cuda_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def _parse_tile(value: str) -> int | str:
-    from jdsr_cli.errors import UsageError
-
-    if value.lower() == "auto":
-        return "auto"
-    try:
-        tile = int(value)
-    except ValueError:
-        raise UsageError(f"--tile {value!r}: use auto, 0 (no tiling) or a size in pixels") from None
-    if tile < 0 or 0 < tile < 32:
-        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least 32 pixels")
-    return tile
-
-
-def _run_with_progress(console, job, processor, overwrite, fail_fast):  # type: ignore[no-untyped-def]
-    """Live bars (files + tiles of the current image) on a terminal; one line per file otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from jdsr_cli.batch import run_batch
-
-    def line(report) -> None:  # type: ignore[no-untyped-def]
-        if report.status == "done":
-            d = report.details
-            tile = "whole" if d.get("tile") in (None, "whole") else f"tile {d['tile']}"
-            console.print(
-                f"done    {report.input} -> {report.output} "
-                f"({d['size_in'][0]}x{d['size_in'][1]} -> {d['size_out'][0]}x{d['size_out'][1]}, "
-                f"{report.seconds:.2f} s, {d['device']} {d['precision']}, {tile})",
-                markup=False,
-            )
-        elif report.status == "skipped":
-            console.print(f"skipped {report.input}: {report.error}", markup=False)
-
-    if not live_progress_allowed(console):
-        return run_batch(
-            job.items, job.naming, processor(None), overwrite=overwrite, fail_fast=fail_fast, on_done=line
-        )
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bars:
-        files = bars.add_task("images", total=len(job.items))
-        tiles = bars.add_task("tiles", total=1, visible=False)
-
-        def on_tile(done: int, total: int) -> None:
-            bars.update(tiles, completed=done, total=total, visible=True)
-
-        def start(index, item, output) -> None:  # type: ignore[no-untyped-def]
-            bars.update(files, description=f"{item.path.name}")
-            bars.update(tiles, completed=0, visible=False)
-
-        def done(report) -> None:  # type: ignore[no-untyped-def]
-            bars.advance(files)
-            line(report)
-
-        return run_batch(
-            job.items, job.naming, processor(on_tile), overwrite=overwrite, fail_fast=fail_fast,
-            on_start=start, on_done=done,
-        )
-
-
-def _record(report: Any, device: str) -> dict[str, Any]:
-    """Every record has the same keys, whatever its status."""
-    record = report.to_json()
-    for key in ("size_in", "size_out", "tile"):
-        record.setdefault(key, None)
-    record.setdefault("device", device)
-    return record
-
-
-def _write_report(path: Path, job: _Job, reports: list, done: int, skipped: int, failed: int) -> None:  # type: ignore[type-arg]
-    from jdsr_cli import __version__
-    from jdsr_cli.io.atomic import atomic_write_text
-
-    payload = {
-        "jdsr_version": __version__,
-        "command": "upscale",
-        "model": job.model_name,
-        "arch": job.arch,
-        "scale": job.upscaler.scale,
-        "device": str(job.upscaler.device),
-        "precision": job.upscaler.precision.name,
-        "summary": {"done": done, "skipped": skipped, "failed": failed, "total": len(job.items)},
-        "files": [_record(r, str(job.upscaler.device)) for r in reports],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")

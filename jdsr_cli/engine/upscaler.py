@@ -43,7 +43,12 @@ class _OutOfMemory(Exception):
 
 
 class Upscaler:
-    """Applies ``model`` (N×C×H×W in [0,1] → N×C×sH×sW) to whole images."""
+    """Applies ``model`` (N×C×kH×kW in [0,1] → N×C×sH×sW, k = ``input_stride``) to whole images.
+
+    Tiles are planned on a grid of k×k input cells, each giving s×s output pixels: k = 1 for
+    super-resolution networks, k = the factor (and s = 1) for learned downscalers such as the
+    superior-LR encoder, which then tile and blend exactly like upscalers.
+    """
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class Upscaler:
         tta: bool = False,
         size_requirement: SizeRequirement = SizeRequirement(),
         feature_channels: int = 64,
+        input_stride: int = 1,
     ) -> None:
         self.model = model.eval().requires_grad_(False).to(device)
         self.scale = scale
@@ -69,11 +75,18 @@ class Upscaler:
         self.tta = tta
         self.size_requirement = size_requirement
         self.feature_channels = feature_channels
+        self.input_stride = input_stride
 
     # ---- public -----------------------------------------------------------------------------
     def upscale(self, pixels: np.ndarray, progress: ProgressCallback | None = None) -> UpscaleResult:
-        """Upscale an H×W×C float32 image in [0, 1]; C must equal the model's input channels."""
-        height, width = pixels.shape[:2]
+        """Upscale an H×W×C float32 image in [0, 1]; C must equal the model's input channels.
+
+        H and W must be multiples of ``input_stride`` (the caller crops or pads by its own rule).
+        """
+        k = self.input_stride
+        if pixels.shape[0] % k or pixels.shape[1] % k:
+            raise ValueError(f"image sides {pixels.shape[1]}x{pixels.shape[0]} are not multiples of {k}")
+        height, width = pixels.shape[0] // k, pixels.shape[1] // k
         tile = self._initial_tile(height, width)
         while True:
             try:
@@ -118,7 +131,8 @@ class Upscaler:
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         base = torch.cuda.memory_allocated(self.device)
-        probe = torch.rand(1, self.in_channels, side, side)
+        k = self.input_stride  # per grid cell: k×k input pixels
+        probe = torch.rand(1, self.in_channels, side * k, side * k)
         with torch.inference_mode(), self._autocast(self.precision):
             self.model(probe.to(self.device))
         peak = torch.cuda.max_memory_allocated(self.device) - base
@@ -127,7 +141,8 @@ class Upscaler:
     def _run_image(
         self, pixels: np.ndarray, tile: int, progress: ProgressCallback | None
     ) -> tuple[np.ndarray, int, int]:
-        height, width, channels = pixels.shape
+        k = self.input_stride
+        height, width, channels = pixels.shape[0] // k, pixels.shape[1] // k, pixels.shape[2]
         req = self.size_requirement
         plan = plan_tiles(height, width, tile, self.overlap, req.multiple_of)
         accumulator = TileAccumulator(height, width, channels, self.scale)
@@ -135,7 +150,9 @@ class Upscaler:
         fallbacks = 0
         done = 0
         for batch in _chunks(plan, self.batch_size):
-            inputs = torch.stack([source[:, t.y : t.y + t.height, t.x : t.x + t.width] for t in batch])
+            inputs = torch.stack(
+                [source[:, t.y * k : (t.y + t.height) * k, t.x * k : (t.x + t.width) * k] for t in batch]
+            )
             outputs, fell_back = self._run_batch(inputs)
             fallbacks += fell_back
             for t, out in zip(batch, outputs.numpy(), strict=True):
@@ -164,7 +181,8 @@ class Upscaler:
         x = padded.to(self.device, non_blocking=True)
         with torch.inference_mode(), self._autocast(precision):
             out = _self_ensemble(self.model, x) if self.tta else self.model(x)
-        out = out.float()[..., : crop[0] * self.scale, : crop[1] * self.scale]
+        k = self.input_stride
+        out = out.float()[..., : crop[0] // k * self.scale, : crop[1] // k * self.scale]
         return out.cpu()
 
     def _autocast(self, precision: Precision) -> contextlib.AbstractContextManager[None]:
