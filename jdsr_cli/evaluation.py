@@ -6,6 +6,10 @@
 3. The model runs on the whole LR image (no tiles, so figures are exact), SR is rounded to uint8.
 4. PSNR and SSIM on BT.601 Y, border crop = scale, float64. Gray images (Set14 ``bridge``) go through
    RGB replication, so every image uses the same Y formula.
+
+With ``lr_from`` (a learned downscaler, ``jdsr eval MODEL --lr-from slr-down-x4``) step 2 becomes the
+downscaler's 8-bit output on the modcropped HR, and each image also records how LR-like it stays: PSNR-Y
+(crop = scale) of that LR against the MATLAB-bicubic LR.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from jdsr_cli.downscale import LearnedDownscaler
     from jdsr_cli.engine.upscaler import Upscaler
 
 STANDARD_SETS = ("Set5", "Set14", "B100")
@@ -31,6 +36,7 @@ class ImageScore:
     name: str
     psnr: float
     ssim: float
+    lr_psnr: float | None = None  # the LR fed to the model vs the MATLAB-bicubic LR (with lr_from)
 
 
 @dataclass
@@ -51,6 +57,11 @@ class SetResult:
     def ssim(self) -> float:
         return float(np.mean([i.ssim for i in self.images]))
 
+    @property
+    def lr_psnr(self) -> float | None:
+        values = [i.lr_psnr for i in self.images if i.lr_psnr is not None]
+        return float(np.mean(values)) if values else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "set": self.name,
@@ -59,7 +70,9 @@ class SetResult:
             "self_ensemble": self.self_ensemble,
             "psnr": round(self.psnr, 4),
             "ssim": round(self.ssim, 5),
-            "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5)} for i in self.images],
+            "lr_psnr": None if self.lr_psnr is None else round(self.lr_psnr, 4),
+            "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5),
+                        **({} if i.lr_psnr is None else {"lr_psnr": round(i.lr_psnr, 4)})} for i in self.images],
         }
 
 
@@ -120,20 +133,29 @@ def evaluate_set(
     *,
     save_dir: Path | None = None,
     on_image: Callable[[ImageScore], None] | None = None,
+    lr_from: LearnedDownscaler | None = None,
 ) -> SetResult:
     """Score one set with the standard protocol; optionally save each SR image as PNG."""
     from jdsr_cli.ops.metrics import MetricConvention
 
     scale = upscaler.scale
     convention = MetricConvention.standard(scale)
-    label = f"{convention.psnr_label} / {convention.ssim_label}, uint8 SR, MATLAB-bicubic LR"
+    source = "MATLAB-bicubic LR" if lr_from is None else f"LR from {lr_from.name} (8-bit)"
+    label = f"{convention.psnr_label} / {convention.ssim_label}, uint8 SR, {source}"
     result = SetResult(set_dir.name, scale, label, upscaler.tta)
+    if lr_from is not None and lr_from.scale != scale:
+        raise UsageError(f"--lr-from {lr_from.name} shrinks ×{lr_from.scale} but the model enlarges ×{scale}")
     for name, lr, hr in benchmark_pairs(set_dir, scale):
+        lr_psnr = None
+        if lr_from is not None:
+            small = lr_from.resize(hr.astype(np.float32) / 255.0, lr.shape[1], lr.shape[0], 8)
+            bicubic_lr, lr = lr, _rgb_uint8(small)
+            lr_psnr = convention.psnr(lr, bicubic_lr)
         sr_float = upscaler.upscale(lr.astype(np.float32) / 255.0).pixels
         sr = np.floor(sr_float * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
         if sr.shape != hr.shape:
             raise UsageError(f"{set_dir / 'HR' / name}.png: SR is {sr.shape}, HR is {hr.shape} (wrong --scale?)")
-        score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr))
+        score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr), lr_psnr)
         result.images.append(score)
         if save_dir is not None:
             _save(save_dir / set_dir.name / f"{name}_x{scale}.png", sr)

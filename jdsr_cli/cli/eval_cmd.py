@@ -25,10 +25,14 @@ def evaluate(
     json_report: Path | None = typer.Option(None, "--json", help="Write per-image and mean scores here."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 (default, reproducible), bf16 or fp16."),
+    lr_from: str | None = typer.Option(
+        None, "--lr-from", help="Make the LR with this learned downscaler (e.g. slr-down-x4) instead of bicubic."
+    ),
 ) -> None:
     """Score a model on Set5/Set14/B100: PSNR-Y and SSIM-Y, crop = scale, MATLAB-bicubic LR.
 
-    Example: jdsr eval imdn-x4 --data ../shared/data --sets Set5,Set14
+    Examples: jdsr eval imdn-x4 --data ../shared/data --sets Set5,Set14 |
+    jdsr eval slr-up-x4 --lr-from slr-down-x4 --data ../shared/data (the superior-LR round trip)
     """
     from rich.table import Table
 
@@ -50,6 +54,12 @@ def evaluate(
             check_scale(scale, loaded.config.scale, loaded.source)
             upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
             name, arch = loaded.name or loaded.source, loaded.config.arch
+        downscaler = None
+        if lr_from is not None:
+            from jdsr_cli.downscale import create_downscaler
+
+            encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale")
+            downscaler = create_downscaler("superior", loaded=encoder, device=device, tile=0)
     except JdsrError as error:
         error_console().print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None
@@ -57,7 +67,7 @@ def evaluate(
     results = []
     for set_dir in set_dirs:
         try:
-            result = evaluate_set(upscaler, set_dir, save_dir=save_images)
+            result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler)  # type: ignore[arg-type]
         except JdsrError as error:
             error_console().print(f"error: {error}", markup=False)
             raise typer.Exit(1) from None
@@ -67,14 +77,20 @@ def evaluate(
         table.add_column("image")
         table.add_column("PSNR (dB)", justify="right")
         table.add_column("SSIM", justify="right")
+        if downscaler is not None:
+            table.add_column("LR vs bicubic LR (dB)", justify="right")
+
+        def lr_cell(value: float | None) -> list[str]:
+            return [] if downscaler is None else [f"{value:.2f}"]
+
         for image in result.images:
-            table.add_row(image.name, f"{image.psnr:.2f}", f"{image.ssim:.4f}")
-        table.add_row("mean", f"{result.psnr:.2f}", f"{result.ssim:.4f}", style="bold")
+            table.add_row(image.name, f"{image.psnr:.2f}", f"{image.ssim:.4f}", *lr_cell(image.lr_psnr))
+        table.add_row("mean", f"{result.psnr:.2f}", f"{result.ssim:.4f}", *lr_cell(result.lr_psnr), style="bold")
         console.print(table)
     if json_report is not None:
         from jdsr_cli.io.atomic import atomic_write_text
 
-        payload = {"model": name, "arch": arch, "device": str(upscaler.device),
+        payload = {"model": name, "arch": arch, "lr_from": lr_from, "device": str(upscaler.device),
                    "precision": upscaler.precision.name, "sets": [r.to_json() for r in results]}
         json_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_report, json.dumps(payload, indent=2) + "\n")

@@ -12,6 +12,8 @@ from jdsr_cli.cli.console import error_console, live_progress_allowed, make_cons
 def train(
     data: Path | None = typer.Argument(None, metavar="DATA_DIR", help="Folder tree of HR images."),
     scale: int | None = typer.Option(None, "-s", "--scale", help="2, 3 or 4."),
+    method: str | None = typer.Option(None, "--method", help="supervised (default) or superior-lr (JDSR stage 1: "
+                                      "learned downscaler + its decoder; --arch names the decoder)."),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (imdn, pan, fsrcnn, edsr, rcan)."),
     preset: str | None = typer.Option(None, "--preset", help="Architecture preset, e.g. edsr baseline."),
     config_file: Path | None = typer.Option(None, "--config", help="TOML file with any option below."),
@@ -26,6 +28,8 @@ def train(
     lr: float | None = typer.Option(None, "--lr"),
     schedule: str | None = typer.Option(None, "--schedule", help="cosine or multistep."),
     ema_decay: float | None = typer.Option(None, "--ema-decay", help="e.g. 0.999; 0 = off."),
+    lr_weight: float | None = typer.Option(None, "--lr-weight", help="superior-lr: weight of L1(E(HR), bicubic LR)."),
+    sr_weight: float | None = typer.Option(None, "--sr-weight", help="superior-lr: weight of L1(D(E(HR)), HR)."),
     val_every: int | None = typer.Option(None, "--val-every"),
     save_every: int | None = typer.Option(None, "--save-every"),
     device: str | None = typer.Option(None, "--device"),
@@ -36,7 +40,7 @@ def train(
     seed: int | None = typer.Option(None, "--seed"),
     workers: int | None = typer.Option(None, "--workers"),
 ) -> None:
-    """Train a model on your photos (L1, Adam, cosine or multistep, optional EMA).
+    """Train a model on your photos (L1, Adam, cosine or multistep, optional EMA), or a superior-LR pair.
 
     Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
     """
@@ -49,10 +53,12 @@ def train(
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
     errors = error_console()
     overrides = dict(
-        data=str(data) if data else None, scale=scale, arch=arch, preset=preset, out=str(out) if out else None,
+        data=str(data) if data else None, scale=scale, method=method, arch=arch, preset=preset,
+        out=str(out) if out else None,
         lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None,
         init=str(init) if init else None, steps=steps, batch_size=batch_size,
-        patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay, val_every=val_every,
+        patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay,
+        lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every,
         save_every=save_every, device=device, precision=precision,
         channels_last=channels_last, seed=seed, workers=workers,
     )
@@ -65,7 +71,7 @@ def train(
     except JdsrError as error:
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None
-    console.print(f"training {config.arch} ×{config.scale} on {trainer.device} for {config.steps} steps "
+    console.print(f"training {trainer.method.describe()} on {trainer.device} for {config.steps} steps "
                   f"-> {config.out}", markup=False)
     try:
         result = _run(console, trainer)

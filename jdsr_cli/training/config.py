@@ -25,7 +25,13 @@ class TrainConfig:
     arch: str = "imdn"
     preset: str | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    method: str = "supervised"
+    method: str = "supervised"  # supervised | superior-lr (arch/preset/arch_kwargs then name the decoder)
+    # superior-lr: the encoder, the loss weights and how training treats the 8-bit rounding
+    encoder_preset: str | None = "small"
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_weight: float = 1.0  # L1(encoder(HR), bicubic LR)
+    sr_weight: float = 1.0  # L1(decoder(encoder(HR)), HR)
+    slr_rounding: str = "ste"  # ste: round, straight-through gradient | none: train on the unrounded LR
     init: str | None = None  # start from this checkpoint's tensors whose names and shapes match
     lr_dir: str | None = None
     val: str | None = None  # folder of HR images; None = a built-in split of the training folder
@@ -55,6 +61,10 @@ class TrainConfig:
             raise UsageError("training needs a data folder (DATA_DIR)")
         if self.scale not in (2, 3, 4):
             raise UsageError(f"--scale {self.scale}: choose 2, 3 or 4")
+        if self.method not in ("supervised", "superior-lr"):
+            raise UsageError(f"--method {self.method!r}: choose supervised or superior-lr")
+        if self.slr_rounding not in ("ste", "none"):
+            raise UsageError(f"slr_rounding {self.slr_rounding!r}: choose ste or none")
         if self.schedule not in ("cosine", "multistep"):
             raise UsageError(f"--schedule {self.schedule!r}: choose cosine or multistep")
         for name in ("steps", "batch_size", "patch_size", "val_every", "save_every", "log_every"):

@@ -78,13 +78,12 @@ def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
 
 
 class Trainer:
-    """One supervised run (L1 to HR, Adam). ``run()`` trains from step 0 or from ``config.resume``."""
+    """One training run of any method (``jdsr_cli.training.methods``), from step 0 or ``config.resume``."""
 
     def __init__(self, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
                  log: Callable[[str], None] = print) -> None:
-        from jdsr_cli.archs import REGISTRY
-        from jdsr_cli.archs.registry import ArchConfig
         from jdsr_cli.engine.device import resolve_device
+        from jdsr_cli.training.methods import build_method
 
         self.config = config
         self.on_progress = on_progress
@@ -93,11 +92,10 @@ class Trainer:
         self.device = resolve_device(config.device)
         if self.dist.world > 1:
             self.device = self._join_process_group()
-        kwargs = dict(REGISTRY.get(config.arch).presets[config.preset]) if config.preset else {}
-        kwargs.update(config.arch_kwargs)
-        self.arch_config = ArchConfig(config.arch, config.scale, kwargs)
         torch.manual_seed(config.seed)
-        self.model = REGISTRY.build(self.arch_config)
+        self.method = build_method(config)
+        self.arch_config = self.method.arch_config
+        self.model: nn.Module = self.method.net  # the supervised network itself, or e.g. encoder + decoder
         if config.init:
             self._initialise_from(Path(config.init))
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -116,15 +114,10 @@ class Trainer:
 
     def _initialise_from(self, path: Path) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
-        from jdsr_cli.checkpoints.format import load_checkpoint
-
-        source = load_checkpoint(path).model.state_dict()
-        target = self.model.state_dict()
-        shared = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
-        if not shared:
-            raise TrainingError(f"--init {path}: no tensor matches {self.arch_config.arch} ×{self.config.scale}")
-        self.model.load_state_dict(shared, strict=False)
-        self.log(f"initialised {len(shared)}/{len(target)} tensors from {path}")
+        copied, total = self.method.initialise_from(path)
+        if not copied:
+            raise TrainingError(f"--init {path}: no tensor matches {self.method.describe()}")
+        self.log(f"initialised {copied}/{total} tensors from {path}")
 
     def _join_process_group(self) -> torch.device:
         """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
@@ -199,7 +192,7 @@ class Trainer:
         for lr_batch, hr_batch in loader:
             if stop_at is not None and self.step >= stop_at:
                 break
-            loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device))
+            loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device, non_blocking=True))
             self.step += 1
             window.append(loss)
             result.losses.append(loss)
@@ -224,15 +217,16 @@ class Trainer:
             dist.barrier()
         return result
 
-    def _forward(self, model: nn.Module, lr_batch: torch.Tensor) -> torch.Tensor:
-        """The model in the run's precision and memory format; the output is always fp32."""
-        lr_batch = lr_batch.contiguous(memory_format=self.memory_format)
+    def _forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
+        """The net in the run's precision and memory format (the method's loss works in fp32)."""
+        inputs = inputs.contiguous(memory_format=self.memory_format)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            return model(lr_batch).float()
+            return model(inputs)
 
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
-        loss = nn.functional.l1_loss(self._forward(self.train_model, lr_batch), hr_batch)
+        outputs = self._forward(self.train_model, self.method.batch_input(lr_batch, hr_batch))
+        loss = self.method.loss(outputs, lr_batch, hr_batch)
         if not torch.isfinite(self._mean_across_ranks(loss.detach())):
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
@@ -265,23 +259,18 @@ class Trainer:
     def _validate_and_keep_best(self) -> float:
         from jdsr_cli.ops.metrics import MetricConvention
 
-        convention = MetricConvention.standard(self.config.scale)
-        model = self.deployed_model()
-        model.eval()
-        psnrs, ssims = [], []
-        with torch.inference_mode():
-            for pair in self.val_pairs:
-                x = torch.from_numpy(pair.lr).permute(2, 0, 1)[None].float().div(255).to(self.device)
-                sr = model(x)[0].clamp(0, 1).mul(255).add(0.5).floor().byte().permute(1, 2, 0).cpu().numpy()
-                psnrs.append(convention.psnr(sr, pair.hr))
-                ssims.append(convention.ssim(sr, pair.hr))
+        net = self.deployed_model()
+        net.eval()
+        scores = self.method.validate(net, self.val_pairs, self.device)
         self.model.train()
-        psnr, ssim = float(np.mean(psnrs)), float(np.mean(ssims))
-        self._append_log({"step": self.step, "val_psnr": psnr, "val_ssim": ssim, "convention": convention.psnr_label})
-        if self.best_psnr is None or psnr > self.best_psnr:
-            self.best_psnr = psnr
-            self._save("best", metrics={"val": {"psnr": psnr, "ssim": ssim, "images": len(psnrs)}})
-        return psnr
+        label = MetricConvention.standard(self.config.scale).psnr_label
+        self._append_log({"step": self.step, "val_psnr": scores.psnr, "val_ssim": scores.ssim, **scores.extra,
+                          "convention": label})
+        if self.best_psnr is None or scores.psnr > self.best_psnr:
+            self.best_psnr = scores.psnr
+            self._save("best", metrics={"val": {"psnr": scores.psnr, "ssim": scores.ssim, "images": scores.images,
+                                                **scores.extra}})
+        return scores.psnr
 
     def _save(self, which: str, metrics: dict[str, Any] | None = None) -> None:
         from jdsr_cli.checkpoints.format import save_checkpoint
@@ -291,8 +280,10 @@ class Trainer:
         recipe = {"method": self.config.method, "step": self.step, "config": json.loads(json.dumps(
             {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
-        save_checkpoint(folder, deployed, self.arch_config, name=f"{self.run_dir.name}-{which}",
-                        training=recipe, metrics=metrics)
+        for part, (module, arch_config) in self.method.exports(deployed).items():
+            name = "-".join(filter(None, (self.run_dir.name, part, which)))
+            save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
+                            training=recipe, metrics=metrics)
         if which == "last":
             with atomic_open(folder / STATE_NAME) as handle:
                 torch.save(_to_cpu(self.state_dict()), handle)

@@ -1,0 +1,206 @@
+"""Training methods: what a run trains, its loss, how it is validated and what it exports.
+
+The ``Trainer`` owns everything a method does not: data, optimiser, schedule, EMA, DDP, precision,
+checkpoints, resume, logging. A method gives it one ``net`` (an ``nn.Module`` whose ``forward`` takes
+the method's batch input, so DDP sees every parameter used), a loss, a validation, and the checkpoints to
+export (each a registry architecture that ``jdsr upscale`` / ``jdsr downscale`` loads).
+
+- ``supervised``: one SR network, L1 to HR. ``net`` is the network itself, so the run folder's ``best/``
+  and ``last/`` are ordinary checkpoints.
+- ``superior-lr`` (JDSR stage 1): encoder HR → LR and decoder LR → HR trained together with
+  ``lr_weight·L1(E(HR), bicubic LR) + sr_weight·L1(D(E(HR)), HR)``. ``best/encoder`` and ``best/decoder``
+  are the two checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from jdsr_cli.archs.registry import ArchConfig
+from jdsr_cli.training.config import TrainConfig
+
+METHODS = ("supervised", "superior-lr")
+
+
+@dataclass
+class Validation:
+    """Validation scores: ``psnr`` picks the best checkpoint; ``extra`` is logged alongside."""
+
+    psnr: float
+    ssim: float
+    images: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).to(device)
+
+
+def _to_uint8(batch: torch.Tensor) -> np.ndarray:
+    return batch[0].float().clamp(0, 1).mul(255).add(0.5).floor().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _build(config: ArchConfig) -> nn.Module:
+    from jdsr_cli.archs import REGISTRY
+
+    return REGISTRY.build(config)
+
+
+def _arch_config(config: TrainConfig) -> ArchConfig:
+    from jdsr_cli.archs import REGISTRY
+
+    spec = REGISTRY.get(config.arch)
+    if spec.direction != "up":
+        raise _usage(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
+    kwargs = dict(spec.presets[config.preset]) if config.preset else {}
+    kwargs.update(config.arch_kwargs)
+    return ArchConfig(config.arch, config.scale, kwargs)
+
+
+def _usage(message: str) -> Exception:
+    from jdsr_cli.errors import UsageError
+
+    return UsageError(message)
+
+
+def copy_matching(source: Mapping[str, torch.Tensor], target: nn.Module) -> int:
+    """Load the tensors whose names and shapes match (e.g. a ×4 body into a ×2 model); returns how many."""
+    own = target.state_dict()
+    shared = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    target.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
+class Supervised:
+    """One SR network trained with L1 to HR."""
+
+    name = "supervised"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.scale = config.scale
+        self.arch_config = _arch_config(config)
+        self.net = _build(self.arch_config)
+
+    def describe(self) -> str:
+        return f"{self.arch_config.arch} ×{self.scale}"
+
+    def batch_input(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return lr
+
+    def loss(self, output: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return nn.functional.l1_loss(output.float(), hr)
+
+    def initialise_from(self, path: Path) -> tuple[int, int]:
+        from jdsr_cli.checkpoints.format import load_checkpoint
+
+        copied = copy_matching(load_checkpoint(path).model.state_dict(), self.net)
+        return copied, len(self.net.state_dict())
+
+    def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
+        return {"": (net, self.arch_config)}
+
+    @torch.inference_mode()
+    def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
+        from jdsr_cli.ops.metrics import MetricConvention
+
+        convention = MetricConvention.standard(self.scale)
+        psnrs, ssims = [], []
+        for pair in pairs:
+            sr = _to_uint8(net(_to_batch(pair.lr, device)))
+            psnrs.append(convention.psnr(sr, pair.hr))
+            ssims.append(convention.ssim(sr, pair.hr))
+        return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
+
+
+class RoundTrip(nn.Module):
+    """Encoder then decoder; ``forward(hr)`` returns (superior LR, SR) for one loss over both."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, rounding: str = "ste") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.rounding = rounding
+
+    def encode(self, hr: torch.Tensor) -> torch.Tensor:
+        if self.training and self.rounding == "none":
+            return self.encoder.continuous(hr)  # type: ignore[operator]
+        return self.encoder(hr)  # clamped and rounded to 8-bit levels (straight-through gradient)
+
+    def forward(self, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        slr = self.encode(hr)
+        return slr, self.decoder(slr)
+
+
+class SuperiorLR:
+    """JDSR stage 1: the superior-LR encoder and its decoder, trained jointly from scratch."""
+
+    name = "superior-lr"
+
+    def __init__(self, config: TrainConfig) -> None:
+        from jdsr_cli.archs import REGISTRY
+
+        self.scale = config.scale
+        self.lr_weight = config.lr_weight
+        self.sr_weight = config.sr_weight
+        self.arch_config = _arch_config(config)  # the decoder: any registry SR architecture
+        encoder_kwargs = dict(REGISTRY.get("slr-encoder").presets[config.encoder_preset]) if config.encoder_preset else {}
+        encoder_kwargs.update(config.encoder_kwargs)
+        self.encoder_config = ArchConfig("slr-encoder", config.scale, encoder_kwargs)
+        self.net = RoundTrip(_build(self.encoder_config), _build(self.arch_config), config.slr_rounding)
+
+    def describe(self) -> str:
+        return f"superior-LR encoder + {self.arch_config.arch} decoder ×{self.scale}"
+
+    def batch_input(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return hr
+
+    def loss(self, output: tuple[torch.Tensor, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        slr, sr = output
+        return (self.lr_weight * nn.functional.l1_loss(slr.float(), lr)
+                + self.sr_weight * nn.functional.l1_loss(sr.float(), hr))
+
+    def initialise_from(self, path: Path) -> tuple[int, int]:
+        """A superior-LR run folder (``encoder/`` + ``decoder/``) or one SR checkpoint for the decoder."""
+        from jdsr_cli.checkpoints.format import load_checkpoint
+
+        copied = 0
+        if (path / "encoder").is_dir() and (path / "decoder").is_dir():
+            copied += copy_matching(load_checkpoint(path / "encoder").model.state_dict(), self.net.encoder)
+            copied += copy_matching(load_checkpoint(path / "decoder").model.state_dict(), self.net.decoder)
+        else:
+            copied += copy_matching(load_checkpoint(path).model.state_dict(), self.net.decoder)
+        return copied, len(self.net.state_dict())
+
+    def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
+        return {"encoder": (net.encoder, self.encoder_config), "decoder": (net.decoder, self.arch_config)}
+
+    @torch.inference_mode()
+    def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
+        """Round trip D(round(E(HR))) vs HR (picks the best), and how LR-like E(HR) stays (vs bicubic LR)."""
+        from jdsr_cli.ops.metrics import MetricConvention
+
+        convention = MetricConvention.standard(self.scale)
+        psnrs, ssims, lr_psnrs = [], [], []
+        for pair in pairs:
+            slr = net.encoder(_to_batch(pair.hr, device))
+            sr = _to_uint8(net.decoder(slr))
+            psnrs.append(convention.psnr(sr, pair.hr))
+            ssims.append(convention.ssim(sr, pair.hr))
+            lr_psnrs.append(convention.psnr(_to_uint8(slr), pair.lr))
+        return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs),
+                          {"val_lr_psnr": float(np.mean(lr_psnrs))})
+
+
+def build_method(config: TrainConfig) -> Supervised | SuperiorLR:
+    if config.method == "supervised":
+        return Supervised(config)
+    if config.method == "superior-lr":
+        return SuperiorLR(config)
+    raise _usage(f"--method {config.method!r}: choose {', '.join(METHODS)}")
