@@ -44,11 +44,12 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         console.print_json(json.dumps(entries))
         return
     table = Table(title="jdsr models")
-    for column in ("name", "arch", "scale", "source", "default", "quality"):
+    for column in ("name", "role", "arch", "scale", "source", "default", "quality"):
         table.add_column(column)
     for e in entries:
+        role = e.get("role", "upscale") + (f" (pair: {e['pair']})" if e.get("pair") else "")
         table.add_row(
-            e["name"], e["arch"], f"×{e['scale']}", e["source"], "yes" if e.get("default_for_scale") else "",
+            e["name"], role, e["arch"], f"×{e['scale']}", e["source"], "yes" if e.get("default_for_scale") else "",
             _headline_metric(e.get("metrics")),
         )
     console.print(table)

@@ -109,6 +109,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config))
         self.step = 0
+        self.train_seconds = 0.0  # wall-clock of the training loop, summed over resumed sessions
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
 
@@ -141,6 +142,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_psnr": self.best_psnr,
+            "train_seconds": self.train_seconds,
         }
 
     def load_state(self, folder: Path) -> None:
@@ -157,6 +159,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.best_psnr = state["best_psnr"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> RunResult:
@@ -189,9 +192,13 @@ class Trainer:
         window: list[float] = []
         tick, val_psnr = time.perf_counter(), None
         self.model.train()
+        clock = time.perf_counter()
         for lr_batch, hr_batch in loader:
             if stop_at is not None and self.step >= stop_at:
                 break
+            now = time.perf_counter()
+            self.train_seconds += now - clock
+            clock = now
             loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device, non_blocking=True))
             self.step += 1
             window.append(loss)
@@ -205,7 +212,7 @@ class Trainer:
             if self.step % config.log_every == 0 or self.step == config.steps:
                 rate = len(window) / max(time.perf_counter() - tick, 1e-9)
                 record = {"step": self.step, "loss": float(np.mean(window)), "lr": self.scheduler.get_last_lr()[0],
-                          "it_per_s": rate}
+                          "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
                 self._append_log(record)
                 if self.on_progress is not None:
                     self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, val_psnr))
@@ -277,8 +284,9 @@ class Trainer:
         from jdsr_cli.io.atomic import atomic_open
 
         folder = self.run_dir / which
-        recipe = {"method": self.config.method, "step": self.step, "config": json.loads(json.dumps(
-            {k: v for k, v in vars(self.config).items() if v is not None}))}
+        recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
+                  "hardware": _hardware(self.device), "config": json.loads(json.dumps(
+                      {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         for part, (module, arch_config) in self.method.exports(deployed).items():
             name = "-".join(filter(None, (self.run_dir.name, part, which)))
@@ -291,6 +299,15 @@ class Trainer:
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _hardware(device: torch.device) -> str:
+    """E.g. 'cpu: x86_64, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each checkpoint)."""
+    import platform
+
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {platform.machine()}, {torch.get_num_threads()} threads"
 
 
 def _to_cpu(value: Any) -> Any:

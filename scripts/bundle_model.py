@@ -1,0 +1,143 @@
+"""Bundle a `jdsr train` checkpoint into weights/ with figures measured here, and list it in the manifest.
+
+Supervised run (an upscaler; --default makes it `jdsr upscale`'s default for its scale):
+
+    python scripts/bundle_model.py runs/imdn-x4/best --name imdn-x4 --default
+
+Superior-LR run (bundles the encoder as slr-down-xS, the default of `jdsr downscale --method superior`,
+and the decoder as slr-up-xS, each naming the other as its pair):
+
+    python scripts/bundle_model.py runs/slr-x4/best --superior-lr
+
+Every figure is measured by this script with the `jdsr eval` protocol (jdsr_cli.evaluation) on
+../shared/data (PSNR-Y/SSIM-Y, crop = scale); nothing is copied from the training log except the
+recipe (steps, wall-clock, hardware) that config.json already records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, sha256_file
+from jdsr_cli.engine.device import Precision
+from jdsr_cli.engine.upscaler import Upscaler
+from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
+from jdsr_cli.io.atomic import atomic_write_text
+from jdsr_cli.ops.metrics import MetricConvention
+
+ROOT = Path(__file__).resolve().parents[1]
+SETS = ("Set5", "Set14", "B100")
+
+
+def _upscaler(model: torch.nn.Module, scale: int) -> Upscaler:
+    return Upscaler(model, scale=scale, device=torch.device("cpu"), precision=Precision("fp32", torch.float32), tile=0)
+
+
+def measure(decoder: torch.nn.Module, scale: int, data: Path, encoder: Any = None) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM of the model (on bicubic LR, or on the encoder's LR) and of bicubic, per set."""
+    results = {}
+    for name in SETS:
+        set_dir = find_set(data, name)
+        ours = evaluate_set(_upscaler(decoder, scale), set_dir, lr_from=encoder)
+        row = {"psnr": round(ours.psnr, 3), "ssim": round(ours.ssim, 4), "images": len(ours.images)}
+        if encoder is None:
+            row["bicubic_psnr"] = round(evaluate_set(bicubic_upscaler(scale), set_dir).psnr, 3)
+        else:
+            row["lr_psnr"] = round(ours.lr_psnr or 0.0, 3)
+        results[name] = row
+        print(name, row, flush=True)
+    return results
+
+
+def copy_checkpoint(source: Path, name: str) -> Path:
+    """weights/<name>/ = the checkpoint's weights and config (never the optimizer state)."""
+    target = ROOT / "weights" / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for file in (WEIGHTS_NAME, CONFIG_NAME):
+        shutil.copy2(source / file, target / file)
+    config = json.loads((target / CONFIG_NAME).read_text())
+    config["name"] = name
+    atomic_write_text(target / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    return target
+
+
+def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str:
+    training = loaded.meta.get("training") or {}
+    hours = (training.get("train_seconds") or 0) / 3600
+    where = training.get("hardware", "unknown hardware")
+    return (f"{what}: {training.get('step', '?')} steps of `jdsr train` on T91+BSD200 ({hours:.1f} h, {where}); "
+            f"{label} Set5 {metrics['Set5']['psnr']:.2f} dB")
+
+
+def register(entry: dict[str, Any]) -> None:
+    """Add or replace the entry; a new default for a (role, scale) clears the old one."""
+    path = ROOT / "weights" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    others = [e for e in manifest["models"] if e["name"] != entry["name"]]
+    if entry.get("default_for_scale"):
+        for other in others:
+            if other.get("scale") == entry["scale"] and other.get("role", "upscale") == entry.get("role", "upscale"):
+                other["default_for_scale"] = False
+    def order(e: dict[str, Any]) -> tuple[bool, int, str]:
+        return e.get("role", "upscale") != "upscale", e["scale"], e["name"]
+
+    manifest["models"] = sorted([*others, entry], key=order)
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def entry_for(name: str, folder: Path, loaded: Any, description: str, metrics: dict[str, Any], **extra: Any) -> dict:
+    return {"name": name, "arch": loaded.config.arch, "scale": loaded.config.scale, "source": "bundled",
+            "path": folder.name, "sha256": sha256_file(folder / WEIGHTS_NAME), "description": description,
+            "metrics": metrics, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path, help="a run's best/ (or last/) folder")
+    parser.add_argument("--name", help="bundled name (supervised runs)")
+    parser.add_argument("--default", action="store_true", help="make it the default upscaler for its scale")
+    parser.add_argument("--superior-lr", action="store_true", help="the folder holds encoder/ and decoder/")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args()
+
+    if not args.superior_lr:
+        loaded = load_checkpoint(args.checkpoint)
+        scale = loaded.config.scale
+        label = MetricConvention.standard(scale).psnr_label
+        metrics = {"convention": f"{label}, MATLAB-bicubic LR", **measure(loaded.model, scale, args.data)}
+        name = args.name or f"{loaded.config.arch}-x{scale}"
+        folder = copy_checkpoint(args.checkpoint, name)
+        register(entry_for(name, folder, loaded, describe(loaded, f"{loaded.config.arch.upper()} x{scale}", metrics,
+                                                          label), metrics, default_for_scale=args.default))
+        return
+
+    from jdsr_cli.downscale import create_downscaler
+
+    encoder = load_checkpoint(args.checkpoint / "encoder")
+    decoder = load_checkpoint(args.checkpoint / "decoder")
+    scale = encoder.config.scale
+    down, up = f"slr-down-x{scale}", f"slr-up-x{scale}"
+    label = MetricConvention.standard(scale).psnr_label
+    encoder.name = down
+    metrics = {"convention": f"{label}, round trip {up}({down}(HR)) vs HR; lr_psnr: {down}(HR) vs MATLAB-bicubic LR",
+               **measure(decoder.model, scale, args.data, create_downscaler("superior", loaded=encoder, tile=0,
+                                                                             device="cpu"))}
+    down_folder = copy_checkpoint(args.checkpoint / "encoder", down)
+    up_folder = copy_checkpoint(args.checkpoint / "decoder", up)
+    register(entry_for(down, down_folder, encoder, describe(encoder, f"superior-LR encoder x{scale} (round trip with "
+                                                            f"{up})", metrics, label), metrics,
+                       role="downscale", pair=up, default_for_scale=True))
+    register(entry_for(up, up_folder, decoder, describe(decoder, f"superior-LR decoder x{scale} (input: {down} "
+                                                        "output, not bicubic LR)", metrics, label), metrics, pair=down))
+
+
+if __name__ == "__main__":
+    main()
