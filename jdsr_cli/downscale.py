@@ -148,7 +148,6 @@ class LearnedDownscaler:
         self.runner = runner
         self.name = name
         self.scale = runner.input_stride
-        self.last_tiles: tuple[int | None, int] = (None, 0)
 
     def resize(
         self, pixels: np.ndarray, width: int, height: int, bit_depth: int,

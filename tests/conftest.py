@@ -25,25 +25,23 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A real ×2 checkpoint: EDSR-tiny (the JDSR peer shape) trained by our own loop for 300 steps
-    on 24 BSD200 images. It beats bicubic by about 1 dB on Set5, so tests can check real sharpening."""
+    """A real ×2 checkpoint: EDSR-tiny (the JDSR peer shape) trained by `jdsr train`'s Trainer for 300
+    steps on 24 BSD200 images. It beats bicubic by about 1 dB on Set5, so tests can check real sharpening."""
     import torch
 
-    from jdsr_cli.archs import REGISTRY
-    from jdsr_cli.archs.registry import ArchConfig
-    from jdsr_cli.checkpoints.format import save_checkpoint
-    from jdsr_cli.training.data import PatchSampler, find_images, load_pairs
-    from jdsr_cli.training.supervised import fit_supervised
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.trainer import Trainer
 
-    config = ArchConfig("edsr", 2, dict(REGISTRY.get("edsr").presets["tiny"]))
-    model = REGISTRY.build(config)
-    pairs, _ = load_pairs(find_images(data_dir / "train" / "BSD200")[:24], 2, 24)
+    images = tmp_path_factory.mktemp("train_images")
+    for path in sorted((data_dir / "train" / "BSD200").glob("*.png"))[:24]:
+        (images / path.name).write_bytes(path.read_bytes())
+    run = tmp_path_factory.mktemp("ckpt") / "edsr-tiny-x2"
+    config = load_config(None, dict(
+        data=str(images), scale=2, arch="edsr", preset="tiny", steps=300, batch_size=8, patch_size=24, lr=1e-3,
+        val_every=300, save_every=300, log_every=100, out=str(run), device="cpu", workers=0, seed=0,
+        val_fraction=0.05,
+    ))
     threads = torch.get_num_threads()
-    fit = fit_supervised(model, PatchSampler(pairs, 2, 24, seed=0), steps=300, batch_size=8, lr=1e-3, seed=0)
+    Trainer(config, log=lambda _: None).run()
     torch.set_num_threads(threads)
-    folder = tmp_path_factory.mktemp("ckpt") / "edsr-tiny-x2"
-    save_checkpoint(
-        folder, model, config, name="test-edsr-tiny-x2",
-        training={"steps": 300, "seconds": round(fit.seconds, 1), "data": "24 BSD200 images"},
-    )
-    return folder
+    return run / "last"

@@ -179,6 +179,8 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
     for scale in (2, 3, 4):
         config = load_config(root / f"imdn-x{scale}.toml", {})
         assert config.scale == scale and config.arch == "imdn"
+        slr = load_config(root / f"slr-x{scale}.toml", {})
+        assert (slr.scale, slr.method, slr.arch) == (scale, "superior-lr", "edsr")
     Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2)).run()
     logs: list[str] = []
     trainer = Trainer(_config(messy_folder, tmp_path / "x2", init=str(tmp_path / "x3" / "last")), log=logs.append)

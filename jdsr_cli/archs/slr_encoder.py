@@ -99,6 +99,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
     if first is None or "conv_first.weight" in state_dict or shape_of(state_dict, "conv_last.weight") is None:
         return None
     # ×2 and ×3 heads differ only in stride, which a state dict does not store: report ×2, and
+    # ``base`` (area or none) is not stored either: detection assumes "area", the layout we train.
     # ``ambiguous_scales`` tells callers that ×3 fits equally (our own checkpoints carry config.json).
     scale = 4 if "head.1.weight" in state_dict else 2
     kwargs: dict[str, Any] = {"num_feat": first[0], "num_in_ch": first[1], "num_block": seq_len(state_dict, "body")}
