@@ -191,7 +191,12 @@ def image_processor(
                 f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
                 "(use --alpha discard or --format png/webp/tiff)"
             )
-        result, details = transform(image)
+        try:
+            result, details = transform(image)
+        except JdsrError as error:  # every per-file message names its file
+            if str(item.path) in str(error):
+                raise
+            raise type(error)(f"{item.path}: {error}") from None
         write_image(output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata)
         details = dict(details)
         details["bit_depth"] = image.bit_depth

@@ -99,9 +99,11 @@ def test_alpha_and_sixteen_bit_round_trip_through_the_cli(tmp_path: Path) -> Non
 def test_corrupt_file_is_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    PILImage.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "dot.png")
     result = runner.invoke(app, ["downscale", str(tmp_path), "-s", "2", "-o", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "bad.png" in result.output and "1 done, 0 skipped, 1 failed" in result.output
+    assert "bad.png" in result.output and "1 done, 0 skipped, 2 failed" in result.output
+    assert f"{tmp_path / 'dot.png'}: 1x1 is smaller than one 2x2 block" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_down_x2.png"]
 
 
