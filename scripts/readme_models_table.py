@@ -1,32 +1,59 @@
-"""Print the README's bundled-models table from weights/manifest.json (figures as measured at training)."""
+"""Print the README's bundled-models table from weights/manifest.json and each checkpoint's config.json.
+
+Figures are those the manifest records (measured by scripts/bundle_model.py, or by the interim
+scripts/train_bundled.py for the CPU previews); recipes come from config.json's "training".
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SETS = ("Set5", "Set14", "B100")
+
+
+def _params(config: dict[str, Any]) -> int:
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.archs.registry import ArchConfig
+
+    return sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
+
+
+def _recipe(training: dict[str, Any]) -> tuple[str, str]:
+    """(steps and time, command) for a `jdsr train` checkpoint or an interim-script one."""
+    if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
+        return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", training["command"]
+    config = training.get("config", {})
+    run = Path(config.get("out", "")).name
+    command = training.get("command") or f"jdsr train --config configs/{run}.toml"
+    hours = training.get("train_seconds", 0) / 3600
+    return f"{training.get('step', '?')} ({hours:.1f} h, {training.get('hardware', '?')})", command
+
+
+def _cell(metrics: dict[str, Any], name: str) -> str:
+    row = metrics.get(name)
+    return f"{row['psnr']:.2f} / {row['ssim']:.4f}" if row else "–"
 
 
 def main() -> None:
     manifest = json.loads((ROOT / "weights" / "manifest.json").read_text())
-    print("| model | params | steps (CPU time) | Set5 PSNR / SSIM | Set14 PSNR / SSIM | bicubic Set5 / Set14 | command |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | role | params | steps (training time, hardware) | Set5 | Set14 | B100 | command |")
+    print("|---|---|---|---|---|---|---|---|")
     for entry in manifest["models"]:
         if entry["source"] != "bundled":
             continue
         config = json.loads((ROOT / "weights" / entry["path"] / "config.json").read_text())
-        recipe, m = config["training"], entry["metrics"]
-        from jdsr_cli.archs import REGISTRY
-        from jdsr_cli.archs.registry import ArchConfig
-
-        params = sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
-        print(
-            f"| `{entry['name']}` (default ×{entry['scale']}) | {params / 1e3:.0f}K | {recipe['steps']} "
-            f"({recipe['wall_clock_s'] / 60:.0f} min) | {m['Set5']['psnr']:.3f} / {m['Set5']['ssim']:.4f} | "
-            f"{m['Set14']['psnr']:.3f} / {m['Set14']['ssim']:.4f} | {m['Set5']['bicubic_psnr']:.3f} / "
-            f"{m['Set14']['bicubic_psnr']:.3f} | `{recipe['command']}` |"
-        )
+        steps, command = _recipe(config.get("training") or {})
+        role = entry.get("role", "upscale")
+        if entry.get("pair"):
+            role += f", pair `{entry['pair']}` (round trip)"
+        elif entry.get("default_for_scale"):
+            role += f", default ×{entry['scale']}"
+        m = entry.get("metrics", {})
+        print(f"| `{entry['name']}` | {role} | {_params(config) / 1e3:.0f}K | {steps} | "
+              + " | ".join(_cell(m, s) for s in SETS) + f" | `{command}` |")
 
 
 if __name__ == "__main__":

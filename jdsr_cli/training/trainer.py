@@ -285,7 +285,7 @@ class Trainer:
 
         folder = self.run_dir / which
         recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
-                  "hardware": _hardware(self.device), "config": json.loads(json.dumps(
+                  "hardware": _hardware(self.device), "command": _command_line(), "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         for part, (module, arch_config) in self.method.exports(deployed).items():
@@ -299,6 +299,17 @@ class Trainer:
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def _command_line() -> str:
+    """How this process was started, e.g. 'jdsr train --config configs/imdn-x4.toml' (for the recipe)."""
+    import shlex
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv else "python"
+    if program in ("__main__.py", "-m"):
+        program = "python -m jdsr_cli"
+    return shlex.join([program, *sys.argv[1:]])
 
 
 def _hardware(device: torch.device) -> str:
