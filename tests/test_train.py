@@ -211,3 +211,14 @@ def test_bf16_training_learns_like_fp32_and_saves_fp32_weights(messy_folder: Pat
     assert "precision = \"bf16\"" in (tmp_path / "bf16" / "config.toml").read_text()
     with pytest.raises(UsageError, match="fp16"):
         _config(messy_folder, tmp_path / "x", precision="fp16")
+
+
+def test_ema_warm_up_forgets_the_random_start() -> None:
+    from jdsr_cli.training.trainer import ema_decay_at
+
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.999, 100) < 0.95 and ema_decay_at(0.999, 20000) == 0.999
+    remaining = 1.0  # weight of the initial parameters left in the EMA after 1000 steps
+    for step in range(1000):
+        remaining *= ema_decay_at(0.999, step)
+    assert remaining < 1e-3  # without the warm-up: 0.999**1000 = 0.37
