@@ -394,7 +394,7 @@ def test_manifest_structural_errors(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="duplicate name"):
         parse_manifest({"format_version": 1, "models": [HUB_ENTRY, HUB_ENTRY]}, root=tmp_path)
     two_defaults = [{**HUB_ENTRY, "default_for_scale": True}, {**HUB_ENTRY, "name": "b", "default_for_scale": True}]
-    with pytest.raises(ManifestError, match="second default for x4"):
+    with pytest.raises(ManifestError, match="second default upscale model for x4"):
         parse_manifest({"format_version": 1, "models": two_defaults}, root=tmp_path)
     with pytest.raises(ManifestError, match="format_version 2 is not supported"):
         parse_manifest({"format_version": 2, "models": []}, root=tmp_path)

@@ -192,7 +192,7 @@ def parse_manifest(data: Any, *, root: str | os.PathLike[str], origin: str = MAN
 
     entries: list[ManifestEntry] = []
     seen: set[str] = set()
-    defaults: dict[int, str] = {}
+    defaults: dict[tuple[str, int], str] = {}
     for index, raw in enumerate(models):
         entry = _parse_entry(raw, f"{origin}: model #{index + 1}")
         where = f"{origin}: model {entry.name!r}"
@@ -200,11 +200,12 @@ def parse_manifest(data: Any, *, root: str | os.PathLike[str], origin: str = MAN
             raise ManifestError(f"{where}: duplicate name")
         seen.add(entry.name)
         if entry.default_for_scale:
-            if entry.scale in defaults:
+            key = (entry.role, entry.scale)
+            if key in defaults:
                 raise ManifestError(
-                    f"{where}: a second default for x{entry.scale} (already {defaults[entry.scale]!r})"
+                    f"{where}: a second default {entry.role} model for x{entry.scale} (already {defaults[key]!r})"
                 )
-            defaults[entry.scale] = entry.name
+            defaults[key] = entry.name
         entries.append(entry)
     file = Path(origin) if Path(origin).name == MANIFEST_NAME else None
     return Manifest(root=Path(root), entries=tuple(entries), file=file)

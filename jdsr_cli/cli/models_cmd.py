@@ -21,9 +21,10 @@ def _fail(error: Exception, code: int = 1) -> typer.Exit:
 def _headline_metric(metrics: dict[str, Any] | None) -> str:
     if not metrics:
         return "-"
-    convention = metrics.get("convention", "")
+    convention = str(metrics.get("convention", ""))
+    label = convention.split(",")[0] + (" round trip" if "round trip" in convention else "")
     parts = [f"{k} {v['psnr']:.2f}" for k, v in metrics.items() if isinstance(v, dict) and "psnr" in v]
-    return f"{convention}: " + ", ".join(parts) if parts else "-"
+    return f"{label}: " + ", ".join(parts) if parts else "-"
 
 
 @app.command("list")
