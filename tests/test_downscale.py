@@ -142,7 +142,8 @@ def slr_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("slr") / "run"
     config = load_config(None, dict(
         data=str(images), method="superior-lr", scale=2, arch="edsr", preset="tiny",
-        encoder_kwargs={"num_feat": 16, "num_block": 1}, steps=40, batch_size=4, patch_size=24, lr=1e-3,
+        encoder_kwargs={"num_feat": 16, "num_block": 1}, lr_weight=1.0,  # the LR stays bicubic-like in 40 steps
+        steps=40, batch_size=4, patch_size=24, lr=1e-3,
         val_every=20, save_every=20, log_every=10, out=str(out), device="cpu", workers=0, val_fraction=0.25,
     ))
     Trainer(config, log=lambda _: None).run()
