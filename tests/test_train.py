@@ -144,9 +144,12 @@ def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Pat
 
 
 @pytest.mark.slow
-def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["supervised", "superior-lr"])
+def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_folder: Path, tmp_path: Path,
+                                                                      method: str) -> None:
     """Rank r takes samples i·world + r, so 2 ranks × batch 2 see exactly the samples of 1 process × batch 4;
-    DDP averages the gradients, so the weights must agree up to float reduction order."""
+    DDP averages the gradients, so the weights must agree up to float reduction order (the superior-LR
+    encoder's 8-bit rounding can flip a level on such a difference, hence its looser tolerance)."""
     import os
     import subprocess
     import sys
@@ -155,7 +158,7 @@ def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_fold
 
     args = ["train", str(messy_folder), "-s", "2", "--arch", "edsr", "--preset", "tiny", "--steps", "3",
             "--patch-size", "16", "--val-every", "3", "--save-every", "3", "--workers", "0", "--device", "cpu",
-            "--seed", "5"]
+            "--seed", "5", "--method", method]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", "2",
@@ -167,11 +170,13 @@ def test_two_process_gloo_ddp_equals_one_process_with_twice_the_batch(messy_fold
     single = subprocess.run([sys.executable, "-m", "jdsr_cli", *args, "--batch-size", "4", "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, timeout=300, env=env)
     assert single.returncode == 0, single.stderr[-3000:]
-    a = load_file(tmp_path / "ddp" / "last" / "model.safetensors")
-    b = load_file(tmp_path / "one" / "last" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    parts = [""] if method == "supervised" else ["encoder", "decoder"]
+    for part in parts:
+        a = load_file(tmp_path / "ddp" / "last" / part / "model.safetensors")
+        b = load_file(tmp_path / "one" / "last" / part / "model.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5 if method == "supervised" else 1e-4)
 
 
 def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tmp_path: Path) -> None:
