@@ -72,6 +72,10 @@ def upscale(
             f"{job.upscaler.precision.name}; {len(job.items)} image(s)",
             markup=False,
         )
+        if job.pair is not None:
+            console.print(f"note: {job.model_name} is made for images shrunk by {job.pair} "
+                          f"(jdsr downscale --method superior); on other images prefer the default model",
+                          markup=False)
     reports = run_with_progress(console, job.items, job.naming, processor, overwrite, fail_fast, _describe)
     header = {"model": job.model_name, "arch": job.arch, "scale": job.upscaler.scale,
               "device": str(job.upscaler.device), "precision": job.upscaler.precision.name}
@@ -94,6 +98,7 @@ class _Job:
     size: Any  # OutputSize
     model_name: str
     arch: str
+    pair: str | None = None  # the downscaler whose output this model is made for (superior-LR decoders)
 
 
 def _prepare(
@@ -136,7 +141,12 @@ def _prepare(
     )
     naming = OutputNaming(suffix if suffix is not None else size.suffix(loaded.config.scale), output, extension)
     name = loaded.name or loaded.source
-    return _Job(items=items, naming=naming, upscaler=upscaler, size=size, model_name=name, arch=loaded.config.arch)
+    from jdsr_cli.checkpoints.manifest import load_manifest
+
+    entry = load_manifest().get(name)
+    pair = entry.pair if entry is not None and entry.pair is not None else None
+    return _Job(items=items, naming=naming, upscaler=upscaler, size=size, model_name=name, arch=loaded.config.arch,
+                pair=pair)
 
 
 def _cuda_count() -> int:
