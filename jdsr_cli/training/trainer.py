@@ -94,7 +94,6 @@ class Trainer:
             self.device = self._join_process_group()
         torch.manual_seed(config.seed)
         self.method = build_method(config)
-        self.arch_config = self.method.arch_config
         self.model: nn.Module = self.method.net  # the supervised network itself, or e.g. encoder + decoder
         if config.init:
             self._initialise_from(Path(config.init))
