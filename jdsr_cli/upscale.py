@@ -77,10 +77,8 @@ def create_upscaler(
 
     spec = REGISTRY.get(loaded.config.arch)
     if spec.direction == "down":
-        from jdsr_cli.checkpoints.manifest import load_manifest
-
         name = loaded.name or loaded.source
-        model_arg = name if load_manifest().get(name) is not None else loaded.source
+        model_arg = name if loaded.entry is not None else loaded.source
         raise UsageError(
             f"{name} is a learned downscaler ({spec.name}), not an upscaler; use it with "
             f"`jdsr downscale --method superior --model {model_arg}`"

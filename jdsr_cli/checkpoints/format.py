@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from jdsr_cli.archs.base import SRNet
     from jdsr_cli.archs.registry import ArchRegistry
+    from jdsr_cli.checkpoints.manifest import ManifestEntry
 
 FORMAT_NAME = "jdsr-checkpoint"
 FORMAT_VERSION = 1
@@ -73,7 +74,7 @@ class LoadedModel:
     ``meta`` is the full ``config.json`` when there was one; otherwise a synthesized dict with the same
     core keys plus ``"config_source"`` (``safetensors-metadata`` or ``detected``). ``source`` is the file,
     folder or ``hf://`` reference it was loaded from; ``name`` a display name (manifest name, config
-    name, or the folder / file stem).
+    name, or the folder / file stem); ``entry`` the manifest entry it was loaded through, if any.
     """
 
     model: SRNet
@@ -81,6 +82,7 @@ class LoadedModel:
     meta: dict[str, Any]
     source: str
     name: str = ""
+    entry: ManifestEntry | None = None
 
     @property
     def model_scale(self) -> int:

@@ -127,6 +127,7 @@ def load_entry(
             f"{loaded.config.arch} x{loaded.config.scale}"
         )
     loaded.name = entry.name
+    loaded.entry = entry
     return loaded
 
 

@@ -141,10 +141,7 @@ def _prepare(
     )
     naming = OutputNaming(suffix if suffix is not None else size.suffix(loaded.config.scale), output, extension)
     name = loaded.name or loaded.source
-    from jdsr_cli.checkpoints.manifest import load_manifest
-
-    entry = load_manifest().get(name)
-    pair = entry.pair if entry is not None and entry.pair is not None else None
+    pair = loaded.entry.pair if loaded.entry is not None else None
     return _Job(items=items, naming=naming, upscaler=upscaler, size=size, model_name=name, arch=loaded.config.arch,
                 pair=pair)
 
