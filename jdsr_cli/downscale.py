@@ -35,7 +35,6 @@ METHODS = ("bicubic", "superior", "area", "lanczos")
 FIT_RULES = ("crop", "pad")
 ALPHA_MODES = ("auto", "discard")
 _KERNELS = {"bicubic": "cubic", "area": "box", "lanczos": "lanczos3"}
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,9 @@ class DownscaleSize:
         """Output (width, height) for an input already fitted to the scale (or any input, for w/h)."""
         if self.scale is not None:
             return width // self.scale, height // self.scale
-        if self.width and self.height:
-            return self.width, self.height
-        if self.width:
-            return self.width, max(1, round(height * self.width / width))
-        assert self.height is not None
-        return max(1, round(width * self.height / height)), self.height
+        from jdsr_cli.upscale import size_keeping_aspect
+
+        return size_keeping_aspect(width, height, self.width, self.height)
 
     def suffix(self) -> str:
         """Default file-name suffix: ``_down_x4`` or ``_640x480``-style."""
@@ -157,11 +153,11 @@ class LearnedDownscaler:
         s = self.scale
         if pixels.shape[0] != height * s or pixels.shape[1] != width * s:
             raise UsageError("the superior-LR encoder shrinks by its own factor only (use -s, not --width/--height)")
-        rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        result = self.runner.upscale(np.ascontiguousarray(rgb), progress)
-        out = result.pixels
+        from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
+
+        out = self.runner.upscale(np.ascontiguousarray(gray_as_rgb(pixels)), progress).pixels
         if pixels.shape[2] == 1:
-            out = np.round((out @ _LUMA) * 255.0)[:, :, None] / 255.0
+            out = np.round(rgb_as_gray(out) * 255.0) / 255.0  # back on the 8-bit grid
         return out.astype(np.float32)
 
 

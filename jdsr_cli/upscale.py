@@ -20,8 +20,17 @@ if TYPE_CHECKING:
     from jdsr_cli.io.image import Image
 
 ALPHA_MODES = ("auto", "model", "bicubic", "discard")
-#: BT.601 luma weights: how a model's RGB output returns to gray for a gray input.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def size_keeping_aspect(width: int, height: int, new_width: int | None, new_height: int | None) -> tuple[int, int]:
+    """(width, height) for ``--width``/``--height``: both given as is, one given keeps the aspect ratio."""
+    if new_width and new_height:
+        return new_width, new_height
+    if new_width:
+        return new_width, max(1, round(height * new_width / width))
+    if new_height:
+        return max(1, round(width * new_height / height)), new_height
+    raise ValueError("give a width, a height or both")
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,8 @@ class OutputSize:
 
     def target(self, width: int, height: int, model_scale: int) -> tuple[int, int]:
         """Output (width, height) for an input of ``width``×``height``."""
-        if self.width and self.height:
-            return self.width, self.height
-        if self.width:
-            return self.width, max(1, round(height * self.width / width))
-        if self.height:
-            return max(1, round(width * self.height / height)), self.height
+        if self.width or self.height:
+            return size_keeping_aspect(width, height, self.width, self.height)
         factor = self.outscale if self.outscale is not None else model_scale
         return max(1, round(width * factor)), max(1, round(height * factor))
 
@@ -177,9 +182,11 @@ def _upscale_color(
     (Y-only) models, such as most published FSRCNN weights, see the Y of YCbCr; Cb and Cr are resized
     with the antialiased bicubic, the usual convention for those models.
     """
+    from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
+
     if upscaler.in_channels == 3:
-        result = upscaler.upscale(_as_rgb(color), progress)
-        return (result.pixels if color.shape[2] == 3 else _to_gray(result.pixels)), result
+        result = upscaler.upscale(gray_as_rgb(color), progress)
+        return (result.pixels if color.shape[2] == 3 else rgb_as_gray(result.pixels)), result
     if color.shape[2] == 1:
         result = upscaler.upscale(color, progress)
         return result.pixels, result
@@ -194,14 +201,6 @@ def _upscale_color(
     merged = np.concatenate([result.pixels, chroma], axis=2).transpose(2, 0, 1)
     rgb = ycbcr_to_rgb(torch.from_numpy(np.ascontiguousarray(merged))).numpy().transpose(1, 2, 0)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32), result
-
-
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
-    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-
-
-def _to_gray(rgb: np.ndarray) -> np.ndarray:
-    return (rgb @ _LUMA)[:, :, None].astype(np.float32)
 
 
 def _resize_to(pixels: np.ndarray, width: int, height: int, *, clamp: bool = True) -> np.ndarray:

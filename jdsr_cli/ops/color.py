@@ -43,6 +43,20 @@ _INV01 = np.linalg.inv(_FWD01)
 _OFF01 = YCBCR_OFFSET / 255.0
 
 
+#: BT.601 luma weights: how an RGB result returns to gray for a gray input (H×W×C float images).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def gray_as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """H×W×1 replicated to H×W×3 (RGB networks see gray this way); H×W×3 unchanged."""
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def rgb_as_gray(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 float → H×W×1 BT.601 luma."""
+    return (rgb @ LUMA_WEIGHTS)[:, :, None].astype(np.float32)
+
+
 def _as_rgb(x: torch.Tensor) -> torch.Tensor:
     """(..., 3, H, W) as is; (..., 1, H, W) replicated to three channels (the grayscale rule)."""
     if x.dim() < 3 or x.shape[-3] not in (1, 3):
