@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+# The options every image command takes, declared once (``name: OutputOption = None`` in a command).
+OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: next to each input).")]
+RecursiveOption = Annotated[
+    bool, typer.Option("-r", "--recursive", help="Recurse into folders; mirror subfolders under -o.")
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")]
+FailFastOption = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed file.")]
+FormatOption = Annotated[str | None, typer.Option("--format", help="png, jpg, webp or tiff (default: the input's).")]
+QualityOption = Annotated[int | None, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")]
+LosslessOption = Annotated[bool, typer.Option("--lossless", help="Lossless WebP.")]
+StripMetadataOption = Annotated[bool, typer.Option("--strip-metadata", help="Do not copy EXIF and ICC profile.")]
+MaxPixelsOption = Annotated[int | None, typer.Option("--max-pixels", help="Raise the decompression-bomb limit.")]
+JsonReportOption = Annotated[Path | None, typer.Option("--json", help="Write a machine-readable report here.")]
+QuietOption = Annotated[bool, typer.Option("-q", "--quiet", help="Print errors only.")]
 
 #: details dict of a finished file -> the text after "done    in -> out (...)"
 Describe = Callable[[dict[str, Any]], str]

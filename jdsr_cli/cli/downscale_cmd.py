@@ -7,14 +7,31 @@ from typing import Any
 
 import typer
 
-from jdsr_cli.cli.batch_cmd import EXIT_USAGE, finish, launcher_rank, parse_tile, run_with_progress
+from jdsr_cli.cli.batch_cmd import (
+    EXIT_USAGE,
+    FailFastOption,
+    FormatOption,
+    JsonReportOption,
+    LosslessOption,
+    MaxPixelsOption,
+    OutputOption,
+    OverwriteOption,
+    QualityOption,
+    QuietOption,
+    RecursiveOption,
+    StripMetadataOption,
+    finish,
+    launcher_rank,
+    parse_tile,
+    run_with_progress,
+)
 from jdsr_cli.cli.console import error_console, make_console
 
 
 def downscale(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders or glob patterns."),
     scale: int | None = typer.Option(None, "-s", "--scale", help="Shrink factor 2, 3 or 4."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output folder (default: next to each input)."),
+    output: OutputOption = None,
     method: str = typer.Option("bicubic", "--method", help="bicubic (MATLAB-exact), superior, area or lanczos."),
     model: str | None = typer.Option(
         None, "-m", "--model", help="Encoder for --method superior (default: the bundled slr-down-xS)."
@@ -22,20 +39,20 @@ def downscale(
     fit: str = typer.Option("crop", "--fit", help="Sides not divisible by -s: crop (modcrop) or pad (edge)."),
     width: int | None = typer.Option(None, "--width", help="Exact output width (classic methods)."),
     height: int | None = typer.Option(None, "--height", help="Exact output height (classic methods)."),
-    recursive: bool = typer.Option(False, "-r", "--recursive", help="Recurse into folders; mirror subfolders under -o."),
+    recursive: RecursiveOption = False,
     suffix: str | None = typer.Option(None, "--suffix", help="Name suffix (default _down_x{scale})."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them)."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
-    fmt: str | None = typer.Option(None, "--format", help="png, jpg, webp or tiff (default: the input's)."),
-    quality: int | None = typer.Option(None, "--quality", min=1, max=100, help="JPEG/WebP quality."),
-    lossless: bool = typer.Option(False, "--lossless", help="Lossless WebP."),
-    strip_metadata: bool = typer.Option(False, "--strip-metadata", help="Do not copy EXIF and ICC profile."),
+    overwrite: OverwriteOption = False,
+    fail_fast: FailFastOption = False,
+    fmt: FormatOption = None,
+    quality: QualityOption = None,
+    lossless: LosslessOption = False,
+    strip_metadata: StripMetadataOption = False,
     alpha: str = typer.Option("auto", "--alpha", help="auto (bicubic, constant kept) or discard."),
-    max_pixels: int | None = typer.Option(None, "--max-pixels", help="Raise the decompression-bomb limit."),
+    max_pixels: MaxPixelsOption = None,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps (superior only)."),
     tile: str = typer.Option("auto", "--tile", help="Max tile side in output pixels, 0 for none, or auto."),
-    json_report: Path | None = typer.Option(None, "--json", help="Write a machine-readable report here."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+    json_report: JsonReportOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Shrink images: exact MATLAB bicubic for training pairs and benchmarks, or the superior LR.
 

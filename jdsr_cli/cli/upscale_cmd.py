@@ -8,27 +8,44 @@ from typing import Any
 
 import typer
 
-from jdsr_cli.cli.batch_cmd import EXIT_USAGE, finish, launcher_rank, parse_tile, run_with_progress
+from jdsr_cli.cli.batch_cmd import (
+    EXIT_USAGE,
+    FailFastOption,
+    FormatOption,
+    JsonReportOption,
+    LosslessOption,
+    MaxPixelsOption,
+    OutputOption,
+    OverwriteOption,
+    QualityOption,
+    QuietOption,
+    RecursiveOption,
+    StripMetadataOption,
+    finish,
+    launcher_rank,
+    parse_tile,
+    run_with_progress,
+)
 from jdsr_cli.cli.console import error_console, make_console
 
 
 def upscale(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders or glob patterns."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output folder (default: next to each input)."),
+    output: OutputOption = None,
     scale: int | None = typer.Option(None, "-s", "--scale", help="Model scale 2, 3 or 4 (picks the bundled model)."),
     model: str | None = typer.Option(
         None, "-m", "--model", help="Bundled name (jdsr models list), checkpoint path, or hf://owner/repo[@rev]/path."
     ),
-    recursive: bool = typer.Option(False, "-r", "--recursive", help="Recurse into folders; mirror subfolders under -o."),
+    recursive: RecursiveOption = False,
     suffix: str | None = typer.Option(None, "--suffix", help="Name suffix (default _x{scale})."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them)."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed file."),
-    fmt: str | None = typer.Option(None, "--format", help="png, jpg, webp or tiff (default: the input's)."),
-    quality: int | None = typer.Option(None, "--quality", min=1, max=100, help="JPEG/WebP quality."),
-    lossless: bool = typer.Option(False, "--lossless", help="Lossless WebP."),
-    strip_metadata: bool = typer.Option(False, "--strip-metadata", help="Do not copy EXIF and ICC profile."),
+    overwrite: OverwriteOption = False,
+    fail_fast: FailFastOption = False,
+    fmt: FormatOption = None,
+    quality: QualityOption = None,
+    lossless: LosslessOption = False,
+    strip_metadata: StripMetadataOption = False,
     alpha: str = typer.Option("auto", "--alpha", help="auto, model, bicubic or discard."),
-    max_pixels: int | None = typer.Option(None, "--max-pixels", help="Raise the decompression-bomb limit."),
+    max_pixels: MaxPixelsOption = None,
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16."),
     tile: str = typer.Option("auto", "--tile", help="Max tile side in input pixels, 0 for none, or auto."),
@@ -38,8 +55,8 @@ def upscale(
     outscale: float | None = typer.Option(None, "--outscale", help="Final scale factor (any value)."),
     width: int | None = typer.Option(None, "--width", help="Final width in pixels."),
     height: int | None = typer.Option(None, "--height", help="Final height in pixels."),
-    json_report: Path | None = typer.Option(None, "--json", help="Write a machine-readable report here."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print errors only."),
+    json_report: JsonReportOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Upscale images with a super-resolution model.
 
