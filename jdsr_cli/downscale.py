@@ -192,7 +192,7 @@ def create_downscaler(
             "(e.g. slr-down-x4)"
         )
     torch_device = resolve_device(device)
-    precision = resolve_precision("auto", torch_device, supports_fp16=False, supports_bf16=spec.supports_bf16)
+    precision = resolve_precision("auto", torch_device, supports_fp16=spec.supports_fp16, supports_bf16=spec.supports_bf16)
     runner = Upscaler(
         loaded.model, scale=1, device=torch_device, precision=precision, tile=tile, overlap=overlap,
         batch_size=batch_size, input_stride=loaded.config.scale,

@@ -16,6 +16,7 @@ import tomllib
 from jdsr_cli.errors import UsageError
 
 TRAIN_PRECISIONS = ("fp32", "bf16")
+METHODS = ("supervised", "superior-lr")
 
 
 @dataclass
@@ -61,8 +62,8 @@ class TrainConfig:
             raise UsageError("training needs a data folder (DATA_DIR)")
         if self.scale not in (2, 3, 4):
             raise UsageError(f"--scale {self.scale}: choose 2, 3 or 4")
-        if self.method not in ("supervised", "superior-lr"):
-            raise UsageError(f"--method {self.method!r}: choose supervised or superior-lr")
+        if self.method not in METHODS:
+            raise UsageError(f"--method {self.method!r}: choose {' or '.join(METHODS)}")
         if self.slr_rounding not in ("ste", "none"):
             raise UsageError(f"slr_rounding {self.slr_rounding!r}: choose ste or none")
         if self.schedule not in ("cosine", "multistep"):

@@ -24,9 +24,8 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.registry import ArchConfig
-from jdsr_cli.training.config import TrainConfig
-
-METHODS = ("supervised", "superior-lr")
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.config import METHODS, TrainConfig
 
 
 @dataclass
@@ -58,16 +57,10 @@ def _arch_config(config: TrainConfig) -> ArchConfig:
 
     spec = REGISTRY.get(config.arch)
     if spec.direction != "up":
-        raise _usage(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
+        raise UsageError(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
     kwargs = dict(spec.presets[config.preset]) if config.preset else {}
     kwargs.update(config.arch_kwargs)
     return ArchConfig(config.arch, config.scale, kwargs)
-
-
-def _usage(message: str) -> Exception:
-    from jdsr_cli.errors import UsageError
-
-    return UsageError(message)
 
 
 def copy_matching(source: Mapping[str, torch.Tensor], target: nn.Module) -> int:
@@ -203,4 +196,4 @@ def build_method(config: TrainConfig) -> Supervised | SuperiorLR:
         return Supervised(config)
     if config.method == "superior-lr":
         return SuperiorLR(config)
-    raise _usage(f"--method {config.method!r}: choose {', '.join(METHODS)}")
+    raise UsageError(f"--method {config.method!r}: choose {', '.join(METHODS)}")
