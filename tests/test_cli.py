@@ -144,9 +144,23 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path, data_dir: Path, train
     assert message in result.output
 
 
-def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:
+def test_models_list_shows_every_bundled_model_with_its_figures_in_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jdsr_cli.checkpoints.manifest import load_manifest
+
+    monkeypatch.setenv("COLUMNS", "80")
     listed = jdsr("models", "list")
     assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert all(len(line) <= 80 for line in lines[:-1]), listed.output  # the table fits; the legend is one long line
+    assert "PSNR-Y dB, crop = scale" in lines[-1]
+    for entry in load_manifest().entries:
+        row = next(line for line in lines if line.split(" ", 1)[0] == entry.name)
+        for name in ("Set5", "Set14", "B100"):
+            figure = (entry.metrics or {}).get(name)
+            assert (f"{figure['psnr']:.2f}" if figure else " -") in row, (entry.name, name, row)
+
+
+def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:
     inspected = jdsr("models", "inspect", trained_checkpoint)
     assert inspected.exit_code == 0 and "edsr" in inspected.output, inspected.output
     assert jdsr("models", "inspect", "/no/such/file.pth").exit_code == 1

@@ -18,18 +18,17 @@ def _fail(error: Exception, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _headline_metric(metrics: dict[str, Any] | None) -> str:
-    if not metrics:
-        return "-"
-    convention = str(metrics.get("convention", ""))
-    label = convention.split(",")[0] + (" round trip" if "round trip" in convention else "")
-    parts = [f"{k} {v['psnr']:.2f}" for k, v in metrics.items() if isinstance(v, dict) and "psnr" in v]
-    return f"{label}: " + ", ".join(parts) if parts else "-"
+BENCHMARK_SETS = ("Set5", "Set14", "B100")
+
+
+def _set_psnr(metrics: dict[str, Any] | None, name: str) -> str:
+    figure = (metrics or {}).get(name)
+    return f"{figure['psnr']:.2f}" if isinstance(figure, dict) and "psnr" in figure else "-"
 
 
 @app.command("list")
 def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """Bundled and downloadable models."""
+    """Bundled and downloadable models, with their measured PSNR."""
     from rich.table import Table
 
     from jdsr_cli.checkpoints.manifest import load_manifest
@@ -44,18 +43,37 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     if as_json:
         console.print_json(json.dumps(entries))
         return
-    table = Table(title="jdsr models")
-    for column in ("name", "role", "arch", "scale", "source", "default", "quality"):
-        table.add_column(column)
-    for e in entries:
-        role = e.get("role", "upscale") + (f" (pair: {e['pair']})" if e.get("pair") else "")
-        table.add_row(
-            e["name"], role, e["arch"], f"×{e['scale']}", e["source"], "yes" if e.get("default_for_scale") else "",
-            _headline_metric(e.get("metrics")),
-        )
-    console.print(table)
     if not entries:
         console.print("no models in the manifest", markup=False)
+        return
+    from rich import box
+
+    table = Table(
+        title="jdsr models", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, title_justify="left")
+    # the name and the figures never shrink; the descriptive columns give way on a narrow terminal
+    table.add_column("name", no_wrap=True, min_width=max(len(e["name"]) for e in entries))
+    table.add_column("role", no_wrap=True, overflow="ellipsis")
+    table.add_column("pair", no_wrap=True, overflow="ellipsis")
+    table.add_column("arch", no_wrap=True, overflow="ellipsis")
+    table.add_column("×", no_wrap=True, min_width=1)
+    table.add_column("default", no_wrap=True, overflow="ellipsis")
+    for name in BENCHMARK_SETS:
+        table.add_column(name, justify="right", no_wrap=True, min_width=5)
+    show_source = any(e["source"] != "bundled" for e in entries)
+    if show_source:
+        table.add_column("source", no_wrap=True, overflow="ellipsis")
+    for e in entries:
+        metrics = e.get("metrics")
+        table.add_row(
+            e["name"], "down" if e.get("role") == "downscale" else "up", e.get("pair") or "", e["arch"], str(e["scale"]),
+            "yes" if e.get("default_for_scale") else "", *(_set_psnr(metrics, name) for name in BENCHMARK_SETS),
+            *([e["source"]] if show_source else []),
+        )
+    console.print(table)
+    console.print(
+        "PSNR-Y dB, crop = scale, MATLAB-bicubic LR; a superior-LR pair's figure is its round trip "
+        "(HR → its downscaler → its upscaler). More: `jdsr models info NAME`.", markup=False,
+    )
 
 
 @app.command("info")
