@@ -86,8 +86,9 @@ def register(entry: dict[str, Any]) -> None:
         for other in others:
             if other.get("scale") == entry["scale"] and other.get("role", "upscale") == entry.get("role", "upscale"):
                 other["default_for_scale"] = False
-    def order(e: dict[str, Any]) -> tuple[bool, int, str]:
-        return e.get("role", "upscale") != "upscale", e["scale"], e["name"]
+    def order(e: dict[str, Any]) -> tuple[bool, int, bool, str]:
+        """Upscalers by scale, then the superior-LR pairs by scale, each downscaler before its decoder."""
+        return bool(e.get("pair")), e["scale"], e.get("role", "upscale") == "upscale", e["name"]
 
     manifest["models"] = sorted([*others, entry], key=order)
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")

@@ -27,7 +27,9 @@ def _recipe(training: dict[str, Any]) -> tuple[str, str]:
         return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", training["command"]
     config = training.get("config", {})
     run = Path(config.get("out", "")).name
-    command = training.get("command") or f"jdsr train --config configs/{run}.toml"
+    command = training.get("command") or ""
+    if not command or "--resume" in command:  # checkpoints from before the starting command was kept
+        command = f"jdsr train --config configs/{run}.toml"
     hours = training.get("train_seconds", 0) / 3600
     return f"{training.get('step', '?')} ({hours:.1f} h, {training.get('hardware', '?')})", command
 

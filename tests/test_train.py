@@ -119,22 +119,34 @@ def test_missing_or_empty_data_folder_is_a_usage_error(tmp_path: Path) -> None:
         Trainer(_config(tmp_path / "empty", tmp_path / "run")).run()
 
 
-def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Path, tmp_path: Path) -> None:
+def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+    import sys
+
     from typer.testing import CliRunner
 
     from jdsr_cli.cli.main import app
 
     runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(sys, "argv", ["/venv/bin/jdsr", *args])  # what the checkpoint records
+        return runner.invoke(app, list(args))
+
     run = tmp_path / "run"
     common = ["--workers", "0", "--device", "cpu"]
-    first = runner.invoke(app, ["train", str(messy_folder), "-s", "2", "--arch", "edsr", "--preset", "tiny",
-                                "--steps", "4", "--batch-size", "2", "--patch-size", "16", "--val-every", "2",
-                                "--save-every", "2", "--out", str(run), *common])
+    start = ["train", str(messy_folder), "-s", "2", "--arch", "edsr", "--preset", "tiny", "--steps", "4",
+             "--batch-size", "2", "--patch-size", "16", "--val-every", "2", "--save-every", "2", "--out", str(run), *common]
+    first = invoke(*start)
     assert first.exit_code == 0, first.output
     assert "skipped:" in first.output and "broken.png" in first.output
-    again = runner.invoke(app, ["train", "--resume", str(run), "--steps", "6", *common])
+    resume = ["train", "--resume", str(run), "--steps", "6", *common]
+    again = invoke(*resume)
     assert again.exit_code == 0 and "resumed at step 4" in again.output, again.output
     assert [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines() if "loss" in x][-1] == 6
+    recipe = json.loads((run / "last" / "config.json").read_text())["training"]
+    assert recipe["command"] == shlex.join(["jdsr", *start]) and recipe["resumed_with"] == [shlex.join(["jdsr", *resume])]
     image = messy_folder / "x.png"
     up = runner.invoke(app, ["upscale", str(image), "--model", str(run / "best"), "-o", str(tmp_path / "out")])
     assert up.exit_code == 0, up.output

@@ -109,6 +109,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config))
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training loop, summed over resumed sessions
+        self.commands = [_command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
 
@@ -142,6 +143,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "best_psnr": self.best_psnr,
             "train_seconds": self.train_seconds,
+            "commands": self.commands,
         }
 
     def load_state(self, folder: Path) -> None:
@@ -159,6 +161,7 @@ class Trainer:
         self.step = int(state["step"])
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.commands = [*state.get("commands", []), *self.commands[-1:]]
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> RunResult:
@@ -285,7 +288,8 @@ class Trainer:
 
         folder = self.run_dir / which
         recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
-                  "hardware": _hardware(self.device), "command": _command_line(), "config": json.loads(json.dumps(
+                  "hardware": _hardware(self.device), "command": self.commands[0],
+                  "resumed_with": self.commands[1:], "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         for part, (module, arch_config) in self.method.exports(deployed).items():
