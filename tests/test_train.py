@@ -208,6 +208,33 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
     torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)
 
 
+def test_init_fine_tunes_a_bundled_model_by_name(messy_folder: Path, tmp_path: Path) -> None:
+    """`--init imdn-x4` starts from every tensor of the bundled model; either half of a bundled superior-LR
+    pair brings both halves; an unknown name is an error that names --init."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.errors import JdsrError
+
+    logs: list[str] = []
+    trainer = Trainer(_config(messy_folder, tmp_path / "ft", scale=4, arch="imdn", preset=None, init="imdn-x4"),
+                      log=logs.append)
+    bundled = resolve_model("imdn-x4", scale=None).model.state_dict()
+    assert any(f"initialised {len(bundled)}/{len(bundled)} tensors from imdn-x4" in line for line in logs), logs
+    for key, value in bundled.items():
+        torch.testing.assert_close(trainer.model.state_dict()[key], value)
+
+    decoder = resolve_model("slr-up-x4", scale=None)
+    assert decoder.entry is not None and decoder.entry.pair
+    encoder = resolve_model(decoder.entry.pair, scale=None)
+    for name in (encoder.name, decoder.name):
+        trainer = Trainer(_config(messy_folder, tmp_path / name, scale=4, method="superior-lr", arch="edsr",
+                                  preset="slr-decoder", init=name))
+        for half, loaded in ((trainer.model.encoder, encoder), (trainer.model.decoder, decoder)):
+            for key, value in loaded.model.state_dict().items():
+                torch.testing.assert_close(half.state_dict()[key], value)
+    with pytest.raises(JdsrError, match=r"--init 'no-such-model': not a file"):
+        Trainer(_config(messy_folder, tmp_path / "bad", init="no-such-model"))
+
+
 def test_memory_format_does_not_change_what_is_learned(messy_folder: Path, tmp_path: Path) -> None:
     nhwc = Trainer(_config(messy_folder, tmp_path / "nhwc", steps=4, channels_last=True))
     nchw = Trainer(_config(messy_folder, tmp_path / "nchw", steps=4, channels_last=False))

@@ -37,10 +37,12 @@ def resolve_model(
     registry: ArchRegistry | None = None,
     map_location: str = "cpu",
     role: str = "upscale",
+    option: str = "--model",
 ) -> LoadedModel:
     """Load what ``--model`` names (see the module docstring). Never changes or checks the scale.
 
-    ``role`` only picks the default (``downscale``: the default learned downscaler of the scale).
+    ``role`` only picks the default (``downscale``: the default learned downscaler of the scale);
+    ``option`` is the flag the errors name (e.g. ``--init``).
     """
     if spec is None:
         manifest = manifest if manifest is not None else load_manifest()
@@ -49,7 +51,7 @@ def resolve_model(
         if entry is None:
             available = ", ".join(f"{e.name} (x{e.scale})" for e in manifest.entries if e.role == role) or "none"
             raise ModelLoadError(
-                f"no default {role} model for x{wanted}; pass --model (a checkpoint file or folder, an hf:// "
+                f"no default {role} model for x{wanted}; pass {option} (a checkpoint file or folder, an hf:// "
                 f"reference, or a name from `jdsr models list`; available: {available})"
             )
         return load_entry(entry, manifest, registry=registry, map_location=map_location)
@@ -77,11 +79,11 @@ def resolve_model(
         return load_checkpoint(path, registry=registry, map_location=map_location, scale_hint=scale)
 
     if _looks_like_path(text):
-        raise ModelLoadError(f"--model {text}: no such file or folder")
+        raise ModelLoadError(f"{option} {text}: no such file or folder")
     manifest = manifest if manifest is not None else load_manifest()
     known = ", ".join(manifest.names()) or "none"
     raise ModelLoadError(
-        f"--model {text!r}: not a file, a folder, an hf:// reference or a known model name; "
+        f"{option} {text!r}: not a file, a folder, an hf:// reference or a known model name; "
         f"known models: {known} (run `jdsr models list`)"
     )
 

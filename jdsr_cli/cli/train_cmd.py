@@ -21,7 +21,9 @@ def train(
     resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
     lr_dir: Path | None = typer.Option(None, "--lr-dir", help="Paired LR images (default: MATLAB bicubic)."),
     val: Path | None = typer.Option(None, "--val", help="Validation HR folder (default: a split of DATA_DIR)."),
-    init: Path | None = typer.Option(None, "--init", help="Start from a checkpoint's matching tensors."),
+    init: str | None = typer.Option(
+        None, "--init", help="Start from the matching tensors of a checkpoint, an hf:// model or a bundled model "
+        "(fine-tune on your photos: --init imdn-x4)."),
     steps: int | None = typer.Option(None, "--steps"),
     batch_size: int | None = typer.Option(None, "--batch-size"),
     patch_size: int | None = typer.Option(None, "--patch-size", help="LR patch side."),
@@ -56,7 +58,7 @@ def train(
         data=str(data) if data else None, scale=scale, method=method, arch=arch, preset=preset,
         out=str(out) if out else None,
         lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None,
-        init=str(init) if init else None, steps=steps, batch_size=batch_size,
+        init=init, steps=steps, batch_size=batch_size,
         patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay,
         lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every,
         save_every=save_every, device=device, precision=precision,

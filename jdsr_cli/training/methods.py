@@ -63,6 +63,13 @@ def _arch_config(config: TrainConfig) -> ArchConfig:
     return ArchConfig(config.arch, config.scale, kwargs)
 
 
+def load_init(spec: str) -> Any:
+    """What ``--init`` names: a checkpoint file or folder, an hf:// reference or a bundled model's name."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    return resolve_model(spec, scale=None, option="--init")
+
+
 def copy_matching(source: Mapping[str, torch.Tensor], target: nn.Module) -> int:
     """Load the tensors whose names and shapes match (e.g. a ×4 body into a ×2 model); returns how many."""
     own = target.state_dict()
@@ -90,10 +97,8 @@ class Supervised:
     def loss(self, output: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return nn.functional.l1_loss(output.float(), hr)
 
-    def initialise_from(self, path: Path) -> tuple[int, int]:
-        from jdsr_cli.checkpoints.format import load_checkpoint
-
-        copied = copy_matching(load_checkpoint(path).model.state_dict(), self.net)
+    def initialise_from(self, spec: str) -> tuple[int, int]:
+        copied = copy_matching(load_init(spec).model.state_dict(), self.net)
         return copied, len(self.net.state_dict())
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
@@ -159,16 +164,20 @@ class SuperiorLR:
         return (self.lr_weight * nn.functional.l1_loss(slr.float(), lr)
                 + self.sr_weight * nn.functional.l1_loss(sr.float(), hr))
 
-    def initialise_from(self, path: Path) -> tuple[int, int]:
-        """A superior-LR run folder (``encoder/`` + ``decoder/``) or one SR checkpoint for the decoder."""
-        from jdsr_cli.checkpoints.format import load_checkpoint
-
-        copied = 0
-        if (path / "encoder").is_dir() and (path / "decoder").is_dir():
-            copied += copy_matching(load_checkpoint(path / "encoder").model.state_dict(), self.net.encoder)
-            copied += copy_matching(load_checkpoint(path / "decoder").model.state_dict(), self.net.decoder)
+    def initialise_from(self, spec: str) -> tuple[int, int]:
+        """A superior-LR run folder (``encoder/`` + ``decoder/``), either half of a bundled pair (both halves
+        are loaded), or one SR checkpoint for the decoder."""
+        folder = Path(spec).expanduser()
+        if (folder / "encoder").is_dir() and (folder / "decoder").is_dir():
+            halves = [load_init(str(folder / "encoder")), load_init(str(folder / "decoder"))]
         else:
-            copied += copy_matching(load_checkpoint(path).model.state_dict(), self.net.decoder)
+            first = load_init(spec)
+            pair = first.entry.pair if first.entry is not None else None
+            halves = [first, *([load_init(pair)] if pair else [])]
+        copied = 0
+        for loaded in halves:
+            target = self.net.encoder if loaded.config.arch == self.encoder_config.arch else self.net.decoder
+            copied += copy_matching(loaded.model.state_dict(), target)
         return copied, len(self.net.state_dict())
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:

@@ -96,7 +96,7 @@ class Trainer:
         self.method = build_method(config)
         self.model: nn.Module = self.method.net  # the supervised network itself, or e.g. encoder + decoder
         if config.init:
-            self._initialise_from(Path(config.init))
+            self._initialise_from(config.init)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
         self.autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
@@ -113,12 +113,12 @@ class Trainer:
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
 
-    def _initialise_from(self, path: Path) -> None:
+    def _initialise_from(self, spec: str) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
-        copied, total = self.method.initialise_from(path)
+        copied, total = self.method.initialise_from(spec)
         if not copied:
-            raise TrainingError(f"--init {path}: no tensor matches {self.method.describe()}")
-        self.log(f"initialised {copied}/{total} tensors from {path}")
+            raise TrainingError(f"--init {spec}: no tensor matches {self.method.describe()}")
+        self.log(f"initialised {copied}/{total} tensors from {spec}")
 
     def _join_process_group(self) -> torch.device:
         """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
