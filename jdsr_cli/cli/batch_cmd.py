@@ -37,6 +37,18 @@ def launcher_rank() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def inputs_for_this_rank(inputs: list[str], recursive: bool) -> list[Any]:
+    """The input files this process handles: all of them, or every world-th one under torchrun."""
+    from jdsr_cli.batch import collect_inputs, shard_for_rank
+    from jdsr_cli.errors import UsageError
+
+    items = collect_inputs(inputs, recursive=recursive)
+    if not items:
+        raise UsageError(f"no images found in {', '.join(inputs)}")
+    rank, world, _ = launcher_rank()
+    return shard_for_rank(items, rank, world)
+
+
 def parse_tile(value: str) -> int | str:
     from jdsr_cli.errors import UsageError
 

@@ -21,7 +21,7 @@ from jdsr_cli.cli.batch_cmd import (
     RecursiveOption,
     StripMetadataOption,
     finish,
-    launcher_rank,
+    inputs_for_this_rank,
     parse_tile,
     run_with_progress,
 )
@@ -97,7 +97,7 @@ def _prepare(
     device: str, tile: str,
 ) -> dict[str, Any]:
     """Validate everything that can be validated before the first image is read."""
-    from jdsr_cli.batch import OutputNaming, collect_inputs, shard_for_rank
+    from jdsr_cli.batch import OutputNaming
     from jdsr_cli.downscale import ALPHA_MODES, FIT_RULES, METHODS, DownscaleSize, create_downscaler
     from jdsr_cli.errors import UsageError
     from jdsr_cli.upscale import output_extension
@@ -114,11 +114,7 @@ def _prepare(
     if method == "superior" and size.scale is None:
         raise UsageError("--method superior shrinks by the encoder's factor: use -s 2|3|4, not --width/--height")
     extension = output_extension(fmt)
-    items = collect_inputs(inputs, recursive=recursive)
-    if not items:
-        raise UsageError(f"no images found in {', '.join(inputs)}")
-    rank, world, _ = launcher_rank()
-    items = shard_for_rank(items, rank, world)
+    items = inputs_for_this_rank(inputs, recursive)
     loaded, model_name, label = None, None, f"{method} ({'MATLAB imresize' if method == 'bicubic' else 'MATLAB kernel'})"
     if method == "superior":
         from jdsr_cli.checkpoints.resolve import resolve_model

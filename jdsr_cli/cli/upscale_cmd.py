@@ -22,6 +22,7 @@ from jdsr_cli.cli.batch_cmd import (
     RecursiveOption,
     StripMetadataOption,
     finish,
+    inputs_for_this_rank,
     launcher_rank,
     parse_tile,
     run_with_progress,
@@ -125,7 +126,7 @@ def _prepare(
     height: int | None,
 ) -> _Job:
     """Validate everything that can be validated before the first image is read."""
-    from jdsr_cli.batch import OutputNaming, collect_inputs, shard_for_rank
+    from jdsr_cli.batch import OutputNaming
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.errors import UsageError
     from jdsr_cli.upscale import ALPHA_MODES, OutputSize, check_scale, create_upscaler, output_extension
@@ -137,11 +138,8 @@ def _prepare(
     tile_setting = parse_tile(tile)
     size = OutputSize(outscale, width, height)
     extension = output_extension(fmt)
-    items = collect_inputs(inputs, recursive=recursive)
-    if not items:
-        raise UsageError(f"no images found in {', '.join(inputs)}")
-    rank, world, local_rank = launcher_rank()
-    items = shard_for_rank(items, rank, world)
+    items = inputs_for_this_rank(inputs, recursive)
+    _, world, local_rank = launcher_rank()
     if world > 1 and device == "auto" and _cuda_count() > 1:
         device = f"cuda:{local_rank % _cuda_count()}"
     loaded = resolve_model(model, scale=scale)

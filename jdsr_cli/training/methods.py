@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from torch import nn
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import METHODS, TrainConfig
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.format import LoadedModel
 
 
 @dataclass
@@ -63,7 +66,7 @@ def _arch_config(config: TrainConfig) -> ArchConfig:
     return ArchConfig(config.arch, config.scale, kwargs)
 
 
-def load_init(spec: str) -> Any:
+def load_init(spec: str) -> LoadedModel:
     """What ``--init`` names: a checkpoint file or folder, an hf:// reference or a bundled model's name."""
     from jdsr_cli.checkpoints.resolve import resolve_model
 

@@ -161,7 +161,7 @@ class Trainer:
         self.step = int(state["step"])
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.commands = [*state.get("commands", []), *self.commands[-1:]]
+        self.commands = [*state.get("commands", []), *self.commands]  # earlier sessions', then this one
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> RunResult:
