@@ -21,17 +21,30 @@ def _params(config: dict[str, Any]) -> int:
     return sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
 
 
-def _recipe(training: dict[str, Any]) -> tuple[str, str]:
-    """(steps and time, command) for a `jdsr train` checkpoint or an interim-script one."""
-    if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
-        return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", training["command"]
-    config = training.get("config", {})
-    run = Path(config.get("out", "")).name
+def _stages(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs that made a checkpoint, first to last: its --init ancestors (``init_from``), then itself."""
+    sources = training.get("init_from") or []
+    return [*(_stages(sources[0]["training"]) if sources else []), training]
+
+
+def _command(training: dict[str, Any]) -> str:
     command = training.get("command") or ""
     if not command or "--resume" in command:  # checkpoints from before the starting command was kept
-        command = f"jdsr train --config configs/{run}.toml"
-    hours = training.get("train_seconds", 0) / 3600
-    return f"{training.get('step', '?')} ({hours:.1f} h, {training.get('hardware', '?')})", command
+        command = f"jdsr train --config configs/{Path(training.get('config', {}).get('out', '')).name}.toml"
+    return command
+
+
+def _recipe(training: dict[str, Any]) -> tuple[str, str]:
+    """(steps and time, command cell) for a `jdsr train` checkpoint (with its fine-tuning stages) or an
+    interim-script one."""
+    if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
+        return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", f"`{training['command']}`"
+    stages = _stages(training)
+    hours = sum(stage.get("train_seconds", 0) for stage in stages) / 3600
+    steps = " + ".join(str(stage.get("step", "?")) for stage in stages)
+    commands = " then ".join(f"`{_command(stage)}`" for stage in stages)
+    hardware = " / ".join(dict.fromkeys(str(stage.get("hardware", "?")) for stage in stages))
+    return f"{steps} ({hours:.1f} h, {hardware})", commands
 
 
 def _cell(metrics: dict[str, Any], name: str) -> str:
@@ -55,7 +68,7 @@ def main() -> None:
             role += f", default ×{entry['scale']}"
         m = entry.get("metrics", {})
         print(f"| `{entry['name']}` | {role} | {_params(config) / 1e3:.0f}K | {steps} | "
-              + " | ".join(_cell(m, s) for s in SETS) + f" | `{command}` |")
+              + " | ".join(_cell(m, s) for s in SETS) + f" | {command} |")
 
 
 if __name__ == "__main__":

@@ -198,14 +198,39 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
         assert config.scale == scale and config.arch == "imdn"
         slr = load_config(root / f"slr-x{scale}.toml", {})
         assert (slr.scale, slr.method, slr.arch) == (scale, "superior-lr", "edsr")
+    finetune = load_config(root / "imdn-x4-ft.toml", {})
+    assert (finetune.scale, finetune.init) == (4, "runs/imdn-x4/best")
     Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2)).run()
     logs: list[str] = []
     trainer = Trainer(_config(messy_folder, tmp_path / "x2", init=str(tmp_path / "x3" / "last")), log=logs.append)
     assert any("initialised" in line for line in logs)
     from jdsr_cli.checkpoints.format import load_checkpoint
 
-    body = load_checkpoint(tmp_path / "x3" / "last").model.state_dict()["body.0.conv1.weight"]
+    source = load_checkpoint(tmp_path / "x3" / "last")
+    body = source.model.state_dict()["body.0.conv1.weight"]
     torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)
+
+
+def test_a_fine_tuned_checkpoint_records_what_it_started_from_even_after_resume(messy_folder: Path,
+                                                                               tmp_path: Path) -> None:
+    """The init checkpoint's name, sha256 and recipe travel into the new run's checkpoints, and a resume
+    keeps them (and needs no init checkpoint any more) so the bundled table can show the whole recipe."""
+    import shutil
+
+    from jdsr_cli.checkpoints.format import load_checkpoint
+
+    Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2, save_every=2, val_every=2)).run()
+    source = load_checkpoint(tmp_path / "x3" / "last").meta
+    Trainer(_config(messy_folder, tmp_path / "x2", steps=2, save_every=2, val_every=2,
+                    init=str(tmp_path / "x3" / "last"))).run()
+    shutil.rmtree(tmp_path / "x3")
+    Trainer(_config(messy_folder, tmp_path / "x2", steps=4, save_every=2, val_every=2,
+                    init=str(tmp_path / "x3" / "last"), resume=str(tmp_path / "x2"))).run()
+    recipe = load_checkpoint(tmp_path / "x2" / "last").meta["training"]
+    assert recipe["step"] == 4
+    [origin] = recipe["init_from"]
+    assert origin["name"] == source["name"] and origin["weights_sha256"] == source["weights_sha256"]
+    assert origin["training"]["step"] == 2 and origin["training"]["command"] == source["training"]["command"]
 
 
 def test_init_fine_tunes_a_bundled_model_by_name(messy_folder: Path, tmp_path: Path) -> None:

@@ -32,6 +32,21 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class InitReport:
+    """What ``--init`` brought: tensors copied of the net's total, and each source checkpoint's lineage."""
+
+    copied: int
+    total: int
+    sources: list[dict[str, Any]]
+
+
+def lineage(loaded: LoadedModel) -> dict[str, Any]:
+    """Who an ``--init`` checkpoint is and how it was trained, so a fine-tuned model records its whole recipe."""
+    return {"name": loaded.name, "weights_sha256": loaded.meta.get("weights_sha256"),
+            "training": loaded.meta.get("training") or {}}
+
+
+@dataclass
 class Validation:
     """Validation scores: ``psnr`` picks the best checkpoint; ``extra`` is logged alongside."""
 
@@ -100,9 +115,10 @@ class Supervised:
     def loss(self, output: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return nn.functional.l1_loss(output.float(), hr)
 
-    def initialise_from(self, spec: str) -> tuple[int, int]:
-        copied = copy_matching(load_init(spec).model.state_dict(), self.net)
-        return copied, len(self.net.state_dict())
+    def initialise_from(self, spec: str) -> InitReport:
+        loaded = load_init(spec)
+        copied = copy_matching(loaded.model.state_dict(), self.net)
+        return InitReport(copied, len(self.net.state_dict()), [lineage(loaded)])
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (net, self.arch_config)}
@@ -167,7 +183,7 @@ class SuperiorLR:
         return (self.lr_weight * nn.functional.l1_loss(slr.float(), lr)
                 + self.sr_weight * nn.functional.l1_loss(sr.float(), hr))
 
-    def initialise_from(self, spec: str) -> tuple[int, int]:
+    def initialise_from(self, spec: str) -> InitReport:
         """A superior-LR run folder (``encoder/`` + ``decoder/``), either half of a bundled pair (both halves
         are loaded), or one SR checkpoint for the decoder."""
         folder = Path(spec).expanduser()
@@ -181,7 +197,7 @@ class SuperiorLR:
         for loaded in halves:
             target = self.net.encoder if loaded.config.arch == self.encoder_config.arch else self.net.decoder
             copied += copy_matching(loaded.model.state_dict(), target)
-        return copied, len(self.net.state_dict())
+        return InitReport(copied, len(self.net.state_dict()), [lineage(loaded) for loaded in halves])
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"encoder": (net.encoder, self.encoder_config), "decoder": (net.decoder, self.arch_config)}

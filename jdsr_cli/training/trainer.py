@@ -94,8 +94,9 @@ class Trainer:
             self.device = self._join_process_group()
         torch.manual_seed(config.seed)
         self.method = build_method(config)
+        self.init_from: list[dict[str, Any]] = []  # the --init checkpoints' own recipes (kept across resumes)
         self.model: nn.Module = self.method.net  # the supervised network itself, or e.g. encoder + decoder
-        if config.init:
+        if config.init and not config.resume:  # a resumed run's weights and lineage come from its state
             self._initialise_from(config.init)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=self.memory_format)
@@ -115,10 +116,11 @@ class Trainer:
 
     def _initialise_from(self, spec: str) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
-        copied, total = self.method.initialise_from(spec)
-        if not copied:
+        report = self.method.initialise_from(spec)
+        if not report.copied:
             raise TrainingError(f"--init {spec}: no tensor matches {self.method.describe()}")
-        self.log(f"initialised {copied}/{total} tensors from {spec}")
+        self.init_from = report.sources
+        self.log(f"initialised {report.copied}/{report.total} tensors from {spec}")
 
     def _join_process_group(self) -> torch.device:
         """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
@@ -144,6 +146,7 @@ class Trainer:
             "best_psnr": self.best_psnr,
             "train_seconds": self.train_seconds,
             "commands": self.commands,
+            "init_from": self.init_from,
         }
 
     def load_state(self, folder: Path) -> None:
@@ -162,6 +165,8 @@ class Trainer:
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.commands = [*state.get("commands", []), *self.commands]  # earlier sessions', then this one
+        if "init_from" in state:  # what the run started from, even if that checkpoint has changed since
+            self.init_from = state["init_from"]
 
     # ---- run -----------------------------------------------------------------------------------
     def run(self, stop_at: int | None = None) -> RunResult:
@@ -289,7 +294,8 @@ class Trainer:
         folder = self.run_dir / which
         recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
                   "hardware": _hardware(self.device), "command": self.commands[0],
-                  "resumed_with": self.commands[1:], "config": json.loads(json.dumps(
+                  "resumed_with": self.commands[1:], **({"init_from": self.init_from} if self.init_from else {}),
+                  "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         for part, (module, arch_config) in self.method.exports(deployed).items():
