@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, sha256_file
+from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
 from jdsr_cli.engine.device import Precision
 from jdsr_cli.engine.upscaler import Upscaler
 from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
@@ -71,9 +72,11 @@ def copy_checkpoint(source: Path, name: str) -> Path:
 
 def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str:
     training = loaded.meta.get("training") or {}
-    hours = (training.get("train_seconds") or 0) / 3600
+    steps, seconds = total_steps_and_seconds(training)
+    stages = len(training_stages(training))
     where = training.get("hardware", "unknown hardware")
-    return (f"{what}: {training.get('step', '?')} steps of `jdsr train` on T91+BSD200 ({hours:.1f} h, {where}); "
+    runs = f" in {stages} runs" if stages > 1 else ""
+    return (f"{what}: {steps} steps of `jdsr train`{runs} on T91+BSD200 ({seconds / 3600:.1f} h, {where}); "
             f"{label} Set5 {metrics['Set5']['psnr']:.2f} dB")
 
 

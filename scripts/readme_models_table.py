@@ -21,12 +21,6 @@ def _params(config: dict[str, Any]) -> int:
     return sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
 
 
-def _stages(training: dict[str, Any]) -> list[dict[str, Any]]:
-    """The runs that made a checkpoint, first to last: its --init ancestors (``init_from``), then itself."""
-    sources = training.get("init_from") or []
-    return [*(_stages(sources[0]["training"]) if sources else []), training]
-
-
 def _command(training: dict[str, Any]) -> str:
     command = training.get("command") or ""
     if not command or "--resume" in command:  # checkpoints from before the starting command was kept
@@ -39,7 +33,9 @@ def _recipe(training: dict[str, Any]) -> tuple[str, str]:
     interim-script one."""
     if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
         return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", f"`{training['command']}`"
-    stages = _stages(training)
+    from jdsr_cli.checkpoints.lineage import training_stages
+
+    stages = training_stages(training)
     hours = sum(stage.get("train_seconds", 0) for stage in stages) / 3600
     steps = " + ".join(str(stage.get("step", "?")) for stage in stages)
     commands = " then ".join(f"`{_command(stage)}`" for stage in stages)
