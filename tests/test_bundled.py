@@ -100,7 +100,11 @@ def test_default_upscaler_meets_the_vdsr_floors_measured_by_jdsr_eval(scale: int
     assert result.exit_code == 0, result.output
     measured = {s["set"]: s["psnr"] for s in json.loads(report.read_text())["sets"]}
     for name in VDSR_FLOORS[scale]:
-        assert abs(measured[name] - entry.metrics[name]["psnr"]) < 0.01, (name, measured[name], entry.metrics[name])
+        recorded = entry.metrics.get(name)
+        if recorded is None:  # the CPU previews were measured on Set5 and Set14 only
+            assert scale in BELOW_FLOORS, f"the manifest has no {name} figure for {entry.name}"
+            continue
+        assert abs(measured[name] - recorded["psnr"]) < 0.01, (name, measured[name], recorded)
     below = [f"{name} {measured[name]:.3f} < {floor}" for name, floor in VDSR_FLOORS[scale].items()
              if measured[name] < floor]
     if scale in BELOW_FLOORS:
