@@ -87,7 +87,8 @@ def register(entry: dict[str, Any]) -> None:
     others = [e for e in manifest["models"] if e["name"] != entry["name"]]
     if entry.get("default_for_scale"):
         for other in others:
-            if other.get("scale") == entry["scale"] and other.get("role", "upscale") == entry.get("role", "upscale"):
+            if (other.get("default_for_scale") and other.get("scale") == entry["scale"]
+                    and other.get("role", "upscale") == entry.get("role", "upscale")):
                 other["default_for_scale"] = False
     def order(e: dict[str, Any]) -> tuple[bool, int, bool, str]:
         """Upscalers by scale, then the superior-LR pairs by scale, each downscaler before its decoder."""

@@ -33,10 +33,10 @@ def _recipe(training: dict[str, Any]) -> tuple[str, str]:
     interim-script one."""
     if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
         return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", f"`{training['command']}`"
-    from jdsr_cli.checkpoints.lineage import training_stages
+    from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
 
     stages = training_stages(training)
-    hours = sum(stage.get("train_seconds", 0) for stage in stages) / 3600
+    hours = total_steps_and_seconds(training)[1] / 3600
     steps = " + ".join(str(stage.get("step", "?")) for stage in stages)
     commands = " then ".join(f"`{_command(stage)}`" for stage in stages)
     hardware = " / ".join(dict.fromkeys(str(stage.get("hardware", "?")) for stage in stages))

@@ -206,8 +206,7 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
     assert any("initialised" in line for line in logs)
     from jdsr_cli.checkpoints.format import load_checkpoint
 
-    source = load_checkpoint(tmp_path / "x3" / "last")
-    body = source.model.state_dict()["body.0.conv1.weight"]
+    body = load_checkpoint(tmp_path / "x3" / "last").model.state_dict()["body.0.conv1.weight"]
     torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)
 
 
