@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.format import LoadedModel
+
+
+def init_record(loaded: LoadedModel) -> dict[str, Any]:
+    """One ``training.init_from`` entry: who the ``--init`` checkpoint is and how it was trained."""
+    return {"name": loaded.name, "weights_sha256": loaded.meta.get("weights_sha256"),
+            "training": loaded.meta.get("training") or {}}
 
 
 def training_stages(training: dict[str, Any]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.registry import ArchConfig
+from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import METHODS, TrainConfig
 
@@ -38,12 +39,6 @@ class InitReport:
     copied: int
     total: int
     sources: list[dict[str, Any]]
-
-
-def lineage(loaded: LoadedModel) -> dict[str, Any]:
-    """Who an ``--init`` checkpoint is and how it was trained, so a fine-tuned model records its whole recipe."""
-    return {"name": loaded.name, "weights_sha256": loaded.meta.get("weights_sha256"),
-            "training": loaded.meta.get("training") or {}}
 
 
 @dataclass
@@ -118,7 +113,7 @@ class Supervised:
     def initialise_from(self, spec: str) -> InitReport:
         loaded = load_init(spec)
         copied = copy_matching(loaded.model.state_dict(), self.net)
-        return InitReport(copied, len(self.net.state_dict()), [lineage(loaded)])
+        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (net, self.arch_config)}
@@ -197,7 +192,7 @@ class SuperiorLR:
         for loaded in halves:
             target = self.net.encoder if loaded.config.arch == self.encoder_config.arch else self.net.decoder
             copied += copy_matching(loaded.model.state_dict(), target)
-        return InitReport(copied, len(self.net.state_dict()), [lineage(loaded) for loaded in halves])
+        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded) for loaded in halves])
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"encoder": (net.encoder, self.encoder_config), "decoder": (net.decoder, self.arch_config)}
