@@ -28,6 +28,20 @@ def test_a_default_x4_model_is_bundled() -> None:
     assert resolve_model(None, scale=None).name == default.name
 
 
+ALL_BUNDLED = [e for e in load_manifest().entries if e.source == "bundled"]
+
+
+@pytest.mark.parametrize("entry", ALL_BUNDLED, ids=[e.name for e in ALL_BUNDLED])
+def test_bundled_checkpoint_and_manifest_state_the_convention_of_their_scale(entry) -> None:  # type: ignore[no-untyped-def]
+    """A ×2 figure labelled "crop=4" would be misread; both records must name crop = the model's scale."""
+    manifest = load_manifest()
+    meta = json.loads((manifest.bundled_folder(entry) / "config.json").read_text())
+    label = MetricConvention.standard(entry.scale).psnr_label
+    assert meta["scale"] == entry.scale
+    assert meta["metrics"]["convention"].startswith(label), (entry.name, meta["metrics"]["convention"])
+    assert entry.metrics["convention"].startswith(label), (entry.name, entry.metrics["convention"])
+
+
 @pytest.mark.parametrize("entry", BUNDLED, ids=[e.name for e in BUNDLED])
 def test_bundled_model_reproduces_its_recorded_set5_figure(entry, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     """Recompute PSNR-Y on Set5 from the stored oracle LR files (not our resize) and compare."""

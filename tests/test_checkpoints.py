@@ -129,7 +129,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert (meta["in_channels"], meta["out_channels"]) == (3, 3)
     assert meta["weights_sha256"] == sha256_file(folder / "model.safetensors")
     assert meta["training"] == {"epochs": 2, "lr": 1e-3}
-    assert meta["metrics"] == {"convention": "PSNR-Y crop=4", "set5": 30.5}
+    assert meta["metrics"] == {"convention": "PSNR-Y crop=3", "set5": 30.5}  # the model's scale, not ×4
     assert meta["notes"] == "hello" and meta["created"] and meta["jdsr_version"]
 
     for form in (folder, folder / "config.json", folder / "model.safetensors"):

@@ -44,7 +44,6 @@ FORMAT_NAME = "jdsr-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-METRICS_CONVENTION = "PSNR-Y crop=4"
 #: safetensors header metadata key holding ``ArchConfig.to_dict()`` as JSON
 SAFETENSORS_CONFIG_KEY = "jdsr_config"
 
@@ -130,7 +129,7 @@ def save_checkpoint(
         "out_channels": int(getattr(model, "out_channels", 3)),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "training": dict(training or {}),
-        "metrics": {"convention": METRICS_CONVENTION, **dict(metrics or {})},
+        "metrics": {"convention": _default_convention(int(config.scale)), **dict(metrics or {})},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "jdsr_version": __version__,
     }
@@ -413,6 +412,13 @@ def read_safetensors_metadata(data: bytes) -> dict[str, str]:
         return {str(k): str(v) for k, v in meta.items()}
     except (struct.error, ValueError, AttributeError):
         return {}
+
+
+def _default_convention(scale: int) -> str:
+    """The convention the training validation measures at ×scale (crop = scale), recorded with its numbers."""
+    from jdsr_cli.ops.metrics import MetricConvention
+
+    return MetricConvention.standard(scale).psnr_label
 
 
 def _default_registry(registry: ArchRegistry | None) -> ArchRegistry:
