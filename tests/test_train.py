@@ -200,6 +200,8 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
         assert (slr.scale, slr.method, slr.arch) == (scale, "superior-lr", "edsr")
     finetune = load_config(root / "imdn-x4-ft.toml", {})
     assert (finetune.scale, finetune.init) == (4, "runs/imdn-x4/best")
+    restart = load_config(root / "imdn-x4-ft2.toml", {})
+    assert (restart.scale, restart.init, restart.patch_size) == (4, "runs/imdn-x4-ft/best", 64)
     Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2)).run()
     logs: list[str] = []
     trainer = Trainer(_config(messy_folder, tmp_path / "x2", init=str(tmp_path / "x3" / "last")), log=logs.append)
