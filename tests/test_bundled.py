@@ -97,8 +97,7 @@ VDSR_FLOORS = {2: {"Set5": 37.53, "Set14": 33.05, "B100": 31.90},
                4: {"Set5": 31.35, "Set14": 28.01, "B100": 27.29}}
 #: scales whose bundled model is still under a floor, and why; each entry must go as soon as a model that
 #: clears its floors is bundled (the test fails while a listed model clears them)
-BELOW_FLOORS = {3: "imdn-x3 is the CPU preview; its release run is not bundled yet",
-                4: "imdn-x4 (release, 2 stages) meets Set5/Set14 but B100 is 27.286 < 27.29"}
+BELOW_FLOORS = {4: "imdn-x4 (release, 2 stages) meets Set5/Set14 but B100 is 27.286 < 27.29"}
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
