@@ -1,7 +1,7 @@
 """Print the README's bundled-models table from weights/manifest.json and each checkpoint's config.json.
 
-Figures are those the manifest records (measured by scripts/bundle_model.py, or by the interim
-scripts/train_bundled.py for the CPU previews); recipes come from config.json's "training".
+Figures are those the manifest records (measured by scripts/bundle_model.py); recipes come from
+config.json's "training" (each `jdsr train` stage, with the stages it was initialised from).
 """
 
 from __future__ import annotations
@@ -29,10 +29,7 @@ def _command(training: dict[str, Any]) -> str:
 
 
 def _recipe(training: dict[str, Any]) -> tuple[str, str]:
-    """(steps and time, command cell) for a `jdsr train` checkpoint (with its fine-tuning stages) or an
-    interim-script one."""
-    if "wall_clock_s" in training:  # scripts/train_bundled.py (CPU previews)
-        return f"{training['steps']} ({training['wall_clock_s'] / 60:.0f} min, CPU)", f"`{training['command']}`"
+    """(steps and time, command cell) for a `jdsr train` checkpoint and the stages it was initialised from."""
     from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
 
     stages = training_stages(training)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from jdsr_cli.batch import IMAGE_EXTENSIONS
 
@@ -54,33 +53,6 @@ def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[Im
             continue
         pairs.append(make_pair(hr, scale))
     return pairs, skipped
-
-
-class PatchSampler:
-    """Draws random aligned (LR, HR) patch batches as float tensors in [0, 1], N×3×H×W."""
-
-    def __init__(self, pairs: list[ImagePair], scale: int, lr_patch: int, seed: int = 0) -> None:
-        if not pairs:
-            raise ValueError("no training images")
-        self.pairs = pairs
-        self.scale = scale
-        self.lr_patch = lr_patch
-        self.rng = np.random.default_rng(seed)
-
-    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        lrs, hrs = zip(*(self._patch() for _ in range(size)), strict=True)
-        to_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
-        return to_tensor(lrs), to_tensor(hrs)
-
-    def _patch(self) -> tuple[np.ndarray, np.ndarray]:
-        pair = self.pairs[self.rng.integers(len(self.pairs))]
-        p, s = self.lr_patch, self.scale
-        y = int(self.rng.integers(pair.lr.shape[0] - p + 1))
-        x = int(self.rng.integers(pair.lr.shape[1] - p + 1))
-        lr = pair.lr[y : y + p, x : x + p]
-        hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-        view = int(self.rng.integers(8))
-        return np.ascontiguousarray(dihedral(lr, view)), np.ascontiguousarray(dihedral(hr, view))
 
 
 def dihedral(image: np.ndarray, view: int) -> np.ndarray:
