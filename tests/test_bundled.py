@@ -95,15 +95,11 @@ def test_bundled_superior_lr_pair_reproduces_its_round_trip_and_beats_the_upscal
 VDSR_FLOORS = {2: {"Set5": 37.53, "Set14": 33.05, "B100": 31.90},
                3: {"Set5": 33.67, "Set14": 29.78, "B100": 28.83},
                4: {"Set5": 31.35, "Set14": 28.01, "B100": 27.29}}
-#: scales whose bundled model is still under a floor, and why; each entry must go as soon as a model that
-#: clears its floors is bundled (the test fails while a listed model clears them)
-BELOW_FLOORS = {4: "imdn-x4 (release, 2 stages) meets Set5/Set14 but B100 is 27.286 < 27.29"}
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_default_upscaler_meets_the_vdsr_floors_measured_by_jdsr_eval(scale: int, tmp_path: Path, data_dir: Path) -> None:
-    """`jdsr eval` on all three sets reproduces the manifest figures (always) and clears the floors on each
-    (an expected failure, reported as xfail, only for the scales listed in BELOW_FLOORS)."""
+    """`jdsr eval` on all three sets reproduces the manifest figures and clears the floors on each."""
     entry = load_manifest().default_for_scale(scale)
     assert entry is not None and entry.name == f"imdn-x{scale}"
     report = tmp_path / "eval.json"
@@ -113,13 +109,8 @@ def test_default_upscaler_meets_the_vdsr_floors_measured_by_jdsr_eval(scale: int
     measured = {s["set"]: s["psnr"] for s in json.loads(report.read_text())["sets"]}
     for name in VDSR_FLOORS[scale]:
         recorded = entry.metrics.get(name)
-        if recorded is None:  # the CPU previews were measured on Set5 and Set14 only
-            assert scale in BELOW_FLOORS, f"the manifest has no {name} figure for {entry.name}"
-            continue
+        assert recorded is not None, f"the manifest has no {name} figure for {entry.name}"
         assert abs(measured[name] - recorded["psnr"]) < 0.01, (name, measured[name], recorded)
     below = [f"{name} {measured[name]:.3f} < {floor}" for name, floor in VDSR_FLOORS[scale].items()
              if measured[name] < floor]
-    if scale in BELOW_FLOORS:
-        assert below, f"imdn-x{scale} now clears every floor: remove it from BELOW_FLOORS"
-        pytest.xfail(f"{BELOW_FLOORS[scale]} (measured: {', '.join(below)}, PSNR-Y crop={scale})")
     assert not below, f"imdn-x{scale} under the floors: {below} (PSNR-Y crop={scale})"
