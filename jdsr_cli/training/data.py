@@ -1,7 +1,7 @@
-"""Training pairs from a folder of HR images: MATLAB-bicubic LR, aligned random crops, 8 dihedral views.
+"""Training pairs from a folder of HR images (MATLAB-bicubic LR) and the 8 dihedral views.
 
 LR images are made once per image from the whole modcropped HR (downscaling a patch alone would differ
-at the patch borders), then aligned LR/HR patches are cut from the pair.
+at the patch borders); training.dataset cuts the aligned LR/HR patches from the pairs.
 """
 
 from __future__ import annotations
