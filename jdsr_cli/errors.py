@@ -1,6 +1,9 @@
 """Error types whose message is a complete one-line explanation for the user.
 
 The CLI prints ``str(error)`` as is, so every message names the file (or option) and the reason.
+Each class carries the exit code the CLI ends with (``cli/main.py`` maps them in one place):
+2 when the command could not start (bad option, unknown or unloadable model, missing device,
+a run that cannot be resumed), 1 when it started and something failed.
 """
 
 from __future__ import annotations
@@ -9,9 +12,13 @@ from __future__ import annotations
 class JdsrError(Exception):
     """Base class: an expected failure with a user-facing one-line message."""
 
+    exit_code = 1
+
 
 class UsageError(JdsrError):
     """Bad options or arguments (exit code 2)."""
+
+    exit_code = 2
 
 
 class ImageReadError(JdsrError):
@@ -23,7 +30,9 @@ class ImageWriteError(JdsrError):
 
 
 class ModelLoadError(JdsrError):
-    """A checkpoint could not be found, downloaded, verified or rebuilt."""
+    """A checkpoint could not be found, downloaded, verified or rebuilt (the command cannot start)."""
+
+    exit_code = 2
 
 
 class UnknownArchitectureError(ModelLoadError):
@@ -32,3 +41,22 @@ class UnknownArchitectureError(ModelLoadError):
 
 class DeviceError(JdsrError):
     """A requested device or precision is not available."""
+
+    exit_code = 2
+
+
+class ResourceError(JdsrError):
+    """One piece of work needs more memory (or pixels) than allowed or available."""
+
+
+class NonFiniteOutputError(JdsrError):
+    """The model produced NaN or infinite values even in fp32 (broken weights)."""
+
+
+class Interrupted(JdsrError):
+    """SIGINT (exit 130) or SIGTERM (exit 143) arrived; the command stops cleanly."""
+
+    def __init__(self, signum: int, message: str = "interrupted") -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
