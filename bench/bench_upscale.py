@@ -67,7 +67,7 @@ class _RssSampler:
 
 def _peak_rss_child(model: str, device: str, large: int, tile: int, queue) -> None:  # type: ignore[no-untyped-def]
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.upscale import create_upscaler
+    from jdsr_cli.commands.upscale import create_upscaler
 
     upscaler = create_upscaler(resolve_model(model, scale=None), device=device, tile=tile)
     image = np.random.default_rng(0).random((large, large, 3), dtype=np.float32)
@@ -94,7 +94,7 @@ def main() -> None:
     import torch
 
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.upscale import create_upscaler
+    from jdsr_cli.commands.upscale import create_upscaler
 
     loaded = resolve_model(args.model, scale=None)
     scale = loaded.config.scale

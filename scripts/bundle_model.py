@@ -9,7 +9,7 @@ and the decoder as slr-up-xS, each naming the other as its pair):
 
     python scripts/bundle_model.py runs/slr-x4/best --superior-lr
 
-Every figure is measured by this script with the `jdsr eval` protocol (jdsr_cli.evaluation) on
+Every figure is measured by this script with the `jdsr eval` protocol (jdsr_cli.commands.evaluation) on
 ../shared/data (PSNR-Y/SSIM-Y, crop = scale); nothing is copied from the training log except the
 recipe (steps, wall-clock, hardware) that config.json already records.
 """
@@ -28,7 +28,7 @@ from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME, load_checkpoi
 from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
 from jdsr_cli.engine.device import Precision
 from jdsr_cli.engine.upscaler import Upscaler
-from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
+from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.io.atomic import atomic_write_text
 from jdsr_cli.ops.metrics import MetricConvention
 
@@ -124,7 +124,7 @@ def main() -> None:
                                                           label), metrics, default_for_scale=args.default))
         return
 
-    from jdsr_cli.downscale import create_downscaler
+    from jdsr_cli.commands.downscale import create_downscaler
 
     encoder = load_checkpoint(args.checkpoint / "encoder")
     decoder = load_checkpoint(args.checkpoint / "decoder")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from jdsr_cli.archs.slr_encoder import quantize_8bit
 from jdsr_cli.checkpoints.manifest import load_manifest
 from jdsr_cli.cli.main import app
-from jdsr_cli.downscale import ClassicDownscaler, DownscaleSize, downscale_image, fit_to_scale
+from jdsr_cli.commands.downscale import ClassicDownscaler, DownscaleSize, downscale_image, fit_to_scale
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.image import Image, read_image
 
@@ -165,7 +165,7 @@ def test_superior_lr_run_exports_an_encoder_and_an_upscaler(slr_run: Path) -> No
 
 def test_superior_output_is_8_bit_and_tiling_matches_whole_image(slr_run: Path, data_dir: Path) -> None:
     from jdsr_cli.checkpoints.format import load_checkpoint
-    from jdsr_cli.downscale import create_downscaler
+    from jdsr_cli.commands.downscale import create_downscaler
 
     loaded = load_checkpoint(slr_run / "best" / "encoder")
     hr = read_image(data_dir / "benchmark" / "Set5" / "HR" / "baby.png")

@@ -123,7 +123,7 @@ SPEC = ArchSpec(
     # bf16 is safe in training (the residual over the area base is small) but deployment rounds to
     # 8-bit levels, where bf16's 8-bit mantissa could flip a level: run fp32 (the encoder is cheap).
     supports_bf16=False,
-    size=SizeRequirement(),  # H and W must be multiples of the scale: jdsr_cli.downscale pads or crops
+    size=SizeRequirement(),  # H and W must be multiples of the scale: jdsr_cli.commands.downscale pads or crops
     direction="down",
     summary="Superior-LR encoder (JDSR stage 1): strided head + ResBlocks over an area-average base; "
     "output rounded to 8-bit levels (straight-through in training).",

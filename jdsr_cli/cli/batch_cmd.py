@@ -39,7 +39,7 @@ def launcher_rank() -> tuple[int, int, int]:
 
 def inputs_for_this_rank(inputs: list[str], recursive: bool) -> list[Any]:
     """The input files this process handles: all of them, or every world-th one under torchrun."""
-    from jdsr_cli.batch import collect_inputs, shard_for_rank
+    from jdsr_cli.commands.batch import collect_inputs, shard_for_rank
     from jdsr_cli.errors import UsageError
 
     items = collect_inputs(inputs, recursive=recursive)
@@ -70,7 +70,7 @@ def run_with_progress(console, items, naming, processor, overwrite, fail_fast, d
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from jdsr_cli.batch import run_batch
+    from jdsr_cli.commands.batch import run_batch
 
     def line(report) -> None:  # type: ignore[no-untyped-def]
         if report.status == "done":

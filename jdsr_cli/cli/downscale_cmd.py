@@ -71,7 +71,7 @@ def downscale(
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
 
-    from jdsr_cli.downscale import make_processor
+    from jdsr_cli.commands.downscale import make_processor
 
     def processor(progress):  # type: ignore[no-untyped-def]
         return make_processor(
@@ -97,10 +97,10 @@ def _prepare(
     device: str, tile: str,
 ) -> dict[str, Any]:
     """Validate everything that can be validated before the first image is read."""
-    from jdsr_cli.batch import OutputNaming
-    from jdsr_cli.downscale import ALPHA_MODES, FIT_RULES, METHODS, DownscaleSize, create_downscaler
+    from jdsr_cli.commands.batch import OutputNaming
+    from jdsr_cli.commands.downscale import ALPHA_MODES, FIT_RULES, METHODS, DownscaleSize, create_downscaler
     from jdsr_cli.errors import UsageError
-    from jdsr_cli.upscale import output_extension
+    from jdsr_cli.commands.upscale import output_extension
 
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: choose {', '.join(METHODS)}")

@@ -38,8 +38,8 @@ def evaluate(
 
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.errors import JdsrError, UsageError
-    from jdsr_cli.evaluation import bicubic_upscaler, evaluate_set, find_set
-    from jdsr_cli.upscale import check_scale, create_upscaler
+    from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
+    from jdsr_cli.commands.upscale import check_scale, create_upscaler
 
     console = make_console()
     try:
@@ -56,7 +56,7 @@ def evaluate(
             name, arch = loaded.name or loaded.source, loaded.config.arch
         downscaler = None
         if lr_from is not None:
-            from jdsr_cli.downscale import create_downscaler
+            from jdsr_cli.commands.downscale import create_downscaler
 
             encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale")
             downscaler = create_downscaler("superior", loaded=encoder, device=device, tile=0)

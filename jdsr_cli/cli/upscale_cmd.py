@@ -76,7 +76,7 @@ def upscale(
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
 
-    from jdsr_cli.upscale import make_processor
+    from jdsr_cli.commands.upscale import make_processor
 
     def processor(progress):  # type: ignore[no-untyped-def]
         return make_processor(
@@ -126,10 +126,10 @@ def _prepare(
     height: int | None,
 ) -> _Job:
     """Validate everything that can be validated before the first image is read."""
-    from jdsr_cli.batch import OutputNaming
+    from jdsr_cli.commands.batch import OutputNaming
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.errors import UsageError
-    from jdsr_cli.upscale import ALPHA_MODES, OutputSize, check_scale, create_upscaler, output_extension
+    from jdsr_cli.commands.upscale import ALPHA_MODES, OutputSize, check_scale, create_upscaler, output_extension
 
     if scale is not None and scale not in (2, 3, 4):
         raise UsageError(f"--scale {scale}: choose 2, 3 or 4 (use --outscale for other factors)")

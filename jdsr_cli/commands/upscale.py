@@ -252,8 +252,8 @@ def make_processor(
     max_pixels: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> Callable[[Any, Any], dict[str, Any]]:
-    """The per-file function for ``jdsr_cli.batch.run_batch``: read, upscale, write atomically."""
-    from jdsr_cli.batch import image_processor
+    """The per-file function for ``jdsr_cli.commands.batch.run_batch``: read, upscale, write atomically."""
+    from jdsr_cli.commands.batch import image_processor
 
     def transform(image: Image) -> tuple[Image, dict[str, Any]]:
         result, report = upscale_image(image, upscaler, size=size, alpha=alpha, progress=progress)

@@ -25,7 +25,7 @@ import torch
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.downscale import LearnedDownscaler
+    from jdsr_cli.commands.downscale import LearnedDownscaler
     from jdsr_cli.engine.upscaler import Upscaler
 
 STANDARD_SETS = ("Set5", "Set14", "B100")

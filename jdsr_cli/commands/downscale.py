@@ -60,7 +60,7 @@ class DownscaleSize:
         """Output (width, height) for an input already fitted to the scale (or any input, for w/h)."""
         if self.scale is not None:
             return width // self.scale, height // self.scale
-        from jdsr_cli.upscale import size_keeping_aspect
+        from jdsr_cli.commands.upscale import size_keeping_aspect
 
         return size_keeping_aspect(width, height, self.width, self.height)
 
@@ -273,8 +273,8 @@ def make_processor(
     progress: ProgressCallback | None = None,
     **write_options: Any,
 ) -> Callable[[Any, Any], dict[str, Any]]:
-    """The per-file function for ``jdsr_cli.batch.run_batch`` (shared read/check/write in ``batch``)."""
-    from jdsr_cli.batch import image_processor
+    """The per-file function for ``jdsr_cli.commands.batch.run_batch`` (shared read/check/write in ``batch``)."""
+    from jdsr_cli.commands.batch import image_processor
 
     def transform(image: Image) -> tuple[Image, dict[str, Any]]:
         small, report = downscale_image(image, downscaler, size, fit=fit, alpha=alpha, progress=progress)
