@@ -53,8 +53,12 @@ class NonFiniteOutputError(JdsrError):
     """The model produced NaN or infinite values even in fp32 (broken weights)."""
 
 
-class Interrupted(JdsrError):
-    """SIGINT (exit 130) or SIGTERM (exit 143) arrived; the command stops cleanly."""
+class Interrupted(BaseException):
+    """SIGINT (exit 130) or SIGTERM (exit 143) arrived; the command stops cleanly.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so the broad ``except Exception`` around decoders and
+    encoders cannot swallow it and turn a stop request into one file's failure.
+    """
 
     def __init__(self, signum: int, message: str = "interrupted") -> None:
         super().__init__(message)

@@ -83,15 +83,20 @@ def test_fail_fast_stops_at_first_failure(photo_tree: Path, tmp_path: Path, trai
     assert "not run (--fail-fast)" in result.output
 
 
-def test_unwritable_output_folder_is_reported_per_file(tmp_path: Path, data_dir: Path, trained_checkpoint: Path) -> None:
+def test_unusable_output_folder_is_one_usage_error_before_any_work(
+    tmp_path: Path, data_dir: Path, trained_checkpoint: Path
+) -> None:
+    """`-o afile/sub` used to print one failure per input and exit 1: now one line naming -o, exit 2."""
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")
-    src = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"
+    lr = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4"
     report = tmp_path / "r.json"
-    result = jdsr("upscale", src, "-o", blocker / "sub", "--model", trained_checkpoint, "--json", report)
-    assert result.exit_code == 1
-    error = json.loads(report.read_text())["files"][0]["error"]
-    assert "blocker" in error and "\n" not in error
+    result = jdsr("upscale", lr / "birdx4.png", lr / "babyx4.png", "-o", blocker / "sub", "--model",
+                  trained_checkpoint, "--json", report)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: -o ") and "blocker" in lines[0], result.output
+    assert not report.exists()
 
 
 def test_sixteen_bit_and_metadata_survive_the_cli(tmp_path: Path, trained_checkpoint: Path) -> None:

@@ -37,41 +37,41 @@ def evaluate(
     from rich.table import Table
 
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.errors import JdsrError, UsageError
+    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
     from jdsr_cli.commands.upscale import check_scale, create_upscaler
+    from jdsr_cli.errors import UsageError
 
     console = make_console()
-    try:
-        data_dir = data or (Path(os.environ["JDSR_DATA"]) if os.environ.get("JDSR_DATA") else None)
-        if data_dir is None:
-            raise UsageError("--data is required (or set JDSR_DATA): a folder with benchmark/<Set>/HR")
-        set_dirs = [find_set(data_dir, name.strip()) for name in sets.split(",") if name.strip()]
-        if model == "bicubic":
-            upscaler, name, arch = bicubic_upscaler(scale, device), f"bicubic ×{scale}", "matlab-bicubic"
-        else:
-            loaded = resolve_model(model, scale=scale)
-            check_scale(scale, loaded.config.scale, loaded.source)
-            upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
-            name, arch = loaded.name or loaded.source, loaded.config.arch
-        downscaler = None
-        if lr_from is not None:
-            from jdsr_cli.commands.downscale import create_downscaler
+    data_dir = data or (Path(os.environ["JDSR_DATA"]) if os.environ.get("JDSR_DATA") else None)
+    if data_dir is None:
+        raise UsageError("--data is required (or set JDSR_DATA): a folder with benchmark/<Set>/HR")
+    names = [name.strip() for name in sets.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--sets {sets!r}: name at least one set, e.g. --sets Set5,Set14,B100")
+    set_dirs = [find_set(data_dir, name) for name in names]
+    check_output_folder(save_images, "--save-images")
+    check_report_file(json_report)
+    if model == "bicubic":
+        upscaler, name, arch = bicubic_upscaler(scale, device), f"bicubic ×{scale}", "matlab-bicubic"
+    else:
+        loaded = resolve_model(model, scale=scale)
+        check_scale(scale, loaded.config.scale, loaded.source)
+        upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
+        name, arch = loaded.name or loaded.source, loaded.config.arch
+    downscaler = None
+    if lr_from is not None:
+        from jdsr_cli.commands.downscale import create_downscaler
 
-            encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale")
-            downscaler = create_downscaler("superior", loaded=encoder, device=device, tile=0)
-    except JdsrError as error:
-        error_console().print(f"error: {error}", markup=False)
-        raise typer.Exit(2) from None
+        encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale")
+        downscaler = create_downscaler("superior", loaded=encoder, device=device, tile=0)
 
     results = []
     for set_dir in set_dirs:
-        try:
-            result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler)  # type: ignore[arg-type]
-        except JdsrError as error:
-            error_console().print(f"error: {error}", markup=False)
-            raise typer.Exit(1) from None
+        result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler)  # type: ignore[arg-type]
         results.append(result)
+        for _, reason in result.skipped:
+            error_console().print(f"skipped {reason}", markup=False)
         plus = "+" if tta else ""
         table = Table(title=f"{name}{plus} on {result.name} ×{result.scale} — {result.convention}")
         table.add_column("image")

@@ -1,65 +1,25 @@
-"""Batch processing shared by the image commands: input discovery, output naming, error isolation.
+"""Batch processing shared by the image commands: output naming, planning, error isolation, reports.
 
-A batch never stops at a bad file (unless ``fail_fast``): each file gets a ``FileReport`` with its
-status and a one-line error, and the caller decides the exit code from the reports.
+The whole batch is planned before anything is written: every output path is known up front, and an
+output that is (or would replace) any input of the batch, or that two inputs would share, is refused
+whatever the order. A batch never stops at a bad file (unless ``fail_fast``): any exception in one
+file's work becomes that file's ``failed`` record with a one-line reason, and the batch goes on.
+SIGINT/SIGTERM stop it between two steps: the file in progress leaves no temp file, and the outcome
+says what was done so the caller can still print the summary and write the report.
 """
 
 from __future__ import annotations
 
-import glob
+import os
 import time
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jdsr_cli.errors import JdsrError, UsageError
-
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
-_GLOB_CHARS = set("*?[")
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """An input image and its path relative to the folder it was found in (for mirroring)."""
-
-    path: Path
-    relative: Path
-
-
-def collect_inputs(specs: Iterable[str], *, recursive: bool = False) -> list[InputFile]:
-    """Expand files, folders and glob patterns into a sorted, de-duplicated list of inputs.
-
-    A file named explicitly is always attempted; inside folders and globs only known image
-    extensions count. A path that does not exist is a usage error, reported before any work.
-    """
-    found: dict[Path, InputFile] = {}
-    for spec in specs:
-        for item in _expand(spec, recursive):
-            found.setdefault(item.path.resolve(), item)
-    return sorted(found.values(), key=lambda item: str(item.path))
-
-
-def _expand(spec: str, recursive: bool) -> list[InputFile]:
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return [InputFile(path, Path(path.name))]
-    if path.is_dir():
-        pattern = "**/*" if recursive else "*"
-        return [
-            InputFile(p, p.relative_to(path))
-            for p in sorted(path.glob(pattern))
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        ]
-    if _GLOB_CHARS & set(spec):
-        matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=recursive))]
-        return [InputFile(p, Path(p.name)) for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-    raise UsageError(f"{spec}: no such file or folder")
-
-
-def shard_for_rank(items: list[InputFile], rank: int, world: int) -> list[InputFile]:
-    """Under ``torchrun``, rank r of w takes every w-th input (sorted order), so the ranks never collide."""
-    return items[rank::world] if world > 1 else items
+from jdsr_cli.commands.inputs import InputFile
+from jdsr_cli.errors import Interrupted, JdsrError, UsageError
 
 
 @dataclass(frozen=True)
@@ -68,7 +28,12 @@ class OutputNaming:
 
     suffix: str
     out_dir: Path | None = None
-    extension: str | None = None  # without the dot; None keeps the input's
+    extension: str | None = None  # without the dot; None keeps the input's (when we can write it)
+
+    def __post_init__(self) -> None:
+        separators = {"/", "\0"} | ({os.altsep} if os.altsep else set())
+        if separators & set(self.suffix):
+            raise UsageError(f"--suffix {self.suffix!r}: must not contain a path separator")
 
     def path_for(self, item: InputFile) -> Path:
         ext = self.extension or _writable_extension(item.path.suffix)
@@ -85,6 +50,48 @@ def _writable_extension(suffix: str) -> str:
     return ext if ext and normalize_format(ext) is not None else "png"
 
 
+@dataclass(frozen=True)
+class PlannedFile:
+    """One input, its output, and the verdict reached before any work (None: process it)."""
+
+    item: InputFile
+    output: Path
+    status: str | None = None  # None, "skipped" or "failed"
+    reason: str | None = None
+
+
+def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool = False) -> list[PlannedFile]:
+    """Every output path, decided before anything is written; collisions are refused, existing outputs skipped."""
+    inputs_by_path = {item.path.resolve(): item for item in items}
+    inputs_by_inode = {_inode(item.path): item for item in items}
+    claimed: dict[Path, InputFile] = {}
+    plan = []
+    for item in items:
+        output = naming.path_for(item)
+        key = output.resolve()
+        victim = inputs_by_path.get(key) or (inputs_by_inode.get(_inode(output)) if output.exists() else None)
+        if victim is not None:
+            what = "the input itself" if victim is item else f"the input {victim.path}"
+            plan.append(PlannedFile(item, output, "failed", f"{item.path}: output {output} would replace {what}"))
+        elif key in claimed:
+            plan.append(PlannedFile(item, output, "failed",
+                                    f"{item.path}: output {output} is also the output of {claimed[key].path}"))
+        else:
+            claimed[key] = item
+            skipped = output.exists() and not overwrite
+            plan.append(PlannedFile(item, output, "skipped" if skipped else None,
+                                    "output exists (use --overwrite)" if skipped else None))
+    return plan
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 @dataclass
 class FileReport:
     """One line of the batch report (also the JSON record)."""
@@ -95,113 +102,98 @@ class FileReport:
     error: str | None = None
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    traceback: str | None = None  # for --debug; never in the JSON record
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
+        record.pop("traceback")
         record.update(record.pop("details"))
         return record
 
 
-#: process(item, output_path) -> details dict; raises JdsrError for an expected per-file failure.
+@dataclass
+class BatchOutcome:
+    """The reports of the files that were reached, and the interruption that stopped the batch, if any."""
+
+    reports: list[FileReport]
+    total: int
+    interrupted: Interrupted | None = None
+
+    def count(self, status: str) -> int:
+        return sum(report.status == status for report in self.reports)
+
+    @property
+    def not_run(self) -> int:
+        return self.total - len(self.reports)
+
+
+#: process(item, output_path) -> details dict (a "warnings" list in it is lifted into the report).
 ProcessFn = Callable[[InputFile, Path], dict[str, Any]]
 
 
 def run_batch(
-    items: list[InputFile],
-    naming: OutputNaming,
+    plan: list[PlannedFile],
     process: ProcessFn,
     *,
-    overwrite: bool = False,
     fail_fast: bool = False,
-    on_start: Callable[[int, InputFile, Path], None] | None = None,
+    on_start: Callable[[int, PlannedFile], None] | None = None,
     on_done: Callable[[FileReport], None] | None = None,
-) -> list[FileReport]:
-    """Process every item; a failure is recorded and the batch goes on (unless ``fail_fast``)."""
-    reports: list[FileReport] = []
-    planned: dict[Path, Path] = {}
-    for index, item in enumerate(items):
-        output = naming.path_for(item)
+) -> BatchOutcome:
+    """Process every planned file; a failure is recorded and the batch goes on (unless ``fail_fast``).
+
+    Run it inside :func:`jdsr_cli.commands.interrupts.signals_as_exceptions` so SIGTERM stops it
+    like Ctrl-C does: the outcome then carries the interruption and the files done so far.
+    """
+    outcome = BatchOutcome([], len(plan))
+    for index, planned in enumerate(plan):
         if on_start is not None:
-            on_start(index, item, output)
-        report = _process_one(item, output, process, overwrite, planned)
-        reports.append(report)
+            on_start(index, planned)
+        try:
+            report = _process_one(planned, process)
+        except Interrupted as stop:
+            outcome.interrupted = stop
+            break
+        outcome.reports.append(report)
         if on_done is not None:
             on_done(report)
         if fail_fast and report.status == "failed":
             break
-    return reports
+    return outcome
 
 
-def _process_one(
-    item: InputFile, output: Path, process: ProcessFn, overwrite: bool, planned: dict[Path, Path]
-) -> FileReport:
-    key = output.resolve()
-    if key == item.path.resolve():
-        return FileReport(str(item.path), str(output), "failed", f"{item.path}: output would overwrite the input")
-    if key in planned:
-        return FileReport(
-            str(item.path), str(output), "failed", f"{item.path}: output {output} is also the output of {planned[key]}"
-        )
-    planned[key] = item.path
-    if output.exists() and not overwrite:
-        return FileReport(str(item.path), str(output), "skipped", "output exists (use --overwrite)")
+def _process_one(planned: PlannedFile, process: ProcessFn) -> FileReport:
+    item, output = planned.item, planned.output
+    if planned.status is not None:
+        return FileReport(str(item.path), str(output), planned.status, planned.reason)
     start = time.perf_counter()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        details = process(item, output)
-    except JdsrError as error:
-        return FileReport(str(item.path), str(output), "failed", str(error), time.perf_counter() - start)
-    except OSError as error:
-        reason = error.strerror or str(error)
+        details = dict(process(item, output))
+    except KeyboardInterrupt:
+        raise Interrupted(2, "interrupted (Ctrl-C)") from None
+    except Interrupted:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure is this file's, never the batch's
+        return FileReport(str(item.path), str(output), "failed", failure_reason(error, item.path, output),
+                          time.perf_counter() - start, traceback=traceback.format_exc())
+    warnings = list(details.pop("warnings", []) or [])
+    return FileReport(str(item.path), str(output), "done", None, time.perf_counter() - start, details, warnings)
+
+
+def failure_reason(error: BaseException, path: Path, output: Path) -> str:
+    """One line naming the file and the reason, whatever the exception."""
+    if isinstance(error, JdsrError):
+        text = str(error)
+    elif isinstance(error, MemoryError):
+        text = "out of memory"
+    elif isinstance(error, OSError):
         where = error.filename or output.parent
-        return FileReport(str(item.path), str(output), "failed", f"{where}: {reason}", time.perf_counter() - start)
-    return FileReport(str(item.path), str(output), "done", None, time.perf_counter() - start, details)
+        return f"{where}: {error.strerror or _one_line(error)}"
+    else:
+        text = f"{type(error).__name__}: {_one_line(error)} (unexpected; --debug shows the traceback)"
+    return text if str(path) in text else f"{path}: {text}"
 
 
-#: transform(image) -> (new image, details for the report); raises JdsrError for a per-file failure.
-ImageTransform = Callable[[Any], tuple[Any, dict[str, Any]]]
-
-
-def image_processor(
-    transform: ImageTransform,
-    *,
-    keep_alpha: bool = True,
-    fmt: str | None = None,
-    quality: int | None = None,
-    lossless: bool = False,
-    strip_metadata: bool = False,
-    max_pixels: int | None = None,
-) -> ProcessFn:
-    """Read → ``transform`` → write atomically: the per-file work every image command shares.
-
-    An image with real transparency is refused up front (before any compute) when the output format
-    cannot store alpha, unless the command drops alpha (``keep_alpha=False``).
-    """
-    from jdsr_cli.errors import ImageWriteError
-    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
-    from jdsr_cli.io.image import read_image, write_image
-    from jdsr_cli.ops.alpha import is_constant
-
-    def process(item: InputFile, output: Path) -> dict[str, Any]:
-        image = read_image(item.path, max_pixels=max_pixels)
-        out_format = output.suffix.lstrip(".").lower()
-        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
-        if image.has_alpha and keep_alpha and not opaque and not format_supports_alpha(out_format):
-            raise ImageWriteError(
-                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
-                "(use --alpha discard or --format png/webp/tiff)"
-            )
-        try:
-            result, details = transform(image)
-        except JdsrError as error:  # every per-file message names its file
-            if str(item.path) in str(error):
-                raise
-            raise type(error)(f"{item.path}: {error}") from None
-        write_image(output, result, format=fmt, quality=quality, lossless=lossless, strip_metadata=strip_metadata)
-        details = dict(details)
-        details["bit_depth"] = image.bit_depth
-        if result.bit_depth > 8 and not format_supports_16bit(out_format):
-            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
-        return details
-
-    return process
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300] or "no message"

@@ -18,7 +18,6 @@ only) resize to exactly that size, with no rule needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +89,7 @@ class Fit:
 
 def fit_to_scale(pixels: np.ndarray, scale: int, rule: str) -> tuple[np.ndarray, Fit]:
     """Crop (top-left kept) or edge-pad (bottom/right) an H×W×C array to multiples of ``scale``."""
-    if rule not in FIT_RULES:
-        raise UsageError(f"--fit {rule!r}: choose crop or pad")
+    check_fit_and_alpha(rule, "auto")
     height, width = pixels.shape[:2]
     if rule == "crop":
         rows, cols = -(height % scale), -(width % scale)
@@ -180,24 +178,11 @@ def create_downscaler(
         return ClassicDownscaler(method)
     if loaded is None:
         raise UsageError("--method superior needs an encoder (--model)")
-    from jdsr_cli.archs import REGISTRY
-    from jdsr_cli.engine.device import resolve_device, resolve_precision
-    from jdsr_cli.engine.upscaler import Upscaler
+    from jdsr_cli.commands.runner import create_runner
 
-    spec = REGISTRY.get(loaded.config.arch)
+    runner = create_runner(loaded, direction="down", device=device, precision="auto", tile=tile, overlap=overlap,
+                           batch_size=batch_size)
     name = loaded.name or loaded.source
-    if spec.direction != "down":
-        raise UsageError(
-            f"{name} is an upscaler ({loaded.config.arch}); --method superior needs a superior-LR encoder "
-            "(e.g. slr-down-x4)"
-        )
-    torch_device = resolve_device(device)
-    precision = resolve_precision("auto", torch_device, supports_fp16=spec.supports_fp16, supports_bf16=spec.supports_bf16)
-    runner = Upscaler(
-        loaded.model, scale=1, device=torch_device, precision=precision, tile=tile, overlap=overlap,
-        batch_size=batch_size, input_stride=loaded.config.scale,
-        feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
-    )
     return LearnedDownscaler(runner, name)
 
 
@@ -232,8 +217,7 @@ def downscale_image(
     """Shrink one image; metadata is carried over. Alpha is resized with MATLAB bicubic (constant stays)."""
     from jdsr_cli.ops.alpha import fill_transparent, is_constant
 
-    if alpha not in ALPHA_MODES:
-        raise UsageError(f"--alpha {alpha!r}: choose {', '.join(ALPHA_MODES)} for downscale")
+    check_fit_and_alpha(fit, alpha)
     if isinstance(downscaler, LearnedDownscaler) and size.scale != downscaler.scale:
         raise UsageError(f"{downscaler.name} shrinks ×{downscaler.scale}, not to {size}")
     height, width = image.pixels.shape[:2]
@@ -264,24 +248,38 @@ def downscale_image(
     return replace(image, pixels=np.ascontiguousarray(small, dtype=np.float32), bit_depth=bit_depth), report
 
 
-def make_processor(
-    downscaler: Downscaler,
-    size: DownscaleSize,
-    *,
-    fit: str = "crop",
-    alpha: str = "auto",
-    progress: ProgressCallback | None = None,
-    **write_options: Any,
-) -> Callable[[Any, Any], dict[str, Any]]:
-    """The per-file function for ``jdsr_cli.commands.batch.run_batch`` (shared read/check/write in ``batch``)."""
-    from jdsr_cli.commands.batch import image_processor
+@dataclass(frozen=True)
+class DownscaleTransform:
+    """``downscale_image`` as the per-file transform of an image job."""
 
-    def transform(image: Image) -> tuple[Image, dict[str, Any]]:
-        small, report = downscale_image(image, downscaler, size, fit=fit, alpha=alpha, progress=progress)
+    downscaler: Downscaler
+    size: DownscaleSize
+    fit: str = "crop"
+    alpha: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_fit_and_alpha(self.fit, self.alpha)
+
+    @property
+    def keep_alpha(self) -> bool:
+        return self.alpha != "discard"
+
+    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
+        """A downscale never holds more than its (possibly padded) input."""
+        scale = self.size.scale or 1
+        return -(-width // scale) * scale, -(-height // scale) * scale, 4
+
+    def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
+        small, report = downscale_image(image, self.downscaler, self.size, fit=self.fit, alpha=self.alpha,
+                                        progress=progress)
         details = report.as_dict()
         if report.fit is not None and report.fit.changed:
             details["note"] = report.fit.describe()
         return small, details
 
-    return image_processor(transform, keep_alpha=alpha != "discard", **write_options)
 
+def check_fit_and_alpha(fit: str, alpha: str) -> None:
+    if fit not in FIT_RULES:
+        raise UsageError(f"--fit {fit!r}: choose crop or pad")
+    if alpha not in ALPHA_MODES:
+        raise UsageError(f"--alpha {alpha!r}: choose {', '.join(ALPHA_MODES)} for downscale")

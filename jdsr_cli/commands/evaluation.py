@@ -48,6 +48,7 @@ class SetResult:
     convention: str  # e.g. "PSNR-Y / SSIM-Y crop=4, uint8 SR, MATLAB-bicubic LR"
     self_ensemble: bool
     images: list[ImageScore] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (image name, reason)
 
     @property
     def psnr(self) -> float:
@@ -71,6 +72,7 @@ class SetResult:
             "psnr": round(self.psnr, 4),
             "ssim": round(self.ssim, 5),
             "lr_psnr": None if self.lr_psnr is None else round(self.lr_psnr, 4),
+            "skipped": [{"name": name, "reason": reason} for name, reason in self.skipped],
             "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5),
                         **({} if i.lr_psnr is None else {"lr_psnr": round(i.lr_psnr, 4)})} for i in self.images],
         }
@@ -110,13 +112,32 @@ def find_set(data_dir: Path, name: str) -> Path:
     raise UsageError(f"{data_dir}: no benchmark set {name!r} (expected {data_dir}/benchmark/{name}/HR)")
 
 
-def benchmark_pairs(set_dir: Path, scale: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yield (name, LR, modcropped HR) as H×W×3 uint8 arrays, in file-name order."""
+def smallest_scorable_side(scale: int) -> int:
+    """HR sides below this leave no pixel to score: the border crop (= scale) on both sides and one SSIM window."""
+    from jdsr_cli.ops.metrics import SSIM_WIN
+
+    return 2 * scale + SSIM_WIN
+
+
+def benchmark_pairs(
+    set_dir: Path, scale: int, on_skip: Callable[[str, str], None] | None = None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield (name, LR, modcropped HR) as H×W×3 uint8 arrays, in file-name order.
+
+    An HR image too small to score at this scale is passed to ``on_skip`` with the reason instead.
+    """
     from jdsr_cli.io.image import read_image
     from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
 
+    smallest = smallest_scorable_side(scale)
     for hr_path in sorted(p for p in (set_dir / "HR").iterdir() if p.suffix.lower() == ".png"):
-        hr = modcrop(_rgb_uint8(read_image(hr_path).pixels), scale)
+        pixels = read_image(hr_path).pixels
+        if min(pixels.shape[:2]) < smallest:
+            if on_skip is not None:
+                on_skip(hr_path.stem, f"{hr_path}: {pixels.shape[1]}x{pixels.shape[0]} is too small to score at "
+                                      f"×{scale} (needs at least {smallest} px a side)")
+            continue
+        hr = modcrop(_rgb_uint8(pixels), scale)
         stored = set_dir / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
         lr = _rgb_uint8(read_image(stored).pixels) if stored.is_file() else matlab_downscale_uint8(hr, scale)
         yield hr_path.stem, lr, hr
@@ -145,7 +166,10 @@ def evaluate_set(
     result = SetResult(set_dir.name, scale, label, upscaler.tta)
     if lr_from is not None and lr_from.scale != scale:
         raise UsageError(f"--lr-from {lr_from.name} shrinks ×{lr_from.scale} but the model enlarges ×{scale}")
-    for name, lr, hr in benchmark_pairs(set_dir, scale):
+    def skip(name: str, reason: str) -> None:
+        result.skipped.append((name, reason))
+
+    for name, lr, hr in benchmark_pairs(set_dir, scale, skip):
         lr_psnr = None
         if lr_from is not None:
             small = lr_from.resize(hr.astype(np.float32) / 255.0, lr.shape[1], lr.shape[0], 8)
@@ -162,7 +186,8 @@ def evaluate_set(
         if on_image is not None:
             on_image(score)
     if not result.images:
-        raise UsageError(f"{set_dir / 'HR'}: no PNG images")
+        why = f" ({len(result.skipped)} too small to score)" if result.skipped else ""
+        raise UsageError(f"{set_dir / 'HR'}: no PNG images to score{why}")
     return result
 
 

@@ -6,7 +6,6 @@ high-quality resize (MATLAB-style antialiased bicubic) reaches ``outscale`` or `
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,11 @@ if TYPE_CHECKING:
     from jdsr_cli.io.image import Image
 
 ALPHA_MODES = ("auto", "model", "bicubic", "discard")
+
+
+def check_alpha_mode(alpha: str) -> None:
+    if alpha not in ALPHA_MODES:
+        raise UsageError(f"--alpha {alpha!r}: choose one of {', '.join(ALPHA_MODES)}")
 
 
 def size_keeping_aspect(width: int, height: int, new_width: int | None, new_height: int | None) -> tuple[int, int]:
@@ -76,34 +80,10 @@ def create_upscaler(
     tta: bool = False,
 ) -> Upscaler:
     """An ``Upscaler`` for a loaded checkpoint, with device and precision validated up front."""
-    from jdsr_cli.archs import REGISTRY
-    from jdsr_cli.engine.device import resolve_device, resolve_precision
-    from jdsr_cli.engine.upscaler import Upscaler
+    from jdsr_cli.commands.runner import create_runner
 
-    spec = REGISTRY.get(loaded.config.arch)
-    if spec.direction == "down":
-        name = loaded.name or loaded.source
-        model_arg = name if loaded.entry is not None else loaded.source
-        raise UsageError(
-            f"{name} is a learned downscaler ({spec.name}), not an upscaler; use it with "
-            f"`jdsr downscale --method superior --model {model_arg}`"
-        )
-    torch_device = resolve_device(device)
-    chosen = resolve_precision(
-        precision, torch_device, supports_fp16=spec.supports_fp16, supports_bf16=spec.supports_bf16
-    )
-    return Upscaler(
-        loaded.model,
-        scale=loaded.config.scale,
-        device=torch_device,
-        precision=chosen,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        tta=tta,
-        size_requirement=spec.size,
-        feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
-    )
+    return create_runner(loaded, direction="up", device=device, precision=precision, tile=tile, overlap=overlap,
+                         batch_size=batch_size, tta=tta)
 
 
 @dataclass(frozen=True)
@@ -141,8 +121,7 @@ def upscale_image(
     """Upscale one image; returns the new image (metadata carried over) and a report."""
     from jdsr_cli.ops.alpha import fill_transparent, is_constant
 
-    if alpha not in ALPHA_MODES:
-        raise UsageError(f"--alpha {alpha!r}: choose one of {', '.join(ALPHA_MODES)}")
+    check_alpha_mode(alpha)
     height, width = image.pixels.shape[:2]
     out_w, out_h = size.target(width, height, upscaler.scale)
     color = image.color
@@ -240,28 +219,29 @@ def output_extension(fmt: str | None) -> str | None:
         raise UsageError(f"--format {fmt!r}: choose png, jpg, webp, tiff or bmp") from None
 
 
-def make_processor(
-    upscaler: Upscaler,
-    *,
-    size: OutputSize = OutputSize(),
-    alpha: str = "auto",
-    fmt: str | None = None,
-    quality: int | None = None,
-    lossless: bool = False,
-    strip_metadata: bool = False,
-    max_pixels: int | None = None,
-    progress: ProgressCallback | None = None,
-) -> Callable[[Any, Any], dict[str, Any]]:
-    """The per-file function for ``jdsr_cli.commands.batch.run_batch``: read, upscale, write atomically."""
-    from jdsr_cli.commands.batch import image_processor
+@dataclass(frozen=True)
+class UpscaleTransform:
+    """``upscale_image`` as the per-file transform of an image job."""
 
-    def transform(image: Image) -> tuple[Image, dict[str, Any]]:
-        result, report = upscale_image(image, upscaler, size=size, alpha=alpha, progress=progress)
+    upscaler: Upscaler
+    size: OutputSize = OutputSize()
+    alpha: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_alpha_mode(self.alpha)
+
+    @property
+    def keep_alpha(self) -> bool:
+        return self.alpha != "discard"
+
+    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
+        """The larger of the network's output and the final size, with the channels the model works on."""
+        out_w, out_h = self.size.target(width, height, self.upscaler.scale)
+        s = self.upscaler.scale
+        return max(out_w, width * s), max(out_h, height * s), 4
+
+    def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
+        result, report = upscale_image(image, self.upscaler, size=self.size, alpha=self.alpha, progress=progress)
         details = report.as_dict()
-        details["device"] = str(upscaler.device)
+        details["device"] = str(self.upscaler.device)
         return result, details
-
-    return image_processor(
-        transform, keep_alpha=alpha != "discard", fmt=fmt, quality=quality, lossless=lossless,
-        strip_metadata=strip_metadata, max_pixels=max_pixels,
-    )

@@ -1,7 +1,8 @@
 """Run a super-resolution network over an image of any size on any device.
 
 The image stays in host memory; only batches of equal tiles travel to the device. A batch whose
-reduced-precision output is not finite is run again in fp32. An out-of-memory error halves the tile
+reduced-precision output is not finite is run again in fp32; one still not finite in fp32 fails the
+image (``NonFiniteOutputError``) rather than turning into black pixels. An out-of-memory error halves the tile
 size and restarts the image, down to ``MIN_TILE``. Nothing about a run is stored on the object: each
 ``upscale`` call returns everything it produced, so one ``Upscaler`` can serve many threads or images.
 """
@@ -20,7 +21,7 @@ from torch import nn
 from jdsr_cli.archs.registry import SizeRequirement
 from jdsr_cli.engine.device import Precision, free_memory_bytes, is_out_of_memory
 from jdsr_cli.engine.tiling import Tile, TileAccumulator, plan_tiles
-from jdsr_cli.errors import DeviceError
+from jdsr_cli.errors import DeviceError, NonFiniteOutputError
 
 MIN_TILE = 32
 #: ``tile`` values: an int (max tile side in input pixels), 0 for the whole image, or "auto".
@@ -166,15 +167,19 @@ class Upscaler:
     def _run_batch(self, inputs: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Run one CPU batch on the device; returns a CPU float32 batch and 1 if fp32 was needed."""
         try:
-            out = self._forward(inputs, self.precision)
+            out, fell_back = self._forward(inputs, self.precision), 0
             if self.precision.is_reduced and not torch.isfinite(out).all():
-                return self._forward(inputs, Precision("fp32", torch.float32)), 1
-            return out, 0
+                out, fell_back = self._forward(inputs, Precision("fp32", torch.float32)), 1
         except Exception as error:  # noqa: BLE001 - OOM detection needs the broad catch
             if is_out_of_memory(error):
                 self._release_cache()
                 raise _OutOfMemory from None
             raise
+        if not torch.isfinite(out).all():
+            raise NonFiniteOutputError(
+                "the model produced non-finite values (NaN or infinity) even in fp32; its weights are broken"
+            )
+        return out, fell_back
 
     def _forward(self, inputs: torch.Tensor, precision: Precision) -> torch.Tensor:
         padded, crop = _pad_to_requirement(inputs, self.size_requirement)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jdsr_cli.commands.batch import IMAGE_EXTENSIONS
+from jdsr_cli.commands.inputs import IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,39 @@
+"""Checks on where a command will write, made before any work: an unusable ``-o`` or ``--json`` is a
+usage error (exit 2, one line naming the option) instead of one failure per file or a traceback at the end."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jdsr_cli.errors import UsageError
+
+
+def check_output_folder(path: Path | None, option: str = "-o") -> None:
+    """``path`` is a folder, or can be created as one and written to."""
+    if path is None:
+        return
+    _check_creatable(path.expanduser(), option, want_folder=True)
+
+
+def check_report_file(path: Path | None, option: str = "--json") -> None:
+    """``path`` can be written as a file: not a folder, and its parent is (or can become) a writable folder."""
+    if path is None:
+        return
+    target = path.expanduser()
+    if target.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name such as {path / 'report.json'}")
+    _check_creatable(target.parent, option, want_folder=True, shown=path)
+
+
+def _check_creatable(folder: Path, option: str, *, want_folder: bool, shown: Path | None = None) -> None:
+    shown = shown if shown is not None else folder
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: creating through it would surprise
+            raise UsageError(f"{option} {shown}: {existing} is a broken symbolic link")
+        existing = existing.parent
+    if want_folder and not existing.is_dir():
+        raise UsageError(f"{option} {shown}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {shown}: {existing} is not writable")

@@ -1,0 +1,76 @@
+"""``jdsr downscale`` as a job: every option checked once, here, before the first image is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jdsr_cli.commands.imagejob import ImageJob, ReadOptions, WriteOptions
+from jdsr_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DownscaleRequest:
+    """What the user asked for, as parsed (nothing checked yet): the library form of ``jdsr downscale``."""
+
+    inputs: list[str]
+    scale: int | None = None
+    output: Path | None = None
+    method: str = "bicubic"
+    model: str | None = None
+    fit: str = "crop"
+    width: int | None = None
+    height: int | None = None
+    recursive: bool = False
+    suffix: str | None = None
+    overwrite: bool = False
+    read: ReadOptions = field(default_factory=ReadOptions)
+    write: WriteOptions = field(default_factory=WriteOptions)
+    alpha: str = "auto"
+    device: str = "auto"
+    tile: str | int = "auto"
+    report: Path | None = None  # the --json path, checked up front
+
+
+def prepare_downscale(request: DownscaleRequest) -> ImageJob:
+    """Check every option, load the encoder if any, find and plan the inputs; raises if it cannot start."""
+    from jdsr_cli.commands.batch import OutputNaming
+    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
+    from jdsr_cli.commands.downscale import METHODS, DownscaleSize, DownscaleTransform, check_fit_and_alpha, create_downscaler
+    from jdsr_cli.commands.runner import parse_tile
+    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
+
+    r = request
+    if r.method not in METHODS:
+        raise UsageError(f"--method {r.method!r}: choose {', '.join(METHODS)}")
+    check_fit_and_alpha(r.fit, r.alpha)
+    if r.model is not None and r.method != "superior":
+        raise UsageError(f"--model is for --method superior (the learned encoder), not {r.method}")
+    size = DownscaleSize(r.scale, r.width, r.height)
+    if r.method == "superior" and size.scale is None:
+        raise UsageError("--method superior shrinks by the encoder's factor: use -s 2|3|4, not --width/--height")
+    tile = parse_tile(r.tile)
+    check_output_folder(r.output)
+    check_report_file(r.report)
+    OutputNaming(r.suffix or "", r.output, r.write.extension)  # a bad --suffix fails before the model loads
+    loaded, model_name = None, None
+    label = f"{r.method} ({'MATLAB imresize' if r.method == 'bicubic' else 'MATLAB kernel'})"
+    if r.method == "superior":
+        from jdsr_cli.checkpoints.resolve import resolve_model
+
+        loaded = resolve_model(r.model, scale=r.scale, role="downscale")  # -s settles a ×2/×3 head without config
+        model_name = loaded.name or loaded.source
+        if loaded.config.scale != r.scale:
+            raise UsageError(f"-s {r.scale} but {model_name} shrinks ×{loaded.config.scale}; use -s "
+                             f"{loaded.config.scale}, or the ×{r.scale} encoder slr-down-x{r.scale}")
+    downscaler = create_downscaler(r.method, loaded=loaded, device=rank_device(r.device), tile=tile)
+    if r.method == "superior":
+        runner = downscaler.runner  # type: ignore[union-attr]
+        label = f"superior LR with {model_name} on {runner.device} {runner.precision.name}"
+    naming = OutputNaming(r.suffix if r.suffix is not None else size.suffix(), r.output, r.write.extension)
+    plan = plan_for_this_rank(r.inputs, naming, recursive=r.recursive, overwrite=r.overwrite)
+    header = {"method": r.method, "model": model_name, "scale": r.scale, "fit": r.fit}
+    defaults = {"size_in": None, "size_out": None, "method": r.method}
+    transform = DownscaleTransform(downscaler, size, r.fit, r.alpha)
+    return ImageJob("downscale", plan, transform, r.read, r.write, [f"{label}; {len(plan)} image(s)"], header,
+                    defaults)

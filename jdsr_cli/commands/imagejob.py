@@ -1,0 +1,194 @@
+"""The typed job both image commands build, and the per-file work they share: read, check, transform, write.
+
+A job is everything validated before the first image is read: the planned batch, the read and write
+options, and a transform (upscale or downscale) that also says how large an image it will hold, so an
+output that cannot fit (``--width 100000``, or a bomb-sized input) fails its file before any compute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
+    from jdsr_cli.commands.inputs import InputFile
+    from jdsr_cli.engine.upscaler import ProgressCallback
+    from jdsr_cli.io.image import Image
+
+#: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
+OUTPUT_PIXELS_PER_INPUT_PIXEL = 16
+#: Peak bytes per output sample while an output is made (float32 result, resize and quantize copies).
+WORKING_BYTES_PER_SAMPLE = 16
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """``max_pixels``: the decompression-bomb limit (None: Pillow's default, 0: none); ``strict``: fail
+    files the decoder complained about instead of reporting them with a warning."""
+
+    max_pixels: int | None = None
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_pixels is not None and self.max_pixels < 0:
+            raise UsageError(f"--max-pixels {self.max_pixels}: use a positive number, or 0 for no limit")
+
+    def output_pixel_limit(self) -> int | None:
+        """The largest output in pixels: 16 × the input limit (None when ``--max-pixels 0``)."""
+        if self.max_pixels == 0:
+            return None
+        from PIL import Image as PILImage
+
+        base = self.max_pixels if self.max_pixels is not None else PILImage.MAX_IMAGE_PIXELS
+        return None if base is None else int(base) * OUTPUT_PIXELS_PER_INPUT_PIXEL
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How outputs are encoded: ``fmt`` as given to ``--format`` (None keeps each input's)."""
+
+    fmt: str | None = None
+    quality: int | None = None
+    lossless: bool = False
+    strip_metadata: bool = False
+
+    def __post_init__(self) -> None:
+        from jdsr_cli.io.formats import format_supports_lossless
+
+        if self.quality is not None and not 1 <= self.quality <= 100:
+            raise UsageError(f"--quality {self.quality}: use 1..100")
+        extension = self.extension
+        if self.lossless and extension is not None and not format_supports_lossless(extension):
+            raise UsageError(f"--lossless: {extension.upper()} cannot be saved losslessly; use PNG, WebP or TIFF")
+
+    @property
+    def extension(self) -> str | None:
+        from jdsr_cli.commands.upscale import output_extension  # TODO(io merge): jdsr_cli.io.formats
+
+        return output_extension(self.fmt)
+
+
+class ImageTransform(Protocol):
+    """What an image command does to one image."""
+
+    keep_alpha: bool
+
+    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
+        """(width, height, channels) of the largest image held while transforming a width×height input."""
+
+    def __call__(self, image: Image, progress: ProgressCallback | None) -> tuple[Image, dict[str, Any]]:
+        """The new image (metadata carried over) and the details for its report record."""
+
+
+def check_output_fits(name: str, width: int, height: int, channels: int, read: ReadOptions) -> None:
+    """Refuse an output larger than the pixel limit or than the memory this process can still get."""
+    from jdsr_cli.engine.memory import available_host_memory, format_bytes
+
+    pixels = width * height
+    limit = read.output_pixel_limit()
+    if limit is not None and pixels > limit:
+        needed = math.ceil(pixels / OUTPUT_PIXELS_PER_INPUT_PIXEL)
+        raise ResourceError(
+            f"{name}: the output would be {width}x{height} = {pixels:,} pixels, over the limit of {limit:,} "
+            f"({OUTPUT_PIXELS_PER_INPUT_PIXEL} × --max-pixels); if you mean it, raise it with --max-pixels {needed}"
+        )
+    need = pixels * channels * WORKING_BYTES_PER_SAMPLE
+    available = available_host_memory()
+    if available is not None and need > available:
+        raise ResourceError(
+            f"{name}: making the {width}x{height} output needs about {format_bytes(need)} of memory and "
+            f"{format_bytes(available)} is available; ask for a smaller output or free memory"
+        )
+
+
+def image_processor(
+    transform: ImageTransform, read: ReadOptions, write: WriteOptions, progress: ProgressCallback | None = None
+) -> ProcessFn:
+    """Read → check → ``transform`` → write atomically: the per-file work every image command shares.
+
+    An image with real transparency is refused up front (before any compute) when the output format
+    cannot store alpha, unless the command drops alpha (``transform.keep_alpha`` False).
+    """
+    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
+    from jdsr_cli.io.image import read_image, write_image
+    from jdsr_cli.ops.alpha import is_constant
+
+    def process(item: InputFile, output: Path) -> dict[str, Any]:
+        image = read_image(item.path, max_pixels=read.max_pixels)
+        out_format = output.suffix.lstrip(".").lower()
+        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
+        if image.has_alpha and transform.keep_alpha and not opaque and not format_supports_alpha(out_format):
+            raise ImageWriteError(
+                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
+                "(use --alpha discard or --format png/webp/tiff)"
+            )
+        peak_w, peak_h, channels = transform.peak_size(image.width, image.height)
+        check_output_fits(str(item.path), peak_w, peak_h, channels, read)
+        result, details = _transform(transform, image, progress, item.path, (peak_w, peak_h))
+        write_image(output, result, format=write.fmt, quality=write.quality, lossless=write.lossless,
+                    strip_metadata=write.strip_metadata)
+        details = dict(details)
+        details["bit_depth"] = image.bit_depth
+        if result.bit_depth > 8 and not format_supports_16bit(out_format):
+            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
+        return details
+
+    return process
+
+
+def _transform(
+    transform: ImageTransform, image: Image, progress: ProgressCallback | None, path: Path, peak: tuple[int, int]
+) -> tuple[Image, dict[str, Any]]:
+    try:
+        return transform(image, progress)
+    except MemoryError:
+        raise ResourceError(f"{path}: out of memory while making the {peak[0]}x{peak[1]} output") from None
+    except JdsrError as error:  # every per-file message names its file
+        if str(path) in str(error):
+            raise
+        raise type(error)(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image command, validated and planned: what ``run_image_job`` and the CLI need, nothing else."""
+
+    command: str  # "upscale" | "downscale"
+    plan: list[PlannedFile]
+    transform: ImageTransform
+    read: ReadOptions
+    write: WriteOptions
+    banner: list[str]  # lines to show before the batch (model, device, notes)
+    header: dict[str, Any]  # the report's header fields
+    record_defaults: dict[str, Any] = field(default_factory=dict)  # keys every report record has
+
+    def processor(self, progress: ProgressCallback | None = None) -> ProcessFn:
+        return image_processor(self.transform, self.read, self.write, progress)
+
+
+def run_image_job(
+    job: ImageJob,
+    *,
+    fail_fast: bool = False,
+    progress: ProgressCallback | None = None,
+    on_start: Callable[[int, PlannedFile], None] | None = None,
+    on_done: Callable[[FileReport], None] | None = None,
+) -> BatchOutcome:
+    """Run the planned batch with SIGINT/SIGTERM caught: the outcome always says what was done.
+
+    Stale temp files of ours (from a killed run) are removed from the output folders first.
+    """
+    from jdsr_cli.commands.batch import run_batch
+    from jdsr_cli.commands.interrupts import signals_as_exceptions
+    from jdsr_cli.io.atomic import remove_stale_temp_files
+
+    for folder in sorted({planned.output.parent for planned in job.plan}):
+        remove_stale_temp_files(folder)
+    with signals_as_exceptions():
+        return run_batch(job.plan, job.processor(progress), fail_fast=fail_fast, on_start=on_start, on_done=on_done)

@@ -1,0 +1,79 @@
+"""One factory for the engine runner behind both image commands: a loaded checkpoint, checked for its
+direction (upscaler or learned downscaler), on a resolved device and precision, with a tile setting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jdsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.engine.upscaler import TileSetting, Upscaler
+
+
+def parse_tile(value: str | int) -> TileSetting:
+    """``--tile``: "auto", 0 (the whole image) or a side of at least 32 pixels."""
+    if isinstance(value, str) and value.lower() == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise UsageError(f"--tile {value!r}: use auto, 0 (no tiling) or a size in pixels") from None
+    if tile < 0 or 0 < tile < 32:
+        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least 32 pixels")
+    return tile
+
+
+def create_runner(
+    loaded: LoadedModel,
+    *,
+    direction: str,
+    device: str = "auto",
+    precision: str = "auto",
+    tile: TileSetting = "auto",
+    overlap: int = 16,
+    batch_size: int | None = None,
+    tta: bool = False,
+) -> Upscaler:
+    """An ``Upscaler`` for ``loaded``: ``direction`` "up" runs it at its scale, "down" (the superior-LR
+    encoder) on a grid of scale×scale input cells giving one output pixel each."""
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.engine.device import resolve_device, resolve_precision
+    from jdsr_cli.engine.upscaler import Upscaler
+
+    spec = REGISTRY.get(loaded.config.arch)
+    _check_direction(loaded, spec.direction, direction)
+    torch_device = resolve_device(device)
+    chosen = resolve_precision(precision, torch_device, supports_fp16=spec.supports_fp16,
+                               supports_bf16=spec.supports_bf16)
+    down = direction == "down"
+    return Upscaler(
+        loaded.model,
+        scale=1 if down else loaded.config.scale,
+        input_stride=loaded.config.scale if down else 1,
+        device=torch_device,
+        precision=chosen,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        size_requirement=spec.size,
+        feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
+    )
+
+
+def _check_direction(loaded: LoadedModel, found: str, wanted: str) -> None:
+    if found == wanted:
+        return
+    name = loaded.name or loaded.source
+    model_arg = name if loaded.entry is not None else loaded.source
+    if wanted == "up":
+        raise UsageError(
+            f"{name} is a learned downscaler ({loaded.config.arch}), not an upscaler; use it with "
+            f"`jdsr downscale --method superior --model {model_arg}`"
+        )
+    raise UsageError(
+        f"{name} is an upscaler ({loaded.config.arch}); --method superior needs a superior-LR encoder "
+        f"(e.g. slr-down-x{loaded.config.scale})"
+    )

@@ -1,0 +1,48 @@
+"""Under ``torchrun`` each rank takes every world-th planned file and, on a multi-GPU machine, its own GPU.
+
+The batch is planned over all inputs before it is split, so collisions between files of different
+ranks are caught the same way as within one process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jdsr_cli.commands.batch import OutputNaming, PlannedFile, plan_batch
+from jdsr_cli.commands.inputs import collect_inputs, shard_for_rank
+from jdsr_cli.errors import UsageError
+
+
+def launcher_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) under torchrun; (0, 1, 0) when run directly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def plan_for_this_rank(
+    specs: list[str], naming: OutputNaming, *, recursive: bool = False, overwrite: bool = False
+) -> list[PlannedFile]:
+    """Find the inputs (never inside the output folder), plan them all, keep this rank's share."""
+    items = collect_inputs(specs, recursive=recursive, output_dir=naming.out_dir)
+    if not items:
+        raise UsageError(f"no images found in {', '.join(specs)}")
+    rank, world, _ = launcher_rank()
+    return shard_for_rank(plan_batch(items, naming, overwrite=overwrite), rank, world)
+
+
+def rank_device(device: str) -> str:
+    """``auto`` under a multi-process launch on a multi-GPU machine: this rank's own GPU."""
+    _, world, local_rank = launcher_rank()
+    if world > 1 and device == "auto":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count > 1:
+            return f"cuda:{local_rank % count}"
+    return device
+
+
+def rank_report_path(path: Path) -> Path:
+    """One report per rank: report.json -> report.rank0.json, report.rank1.json, ..."""
+    rank, world, _ = launcher_rank()
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}") if world > 1 else path

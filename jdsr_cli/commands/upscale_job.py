@@ -1,0 +1,85 @@
+"""``jdsr upscale`` as a job: every option checked once, here, before the first image is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jdsr_cli.commands.imagejob import ImageJob, ReadOptions, WriteOptions
+from jdsr_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class UpscaleRequest:
+    """What the user asked for, as parsed (nothing checked yet): the library form of ``jdsr upscale``."""
+
+    inputs: list[str]
+    output: Path | None = None
+    scale: int | None = None
+    model: str | None = None
+    recursive: bool = False
+    suffix: str | None = None
+    overwrite: bool = False
+    read: ReadOptions = field(default_factory=ReadOptions)
+    write: WriteOptions = field(default_factory=WriteOptions)
+    alpha: str = "auto"
+    device: str = "auto"
+    precision: str = "auto"
+    tile: str | int = "auto"
+    tile_overlap: int = 16
+    batch_size: int | None = None
+    tta: bool = False
+    outscale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    report: Path | None = None  # the --json path, checked up front
+
+
+def prepare_upscale(request: UpscaleRequest) -> ImageJob:
+    """Check every option, load the model, find and plan the inputs; raises a JdsrError if it cannot start."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.batch import OutputNaming
+    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
+    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
+    from jdsr_cli.commands.runner import parse_tile
+    from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
+
+    r = request
+    if r.scale is not None and r.scale not in (2, 3, 4):
+        raise UsageError(f"--scale {r.scale}: choose 2, 3 or 4 (use --outscale for other factors)")
+    check_alpha_mode(r.alpha)
+    if r.tile_overlap < 0:
+        raise UsageError(f"--tile-overlap {r.tile_overlap}: must be 0 or more")
+    if r.batch_size is not None and r.batch_size < 1:
+        raise UsageError(f"--batch-size {r.batch_size}: must be at least 1")
+    tile = parse_tile(r.tile)
+    size = OutputSize(r.outscale, r.width, r.height)
+    check_output_folder(r.output)
+    check_report_file(r.report)
+    naming_suffix = r.suffix  # checked by OutputNaming below, before the model loads
+    OutputNaming(naming_suffix or "", r.output, r.write.extension)
+    loaded = resolve_model(r.model, scale=r.scale)
+    candidates = loaded.meta.get("scale_candidates") or []
+    if r.scale is None and len(candidates) > 1:
+        raise UsageError(
+            f"{loaded.source}: the weights fit scales {', '.join(f'×{c}' for c in candidates)} equally; "
+            "pass -s to say which"
+        )
+    check_scale(r.scale, loaded.config.scale, loaded.source)
+    upscaler = create_upscaler(loaded, device=rank_device(r.device), precision=r.precision, tile=tile,
+                               overlap=r.tile_overlap, batch_size=r.batch_size, tta=r.tta)
+    suffix = naming_suffix if naming_suffix is not None else size.suffix(loaded.config.scale)
+    naming = OutputNaming(suffix, r.output, r.write.extension)
+    plan = plan_for_this_rank(r.inputs, naming, recursive=r.recursive, overwrite=r.overwrite)
+    name = loaded.name or loaded.source
+    banner = [f"model {name} (×{upscaler.scale}, {loaded.config.arch}) on {upscaler.device} "
+              f"{upscaler.precision.name}; {len(plan)} image(s)"]
+    pair = loaded.entry.pair if loaded.entry is not None else None
+    if pair is not None:
+        banner.append(f"note: {name} is made for images shrunk by {pair} (jdsr downscale --method superior); "
+                      "on other images prefer the default model")
+    header = {"model": name, "arch": loaded.config.arch, "scale": upscaler.scale, "device": str(upscaler.device),
+              "precision": upscaler.precision.name}
+    defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(upscaler.device)}
+    transform = UpscaleTransform(upscaler, size, r.alpha)
+    return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults)
