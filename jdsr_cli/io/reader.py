@@ -65,14 +65,16 @@ def decode_image(
     limit = resolve_limit(max_pixels)
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
-    pil = open_pil(data, name)
-    if pil is None:  # a TIFF layout that Pillow cannot open
-        return _decode_tiff_fallback(data, name, limit)
-    with pil:
-        check_pixel_limit(name, *pil.size, limit)
-        decoded = load_frame(pil, data, name)
-    found = finish_warnings(name, decoded.warnings + integrity.file_warnings(data, pil.format, pil.mode), strict)
-    return Image(decoded.pixels, decoded.depth, decoded.icc, decoded.exif, pil.format, found)
+    with integrity.capture_pillow_warnings() as pillow_warnings:
+        pil = open_pil(data, name)
+        if pil is None:  # a TIFF layout that Pillow cannot open
+            return _decode_tiff_fallback(data, name, limit)
+        with pil:
+            check_pixel_limit(name, *pil.size, limit)
+            decoded = load_frame(pil, data, name)
+    found = decoded.warnings + pillow_warnings + integrity.file_warnings(data, pil.format, pil.mode)
+    return Image(decoded.pixels, decoded.depth, decoded.icc, decoded.exif, pil.format,
+                 finish_warnings(name, found, strict))
 
 
 @dataclass
@@ -87,26 +89,30 @@ class Decoded:
 
 
 def load_frame(pil: PILImage.Image, data: bytes, name: str) -> Decoded:
-    """Decode the current frame of an opened Pillow image: upright pixels, depth, metadata, warnings."""
+    """Decode the current frame of an opened Pillow image: upright pixels, depth, metadata, warnings.
+
+    Pillow's own Python warnings are not collected here: wrap the open and every load in
+    :func:`jdsr_cli.io.integrity.capture_pillow_warnings`.
+    """
     width, height = pil.size
-    with integrity.capture_pillow_warnings() as found:
-        try:
-            pil.load()  # decodes everything: truncated or corrupt data raises here
-        except MemoryError:
-            raise ImageReadError(f"{name}: not enough memory to decode {width}x{height} pixels") from None
-        except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError...
-            raise ImageReadError(f"{name}: truncated or corrupt image data ({one_line(exc)})") from exc
-        try:
-            meta = read_metadata(pil)
-            if meta.warning:
-                found.append(meta.warning)
-            arr, depth, icc = _pixels(pil, data, meta.icc, found)
-        except ImageReadError:
-            raise
-        except MemoryError:
-            raise ImageReadError(f"{name}: not enough memory to decode {width}x{height} pixels") from None
-        except Exception as exc:  # noqa: BLE001
-            raise ImageReadError(f"{name}: cannot decode image ({one_line(exc)})") from exc
+    found: list[str] = []
+    try:
+        pil.load()  # decodes everything: truncated or corrupt data raises here
+    except MemoryError:
+        raise ImageReadError(f"{name}: not enough memory to decode {width}x{height} pixels") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError...
+        raise ImageReadError(f"{name}: truncated or corrupt image data ({one_line(exc)})") from exc
+    try:
+        meta = read_metadata(pil)
+        if meta.warning:
+            found.append(meta.warning)
+        arr, depth, icc = _pixels(pil, data, meta.icc, found)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(f"{name}: not enough memory to decode {width}x{height} pixels") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ImageReadError(f"{name}: cannot decode image ({one_line(exc)})") from exc
     arr = np.ascontiguousarray(apply_orientation(arr, meta.orientation))
     return Decoded(arr, depth, icc, meta.exif, found)
 
