@@ -51,10 +51,8 @@ def _exact_palette(rgb: np.ndarray, opaque: np.ndarray, colors: int) -> PILImage
 
 
 def gif_palette_image(q: np.ndarray) -> PILImage.Image:
-    """uint8 H×W×C as a GIF-ready Pillow image: L for opaque gray, else P (index 255 transparent)."""
-    if q.shape[2] == 1:
-        return to_pil(q)
-    rgb = np.repeat(q[..., :1], 3, axis=2) if q.shape[2] == 2 else q[..., :3]
+    """uint8 H×W×C as a GIF-ready Pillow image in mode P (index 255 transparent if any pixel is)."""
+    rgb = np.repeat(q[..., :1], 3, axis=2) if q.shape[2] in (1, 2) else q[..., :3]
     alpha = q[..., -1] if q.shape[2] in (2, 4) else None
     opaque = np.ones(q.shape[:2], dtype=bool) if alpha is None else alpha >= _GIF_ALPHA_CUT
     colors = 256 if opaque.all() else 255

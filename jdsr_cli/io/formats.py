@@ -10,7 +10,7 @@ tiff    yes     yes     yes (*)      ICC + EXIF      our own writer (deflate + p
 jpeg    no      no      yes (L)      ICC + EXIF      Pillow
 webp    no      yes     no -> RGB    ICC + EXIF      Pillow
 bmp     no      no      yes (L)      none            Pillow
-gif     no      1-bit   yes (L)      none            Pillow, 256-colour palette (lossy)
+gif     no      1-bit   no -> RGB    none            Pillow, 256-colour palette (exact if fewer)
 heic    no      yes     no -> RGB    ICC + EXIF      pillow-heif (libheif, x265)
 avif    no      yes     yes (L)      ICC + EXIF      Pillow's AVIF plugin (libavif)
 ======  ======  ======  ===========  ==============  =============================================
@@ -76,7 +76,7 @@ MAX_DIMENSION = {"png": 2**31 - 1, "jpeg": 65_535, "webp": 16_383, "tiff": 2**32
 
 _SUPPORTS_16BIT = frozenset({"png", "tiff"})
 _SUPPORTS_ALPHA = frozenset({"png", "webp", "tiff", "gif", "heic", "avif"})
-_SUPPORTS_GRAY = frozenset({"png", "jpeg", "tiff", "bmp", "gif", "avif"})
+_SUPPORTS_GRAY = frozenset({"png", "jpeg", "tiff", "bmp", "avif"})
 _SUPPORTS_LOSSLESS = frozenset({"png", "webp", "tiff", "bmp"})
 _SUPPORTS_METADATA = frozenset({"png", "jpeg", "webp", "tiff", "heic", "avif"})
 
@@ -138,7 +138,7 @@ def format_supports_alpha(fmt: str) -> bool:
 
 
 def format_supports_gray(fmt: str) -> bool:
-    """True if ``fmt`` stores a single gray channel; WebP and HEIC are written as RGB."""
+    """True if ``fmt`` stores a single gray channel; WebP, HEIC and GIF are written as RGB."""
     return _canonical(fmt) in _SUPPORTS_GRAY
 
 
