@@ -88,10 +88,11 @@ class Decoded:
     warnings: list[str]
 
 
-def load_frame(pil: PILImage.Image, data: bytes, name: str) -> Decoded:
+def load_frame(pil: PILImage.Image, data: bytes, name: str, *, deep: bool = True) -> Decoded:
     """Decode the current frame of an opened Pillow image: upright pixels, depth, metadata, warnings.
 
-    Pillow's own Python warnings are not collected here: wrap the open and every load in
+    ``deep=False`` keeps Pillow's 8-bit decode even for a deeper source (animation frames: the deep
+    decoders only see the first frame). Pillow's own Python warnings are not collected here: wrap the open and every load in
     :func:`jdsr_cli.io.integrity.capture_pillow_warnings`.
     """
     width, height = pil.size
@@ -106,7 +107,7 @@ def load_frame(pil: PILImage.Image, data: bytes, name: str) -> Decoded:
         meta = read_metadata(pil)
         if meta.warning:
             found.append(meta.warning)
-        arr, depth, icc = _pixels(pil, data, meta.icc, found)
+        arr, depth, icc = _pixels(pil, data, meta.icc, found) if deep else pil_to_array(pil, meta.icc)
     except ImageReadError:
         raise
     except MemoryError:
