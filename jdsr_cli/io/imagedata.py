@@ -19,7 +19,7 @@ class Image:
     precision of the source, kept by default on output. ``exif`` is raw EXIF (starting with
     ``b"Exif\\0\\0"``) whose Orientation, if any, is 1: the pixels are already upright.
     ``warnings`` holds the decoder's one-line complaints about the source file (damaged data that
-    was decoded anyway); it is never written and says nothing about derived images.
+    was decoded anyway). It is never written; ``dataclasses.replace`` carries it to derived images.
     """
 
     pixels: np.ndarray

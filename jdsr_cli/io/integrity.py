@@ -114,7 +114,8 @@ def file_warnings(data: bytes, pil_format: str | None, mode: str) -> list[str]:
 def capture_pillow_warnings() -> Iterator[list[str]]:
     """Collect the UserWarnings raised inside the block as one-line messages; re-emit the others.
 
-    ``warnings.catch_warnings`` is process-wide, so blocks are serialised by a lock.
+    ``warnings.catch_warnings`` is process-wide, so blocks are serialised by a lock: decodes in
+    threads of one process run one at a time (batches use processes, not threads).
     """
     collected: list[str] = []
     with _WARNINGS_LOCK:
@@ -122,7 +123,7 @@ def capture_pillow_warnings() -> Iterator[list[str]]:
             warnings.simplefilter("always")
             yield collected
         for item in caught:
-            if issubclass(item.category, UserWarning) and not issubclass(item.category, DeprecationWarning):
+            if issubclass(item.category, UserWarning):  # Pillow's words about the file
                 collected.append(_clean(str(item.message)))
             else:
                 warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)

@@ -16,6 +16,7 @@ from PIL import UnidentifiedImageError
 
 from jdsr_cli.errors import ImageReadError
 from jdsr_cli.io.metadata import one_line
+from jdsr_cli.io.plugins import missing_reader_message, register_plugins
 
 __all__ = ["resolve_limit", "check_pixel_limit", "open_pil", "REFUSED_FORMATS"]
 
@@ -50,8 +51,6 @@ def open_pil(data: bytes, name: str) -> PILImage.Image | None:
 
     None means "a TIFF layout Pillow cannot open" (float RGB...), left to the OpenCV fallback.
     """
-    from jdsr_cli.io.plugins import missing_reader_message, register_plugins
-
     register_plugins()
     PILImage.init()
     formats = [fmt for fmt in PILImage.OPEN if fmt not in REFUSED_FORMATS]
