@@ -232,3 +232,11 @@ def test_fuzz_jpeg_every_libjpeg_complaint_is_surfaced(
             elif _outcome(mutated, clean) == "SILENT":
                 seen["silent in libjpeg too"] += 1
     assert seen["complaint"] > 10  # the oracle was exercised
+
+
+@pytest.mark.data
+def test_no_false_alarms_on_the_benchmark_files(data_dir: Path) -> None:
+    paths = sorted((data_dir / "benchmark").glob("Set*/**/*.png"))
+    assert len(paths) >= 70
+    for path in paths:
+        assert read_image(path, strict=True).warnings == (), path
