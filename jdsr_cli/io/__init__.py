@@ -1,1 +1,1 @@
-"""Image input/output: decoding, normalisation of modes and depths, metadata, atomic writes."""
+"""Image input/output: decoding (with decoder warnings), modes and depths, metadata, formats, animations, atomic writes."""

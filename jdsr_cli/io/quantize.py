@@ -1,0 +1,38 @@
+"""Float samples to integers: the one rounding rule of the project.
+
+Every float -> uint8/uint16 conversion (writing files, metrics on 8-bit images, training pairs) goes
+through :func:`quantize`, so an image saved and one scored are the same integers. The rule: NaN -> 0,
++inf -> 1, -inf -> 0, clip to [0, 1], then ``floor(x * top + 0.5)`` (round half up; ``np.round`` would
+round half to even and disagree on exact halves). The arithmetic is float32, as the pixels are.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["quantize", "to_uint8", "to_uint16"]
+
+_TOP = {8: 255, 16: 65535}
+
+
+def quantize(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
+    """``pixels`` (floats, nominally in [0, 1]) as uint8 (depth 8) or uint16 (depth 16), same shape."""
+    if depth not in _TOP:
+        raise ValueError(f"depth must be 8 or 16, got {depth}")
+    # nan_to_num copies, so the caller's array is never modified.
+    scaled = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    scaled *= np.float32(_TOP[depth])
+    scaled += np.float32(0.5)
+    np.floor(scaled, out=scaled)
+    return scaled.astype(np.uint8 if depth == 8 else np.uint16)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """:func:`quantize` to 8 bits."""
+    return quantize(pixels, 8)
+
+
+def to_uint16(pixels: np.ndarray) -> np.ndarray:
+    """:func:`quantize` to 16 bits."""
+    return quantize(pixels, 16)
