@@ -182,10 +182,10 @@ def test_unwritable_input_format_falls_back_to_png_and_opaque_alpha_goes_to_jpeg
     tmp_path: Path, data_dir: Path, trained_checkpoint: Path
 ) -> None:
     src = PILImage.open(data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png")
-    src.save(tmp_path / "anim.gif")
+    src.save(tmp_path / "portable.ppm")
     src.convert("RGBA").save(tmp_path / "opaque.png")
-    assert jdsr("upscale", tmp_path / "anim.gif", "--model", trained_checkpoint).exit_code == 0
-    assert (tmp_path / "anim_x2.png").is_file()
+    assert jdsr("upscale", tmp_path / "portable.ppm", "--model", trained_checkpoint).exit_code == 0
+    assert (tmp_path / "portable_x2.png").is_file()
     result = jdsr("upscale", tmp_path / "opaque.png", "--model", trained_checkpoint, "--format", "jpg")
     assert result.exit_code == 0, result.output
     assert PILImage.open(tmp_path / "opaque_x2.jpg").mode == "RGB"

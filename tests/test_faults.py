@@ -295,3 +295,59 @@ def test_a_signal_stops_the_batch_with_a_summary_a_report_and_no_temp_files(
     payload = json.loads(report.read_text())
     assert payload["interrupted"] and payload["summary"]["done"] >= 1
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------- formats people have
+
+
+@pytest.mark.parametrize("ext", ["gif", "png", "webp"])
+def test_an_animation_is_upscaled_frame_by_frame_and_stays_an_animation(
+    tmp_path: Path, data_dir: Path, trained_checkpoint: Path, ext: str
+) -> None:
+    from jdsr_cli.io.animation import Animation, read_frames
+
+    lr = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4"
+    frames = [PILImage.open(lr / f"{name}x4.png").convert("RGB").crop((0, 0, 48, 40)) for name in ("bird", "baby", "head")]
+    src = tmp_path / f"anim.{ext}"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=2)
+    before = read_frames(src)
+    assert isinstance(before, Animation)
+    report = tmp_path / "r.json"
+    result = jdsr("upscale", src, "-o", tmp_path / "o", "--model", trained_checkpoint, "--json", report)
+    assert result.exit_code == 0, result.output
+    after = read_frames(tmp_path / "o" / f"anim_x2.{ext}")
+    assert isinstance(after, Animation)
+    assert len(after.frames) == 3 and after.size == (96, 80)
+    assert after.durations_ms == before.durations_ms and after.loop == before.loop
+    assert json.loads(report.read_text())["files"][0]["frames"] == 3
+
+
+def test_an_animation_written_to_a_still_format_keeps_its_first_frame_with_a_warning(
+    tmp_path: Path, data_dir: Path, trained_checkpoint: Path
+) -> None:
+    lr = data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4"
+    frames = [PILImage.open(lr / f"{name}x4.png").convert("RGB").crop((0, 0, 48, 40)) for name in ("bird", "baby")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = jdsr("upscale", tmp_path / "anim.gif", "--format", "jpg", "--model", trained_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "only the first frame" in result.output and "(1 with warnings)" in result.output
+    assert PILImage.open(tmp_path / "anim_x2.jpg").size == (96, 80)
+
+
+def test_a_damaged_file_is_done_with_a_warning_or_failed_with_strict(
+    tmp_path: Path, bird: Path, trained_checkpoint: Path
+) -> None:
+    data = bytearray(bird.read_bytes())
+    idat = data.index(b"IDAT")
+    data[idat + 4 + 10] ^= 0xFF  # one flipped byte inside the first IDAT chunk: its CRC no longer matches
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(bytes(data))
+    report = tmp_path / "r.json"
+    result = jdsr("upscale", damaged, "-o", tmp_path / "o", "--model", trained_checkpoint, "--json", report)
+    record = json.loads(report.read_text())["files"][0]
+    if record["status"] == "failed":  # the decoder could not go on at all
+        assert "damaged.png" in record["error"]
+        return
+    assert result.exit_code == 0 and record["warnings"] and "warning:" in result.output
+    strict = jdsr("upscale", damaged, "-o", tmp_path / "s", "--model", trained_checkpoint, "--strict")
+    assert strict.exit_code == 1 and "damaged.png" in strict.output and "strict" in strict.output

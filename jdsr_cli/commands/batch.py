@@ -36,18 +36,12 @@ class OutputNaming:
             raise UsageError(f"--suffix {self.suffix!r}: must not contain a path separator")
 
     def path_for(self, item: InputFile) -> Path:
-        ext = self.extension or _writable_extension(item.path.suffix)
+        from jdsr_cli.io.formats import default_output_extension
+
+        ext = self.extension or default_output_extension(item.path.suffix)
         name = f"{item.path.stem}{self.suffix}.{ext}"
         folder = item.path.parent if self.out_dir is None else self.out_dir / item.relative.parent
         return folder / name
-
-
-def _writable_extension(suffix: str) -> str:
-    """Keep the input's extension when we can write that format; otherwise PNG (e.g. for .gif)."""
-    from jdsr_cli.io.formats import normalize_format
-
-    ext = suffix.lstrip(".")
-    return ext if ext and normalize_format(ext) is not None else "png"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
     from jdsr_cli.commands.inputs import InputFile
     from jdsr_cli.engine.upscaler import ProgressCallback
+    from jdsr_cli.io.animation import Animation
     from jdsr_cli.io.image import Image
 
 #: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
@@ -69,7 +70,7 @@ class WriteOptions:
 
     @property
     def extension(self) -> str | None:
-        from jdsr_cli.commands.upscale import output_extension  # TODO(io merge): jdsr_cli.io.formats
+        from jdsr_cli.io.formats import output_extension
 
         return output_extension(self.fmt)
 
@@ -112,34 +113,90 @@ def image_processor(
 ) -> ProcessFn:
     """Read → check → ``transform`` → write atomically: the per-file work every image command shares.
 
-    An image with real transparency is refused up front (before any compute) when the output format
-    cannot store alpha, unless the command drops alpha (``transform.keep_alpha`` False).
+    An animated GIF, APNG or WebP has every frame transformed and is written as an animation with the
+    same frame count, durations and loop; to a format that cannot animate, its first frame is written
+    with a warning. Decoder complaints become warnings (``read.strict`` fails the file instead).
     """
-    from jdsr_cli.io.formats import format_supports_16bit, format_supports_alpha
-    from jdsr_cli.io.image import read_image, write_image
-    from jdsr_cli.ops.alpha import is_constant
+    from jdsr_cli.io.animation import Animation, read_frames
 
     def process(item: InputFile, output: Path) -> dict[str, Any]:
-        image = read_image(item.path, max_pixels=read.max_pixels)
-        out_format = output.suffix.lstrip(".").lower()
-        opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
-        if image.has_alpha and transform.keep_alpha and not opaque and not format_supports_alpha(out_format):
-            raise ImageWriteError(
-                f"{item.path}: has an alpha channel and {out_format.upper()} cannot store one "
-                "(use --alpha discard or --format png/webp/tiff)"
-            )
-        peak_w, peak_h, channels = transform.peak_size(image.width, image.height)
-        check_output_fits(str(item.path), peak_w, peak_h, channels, read)
-        result, details = _transform(transform, image, progress, item.path, (peak_w, peak_h))
-        write_image(output, result, format=write.fmt, quality=write.quality, lossless=write.lossless,
-                    strip_metadata=write.strip_metadata)
-        details = dict(details)
-        details["bit_depth"] = image.bit_depth
-        if result.bit_depth > 8 and not format_supports_16bit(out_format):
-            details["warning"] = f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"
+        source = read_frames(item.path, max_pixels=read.max_pixels, strict=read.strict)
+        out_format = _canonical_format(output)
+        if isinstance(source, Animation):
+            details = _animation(transform, source, item.path, output, out_format, read, write, progress)
+        else:
+            details = _still(transform, source, item.path, output, out_format, read, write, progress)
+        details["warnings"] = list(source.warnings) + details.get("warnings", [])
         return details
 
     return process
+
+
+def _canonical_format(output: Path) -> str:
+    from jdsr_cli.io.formats import format_from_path
+
+    return format_from_path(output) or output.suffix.lstrip(".").lower()
+
+
+def _check_alpha(transform: ImageTransform, image: Image, path: Path, out_format: str) -> None:
+    """Refuse real transparency up front (before any compute) when the output format cannot store it."""
+    from jdsr_cli.io.formats import format_supports_alpha
+    from jdsr_cli.ops.alpha import is_constant
+
+    opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
+    if image.has_alpha and transform.keep_alpha and not opaque and not format_supports_alpha(out_format):
+        raise ImageWriteError(
+            f"{path}: has an alpha channel and {out_format.upper()} cannot store one "
+            "(use --alpha discard or --format png/webp/tiff)"
+        )
+
+
+def _still(
+    transform: ImageTransform, image: Image, path: Path, output: Path, out_format: str, read: ReadOptions,
+    write: WriteOptions, progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    from jdsr_cli.io.formats import format_supports_16bit
+    from jdsr_cli.io.image import write_image
+
+    _check_alpha(transform, image, path, out_format)
+    peak_w, peak_h, channels = transform.peak_size(image.width, image.height)
+    check_output_fits(str(path), peak_w, peak_h, channels, read)
+    result, details = _transform(transform, image, progress, path, (peak_w, peak_h))
+    write_image(output, result, format=write.fmt, quality=write.quality, lossless=write.lossless,
+                strip_metadata=write.strip_metadata)
+    details = dict(details)
+    details["bit_depth"] = image.bit_depth
+    if result.bit_depth > 8 and not format_supports_16bit(out_format):
+        details["warnings"] = [f"saved as 8-bit: {out_format.upper()} cannot store 16-bit samples"]
+    return details
+
+
+def _animation(
+    transform: ImageTransform, animation: Animation, path: Path, output: Path, out_format: str, read: ReadOptions,
+    write: WriteOptions, progress: ProgressCallback | None,
+) -> dict[str, Any]:
+    import dataclasses
+
+    from jdsr_cli.io.animation import ANIMATION_FORMATS, write_animation
+
+    count = len(animation.frames)
+    if out_format not in ANIMATION_FORMATS:
+        details = _still(transform, animation.frames[0], path, output, out_format, read, write, progress)
+        details.setdefault("warnings", []).append(
+            f"animated ({count} frames): only the first frame was written; {out_format.upper()} cannot animate "
+            "(use --format gif, png or webp)")
+        return details
+    first = animation.frames[0]
+    _check_alpha(transform, first, path, out_format)
+    peak_w, peak_h, channels = transform.peak_size(first.width, first.height)
+    check_output_fits(str(path), peak_w, peak_h, channels * count, read)
+    results = [_transform(transform, frame, progress, path, (peak_w, peak_h)) for frame in animation.frames]
+    frames = [image for image, _ in results]
+    write_animation(output, dataclasses.replace(animation, frames=frames), format=write.fmt, quality=write.quality,
+                    lossless=write.lossless, strip_metadata=write.strip_metadata)
+    details = dict(results[0][1])
+    details.update(frames=count, bit_depth=8)
+    return details
 
 
 def _transform(

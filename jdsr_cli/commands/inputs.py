@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.formats import INPUT_EXTENSIONS
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS = INPUT_EXTENSIONS  # what a folder or glob picks up (jdsr_cli.io.formats)
 _GLOB_CHARS = set("*?[")
 
 

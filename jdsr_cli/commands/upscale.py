@@ -204,21 +204,6 @@ def check_scale(requested: int | None, model_scale: int, model_name: str) -> Non
         )
 
 
-
-
-_FORMAT_EXTENSIONS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp", "tif": "tiff", "tiff": "tiff", "bmp": "bmp"}
-
-
-def output_extension(fmt: str | None) -> str | None:
-    """The file extension for ``--format`` (None keeps each input's extension)."""
-    if fmt is None:
-        return None
-    try:
-        return _FORMAT_EXTENSIONS[fmt.lower().lstrip(".")]
-    except KeyError:
-        raise UsageError(f"--format {fmt!r}: choose png, jpg, webp, tiff or bmp") from None
-
-
 @dataclass(frozen=True)
 class UpscaleTransform:
     """``upscale_image`` as the per-file transform of an image job."""
