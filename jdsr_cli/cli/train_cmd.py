@@ -70,6 +70,7 @@ def train(
     try:
         config = load_config(config_file, overrides)
         trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
+        trainer.prepare()
     except JdsrError as error:
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ from torch import nn
 
 from jdsr_cli.errors import JdsrError
 from jdsr_cli.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from jdsr_cli.training.data import ImagePair
+    from jdsr_cli.training.dataset import PatchDataset
 
 STATE_NAME = "training_state.pt"
 
@@ -113,6 +117,8 @@ class Trainer:
         self.commands = [_command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
+        self.dataset: PatchDataset | None = None  # set by prepare()
+        self.val_pairs: list[ImagePair] = []
 
     def _initialise_from(self, spec: str) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
@@ -169,29 +175,39 @@ class Trainer:
             self.init_from = state["init_from"]
 
     # ---- run -----------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Everything that can refuse to start (resume state, data), before the run prints or writes anything.
+
+        ``run`` calls it when the caller has not; the CLI calls it first so that such a failure is its only line.
+        """
+        from jdsr_cli.training.dataset import PatchDataset, build_data
+
+        if self.dataset is not None:
+            return
+        config = self.config
+        if config.resume:
+            self.load_state(Path(config.resume))
+        train_pairs, self.val_pairs, skipped = build_data(config)
+        self.dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+        for reason in skipped if self.dist.is_main else []:
+            self.log(f"skipped: {reason}")
+        if config.resume and self.dist.is_main:
+            self.log(f"resumed at step {self.step} from {config.resume}")
+
     def run(self, stop_at: int | None = None) -> RunResult:
         """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would)."""
         from jdsr_cli.io.atomic import atomic_write_text
-        from jdsr_cli.training.dataset import PatchDataset, StepSampler, build_data
+        from jdsr_cli.training.dataset import StepSampler
 
+        self.prepare()
         config = self.config
-        train_pairs, self.val_pairs, skipped = build_data(config)
-        for reason in skipped if self.dist.is_main else []:
-            self.log(f"skipped: {reason}")
-        if not train_pairs:
-            raise TrainingError(f"{config.data}: no usable training image")
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if config.resume:
-            self.load_state(Path(config.resume))
-            if self.dist.is_main:
-                self.log(f"resumed at step {self.step} from {config.resume}")
         if self.dist.is_main:
             atomic_write_text(self.run_dir / "config.toml", config.to_toml())
 
-        dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
         sampler = StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=sampler,
+            self.dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, drop_last=True,
         )

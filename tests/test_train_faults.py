@@ -1,0 +1,127 @@
+"""`jdsr train` under faults: damaged run folders, changed options on resume, unusable data, signals, bugs.
+
+Every case ends in one line that names the file or option and says how to go on, with the exit code of
+``jdsr_cli.errors`` (2 could not start, 1 failed while running, 128 + signal when interrupted).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from jdsr_cli.cli.main import app
+
+TINY = ["-s", "2", "--arch", "fsrcnn", "--batch-size", "2", "--patch-size", "16", "--workers", "0",
+        "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """Three small crops of real training photos (enough for 16 px LR patches at ×2)."""
+    root = tmp_path_factory.mktemp("photos")
+    for path in sorted((data_dir / "train" / "BSD200").glob("*.png"))[:3]:
+        PILImage.open(path).crop((0, 0, 96, 80)).save(root / path.name)
+    return root
+
+
+def jdsr(*args: str, **env: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args), env=env or None)
+
+
+def lines(result) -> list[str]:  # type: ignore[no-untyped-def]
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An FSRCNN ×2 run at step 2 of 2 with last/ and best/ (copy it before damaging it)."""
+    run = tmp_path_factory.mktemp("runs") / "run"
+    result = jdsr("train", str(photos), *TINY, "--steps", "2", "--save-every", "2", "--val-every", "2",
+                  "--out", str(run))
+    assert result.exit_code == 0, result.output
+    return run
+
+
+@pytest.fixture
+def run(finished_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+def _cut_in_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "state cut in half": (lambda run: _cut_in_half(run / "last" / "training_state.pt"), "training_state.pt"),
+    "state missing": (lambda run: (run / "last" / "training_state.pt").unlink(), "training_state.pt"),
+    "weights cut in half": (lambda run: _cut_in_half(run / "last" / "model.safetensors"), "model.safetensors"),
+    "config.json garbage": (lambda run: (run / "last" / "config.json").write_text("{nope"), "config.json"),
+    "config.toml garbage": (lambda run: (run / "config.toml").write_text("arch = [\n"), "config.toml"),
+}
+
+
+def test_an_empty_or_unreadable_folder_fails_before_training_starts(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = jdsr("train", str(empty), *TINY, "--out", str(tmp_path / "r1"))
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert str(empty) in line and "no images" in line, line
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.png", "b.jpg", "c.webp"):
+        (broken / name).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    PILImage.new("RGB", (20, 20)).save(broken / "small.png")
+    result = jdsr("train", str(broken), *TINY, "--out", str(tmp_path / "r2"))
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert str(broken) in line and "none of the 4 images" in line and "3 unreadable" in line, line
+    assert "1 smaller than" in line
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_a_folder_whose_only_readable_image_is_held_out_says_so(photos: Path, tmp_path: Path) -> None:
+    from jdsr_cli.errors import UsageError
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.dataset import build_data
+
+    folder = tmp_path / "three"
+    folder.mkdir()
+    shutil.copy(sorted(photos.iterdir())[0], folder / "a.png")  # the split holds out the first image
+    for name in ("b.png", "c.png"):
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    config = dict(data=str(folder), scale=2, arch="fsrcnn", patch_size=16)
+    with pytest.raises(UsageError, match=r"none of the 3 images is usable for training \(2 unreadable, 1 held out"):
+        build_data(load_config(None, config))
+    (tmp_path / "val").mkdir()
+    with pytest.raises(UsageError, match=r"--val .*val: no readable image to validate on \(no images found\)"):
+        build_data(load_config(None, {**config, "data": str(photos), "val": str(tmp_path / "val")}))
+
+
+def _boom_at_step(step: int):  # type: ignore[no-untyped-def]
+    from jdsr_cli.training.trainer import Trainer
+
+    original = Trainer._train_step
+
+    def train_step(self, lr_batch, hr_batch):  # type: ignore[no-untyped-def]
+        if self.step + 1 == step:
+            raise RuntimeError("boom: a bug deep inside\nsecond line of a long message")
+        return original(self, lr_batch, hr_batch)
+
+    return train_step
+
+
