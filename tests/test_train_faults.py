@@ -70,7 +70,69 @@ DAMAGE = {
     "weights cut in half": (lambda run: _cut_in_half(run / "last" / "model.safetensors"), "model.safetensors"),
     "config.json garbage": (lambda run: (run / "last" / "config.json").write_text("{nope"), "config.json"),
     "config.toml garbage": (lambda run: (run / "config.toml").write_text("arch = [\n"), "config.toml"),
+    "config.toml edited": (lambda run: (run / "config.toml").write_text(
+        (run / "config.toml").read_text().replace('arch = "fsrcnn"', 'arch = "imdn"')), "does not fit"),
 }
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_run_folder_names_the_file_and_how_to_go_on(run: Path, case: str) -> None:
+    damage, name = DAMAGE[case]
+    damage(run)
+    toml = (run / "config.toml").read_bytes()
+    result = jdsr("train", "--resume", str(run), "--steps", "4")
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert name in line and str(run) in line and "--init" in line, line
+    assert (run / "config.toml").read_bytes() == toml
+
+
+def test_resuming_a_folder_that_is_no_run_is_one_line(tmp_path: Path) -> None:
+    for folder in (tmp_path / "missing", tmp_path):
+        result = jdsr("train", "--resume", str(folder))
+        assert result.exit_code == 2, result.output
+        [line] = lines(result)
+        assert str(folder) in line and "run" in line, line
+
+
+@pytest.mark.parametrize(("option", "value", "saved"), [
+    ("--arch", "imdn", "fsrcnn"), ("-s", "3", "2"), ("--method", "superior-lr", "supervised"),
+    ("--preset", "fsrcnn-s", "none"), ("--lr", "0.01", "0.0002"), ("--ema-decay", "0.9", "0"),
+])
+def test_options_that_shape_the_run_cannot_change_on_resume(run: Path, option: str, value: str, saved: str) -> None:
+    toml = (run / "config.toml").read_bytes()
+    result = jdsr("train", "--resume", str(run), "--steps", "4", option, value)
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert "cannot change on resume" in line and saved in line and value in line, line
+    # the hint is the command that does what was asked: a new run (from the weights, unless the arch changes)
+    assert f"--config {run / 'config.toml'} {option.replace('-s', '--scale')} {value}" in line, line
+    assert ("--init" in line) == (option != "--arch"), line
+    assert "Traceback" not in result.output and (run / "config.toml").read_bytes() == toml
+
+
+def test_options_that_do_not_shape_the_run_can_change_on_resume(run: Path, photos: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(photos, moved)
+    result = jdsr("train", str(moved), "--resume", str(run), "--steps", "5", "--batch-size", "3",
+                  "--patch-size", "12", "--save-every", "1", "--val-every", "1", "--seed", "9", "--schedule",
+                  "multistep", "--workers", "0", "--device", "cpu", "--precision", "bf16", "--no-channels-last")
+    assert result.exit_code == 0, result.output
+    assert "resumed at step 2" in result.output
+    saved = (run / "config.toml").read_text()
+    assert "steps = 5" in saved and "batch_size = 3" in saved and f'data = "{moved}"' in saved
+    assert "resume" not in saved  # a run's config.toml is reusable with --config, it never resumes by itself
+
+
+def test_resume_with_no_more_steps_than_done_is_refused(run: Path) -> None:
+    toml = (run / "config.toml").read_bytes()
+    for steps in ("1", "2"):
+        result = jdsr("train", "--resume", str(run), "--steps", steps)
+        assert result.exit_code == 2, result.output
+        [line] = lines(result)
+        assert "at step 2" in line and f"--steps {steps}" in line and "more steps" in line, line
+    assert (run / "config.toml").read_bytes() == toml
+    assert "done" not in result.output
 
 
 def test_an_empty_or_unreadable_folder_fails_before_training_starts(tmp_path: Path) -> None:

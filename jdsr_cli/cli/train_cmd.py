@@ -50,6 +50,7 @@ def train(
 
     from jdsr_cli.errors import JdsrError
     from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.resume import load_resume_config
     from jdsr_cli.training.trainer import Trainer
 
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
@@ -64,11 +65,11 @@ def train(
         save_every=save_every, device=device, precision=precision,
         channels_last=channels_last, seed=seed, workers=workers,
     )
-    if resume is not None:
-        config_file = config_file or resume / "config.toml"
-        overrides.update(resume=str(resume), out=str(resume))
     try:
-        config = load_config(config_file, overrides)
+        if resume is not None:
+            config = load_resume_config(resume, config_file, overrides)
+        else:
+            config = load_config(config_file, overrides)
         trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
         trainer.prepare()
     except JdsrError as error:

@@ -24,12 +24,12 @@ from torch import nn
 
 from jdsr_cli.errors import JdsrError
 from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.resume import STATE_NAME
 
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.dataset import PatchDataset
 
-STATE_NAME = "training_state.pt"
 
 
 class TrainingError(JdsrError):
@@ -92,6 +92,7 @@ class Trainer:
         self.config = config
         self.on_progress = on_progress
         self.log = log
+        self.saved_config = self._check_resumable(config)
         self.dist = Distributed.from_env()
         self.device = resolve_device(config.device)
         if self.dist.world > 1:
@@ -155,19 +156,37 @@ class Trainer:
             "init_from": self.init_from,
         }
 
+    @staticmethod
+    def _check_resumable(config: TrainConfig) -> TrainConfig | None:
+        """For a resume, the run's own config.toml, once the run folder and the options pass the checks
+        that need no network (training.resume): before anything is built, printed or written."""
+        from jdsr_cli.training.resume import check_checkpoints, check_unchanged, read_saved_config
+
+        if not config.resume:
+            return None
+        run = Path(config.resume)
+        saved = read_saved_config(run)
+        check_unchanged(saved, config, run)
+        check_checkpoints(run, saved)
+        return saved
+
     def load_state(self, folder: Path) -> None:
         """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
-        path = folder / "last" / STATE_NAME
-        if not path.is_file():
-            raise TrainingError(f"{folder}: no {STATE_NAME} under last/ to resume from")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        from jdsr_cli.training.resume import check_steps, read_saved_config, read_state, state_does_not_fit
+
+        saved = self.saved_config or read_saved_config(folder)
+        state = read_state(folder, saved)
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError):
+            raise state_does_not_fit(folder / "last" / STATE_NAME, self.method.describe(), folder, saved) from None
         self.step = int(state["step"])
+        check_steps(self.step, self.config, folder)
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.commands = [*state.get("commands", []), *self.commands]  # earlier sessions', then this one
