@@ -187,3 +187,53 @@ def _boom_at_step(step: int):  # type: ignore[no-untyped-def]
     return train_step
 
 
+def test_the_previous_sigterm_handler_is_back_after_a_run(photos: Path, tmp_path: Path) -> None:
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.trainer import Trainer
+
+    def mine(signum, frame) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        config = load_config(None, dict(data=str(photos), scale=2, arch="fsrcnn", steps=1, batch_size=2,
+                                        patch_size=16, out=str(tmp_path / "run"), device="cpu", workers=0))
+        Trainer(config, log=lambda _: None).run()
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: Path, signum: int) -> None:
+    """A real process, signalled once its first checkpoint exists: it exits 128 + signum with one line that
+    names the step, the checkpoint kept and the resume command; that checkpoint loads and --resume goes on."""
+    from jdsr_cli.checkpoints.format import load_checkpoint
+
+    run = tmp_path / "run"
+    log = tmp_path / "stdout.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with open(log, "wb") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jdsr_cli", "train", str(photos), *TINY, "--steps", "100000",
+             "--save-every", "3", "--val-every", "100000", "--out", str(run)],
+            stdout=stdout, stderr=subprocess.PIPE, env=env,
+        )
+        deadline = time.monotonic() + 120
+        while not (run / "last" / "training_state.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr.decode()
+    [line] = [x for x in stderr.decode().splitlines() if x.strip()]
+    assert signal.Signals(signum).name in line and f"jdsr train --resume {run}" in line, line
+    assert "Traceback" not in log.read_text()
+    state = torch.load(run / "last" / "training_state.pt", map_location="cpu", weights_only=True)
+    saved = state["step"]
+    assert saved % 3 == 0 and load_checkpoint(run / "last").meta["training"]["step"] == saved
+    assert f"{run / 'last'} (step {saved})" in line, line
+    result = jdsr("train", "--resume", str(run), "--steps", str(saved + 2), "--workers", "0", "--device", "cpu")
+    assert result.exit_code == 0 and f"resumed at step {saved}" in result.output, result.output

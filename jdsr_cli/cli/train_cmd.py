@@ -48,7 +48,7 @@ def train(
     """
     import os
 
-    from jdsr_cli.errors import JdsrError
+    from jdsr_cli.errors import Interrupted, JdsrError
     from jdsr_cli.training.config import load_config
     from jdsr_cli.training.resume import load_resume_config
     from jdsr_cli.training.trainer import Trainer
@@ -72,16 +72,22 @@ def train(
             config = load_config(config_file, overrides)
         trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
         trainer.prepare()
-    except JdsrError as error:
+    except JdsrError as error:  # whatever its class, the run could not start
         errors.print(f"error: {error}", markup=False)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted before training started; nothing was written", markup=False)
+        raise typer.Exit(130) from None
     console.print(f"training {trainer.method.describe()} on {trainer.device} for {config.steps} steps "
                   f"-> {config.out}", markup=False)
     try:
         result = _run(console, trainer)
+    except Interrupted as stop:  # SIGINT / SIGTERM: the message says which checkpoint is kept and how to resume
+        errors.print(str(stop), markup=False)
+        raise typer.Exit(stop.exit_code) from None
     except JdsrError as error:
         errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(error.exit_code) from None
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
     console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
                   f"{result.run_dir}/last", markup=False)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.training.config import TrainConfig
 from jdsr_cli.training.data import ImagePair, Skipped, dihedral, find_images, load_pairs
 
 MAX_VAL_IMAGES = 10
@@ -109,7 +110,7 @@ class StepSampler(torch.utils.data.Sampler[int]):
         return self.last - self.first
 
 
-def build_data(config) -> tuple[list[ImagePair], list[ImagePair], list[Skipped]]:  # type: ignore[no-untyped-def]
+def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], list[Skipped]]:
     """Training pairs, validation pairs and the skipped files for a TrainConfig.
 
     A folder with nothing to train or validate on is a UsageError that sums up why in one line, raised
@@ -144,7 +145,7 @@ def build_data(config) -> tuple[list[ImagePair], list[ImagePair], list[Skipped]]
     return train, val, skipped + val_skipped
 
 
-def _nothing_to_train(root: Path, config, found: int, skipped: list[Skipped], held_out: int) -> str:  # type: ignore[no-untyped-def]
+def _nothing_to_train(root: Path, config: TrainConfig, found: int, skipped: list[Skipped], held_out: int) -> str:
     """E.g. 'photos: none of the 4 images is usable for training (3 unreadable, 1 smaller than one 32 px patch)'."""
     kinds = {s.path: s.kind for s in skipped}  # an image both trained on and validated counts once
     count = {kind: sum(k == kind for k in kinds.values()) for kind in ("unreadable", "small", "unpaired")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from jdsr_cli.errors import JdsrError
+from jdsr_cli.errors import Interrupted, JdsrError
 from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group, mean_across_ranks
 from jdsr_cli.training.resume import STATE_NAME
 
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.dataset import PatchDataset
+    from jdsr_cli.training.signals import StopSignals
 
 
 
@@ -47,31 +50,20 @@ class Progress:
 
 
 @dataclass
+class _Window:
+    """The losses since the last log line, when that window began, and the latest validation PSNR."""
+
+    losses: list[float] = field(default_factory=list)
+    tick: float = field(default_factory=time.perf_counter)
+    val_psnr: float | None = None
+
+
+@dataclass
 class RunResult:
     run_dir: Path
     steps: int
     best_psnr: float | None
     losses: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run directly)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Distributed:
-        import os
-
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
@@ -96,7 +88,7 @@ class Trainer:
         self.dist = Distributed.from_env()
         self.device = resolve_device(config.device)
         if self.dist.world > 1:
-            self.device = self._join_process_group()
+            self.device = join_process_group(self.dist, self.device)
         torch.manual_seed(config.seed)
         self.method = build_method(config)
         self.init_from: list[dict[str, Any]] = []  # the --init checkpoints' own recipes (kept across resumes)
@@ -118,6 +110,7 @@ class Trainer:
         self.commands = [_command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
+        self.saved_step: int | None = None  # the step last/ holds (a resumed run's, until it saves)
         self.dataset: PatchDataset | None = None  # set by prepare()
         self.val_pairs: list[ImagePair] = []
 
@@ -128,18 +121,6 @@ class Trainer:
             raise TrainingError(f"--init {spec}: no tensor matches {self.method.describe()}")
         self.init_from = report.sources
         self.log(f"initialised {report.copied}/{report.total} tensors from {spec}")
-
-    def _join_process_group(self) -> torch.device:
-        """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
-        import torch.distributed as dist
-
-        cuda = self.device.type == "cuda"
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if cuda else "gloo")
-        if cuda:
-            torch.cuda.set_device(self.dist.local_rank)
-            return torch.device("cuda", self.dist.local_rank)
-        return self.device
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -185,7 +166,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
         except (RuntimeError, KeyError, ValueError, TypeError):
             raise state_does_not_fit(folder / "last" / STATE_NAME, self.method.describe(), folder, saved) from None
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         check_steps(self.step, self.config, folder)
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
@@ -214,25 +195,48 @@ class Trainer:
             self.log(f"resumed at step {self.step} from {config.resume}")
 
     def run(self, stop_at: int | None = None) -> RunResult:
-        """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would)."""
+        """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would).
+
+        SIGINT or SIGTERM stops the run after the current step, saving nothing more: ``Interrupted`` says
+        which checkpoint is kept and how to resume (training.signals).
+        """
         from jdsr_cli.io.atomic import atomic_write_text
-        from jdsr_cli.training.dataset import StepSampler
+        from jdsr_cli.training.signals import StopSignals, signal_name
 
         self.prepare()
-        config = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
-            atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+            atomic_write_text(self.run_dir / "config.toml", self.config.to_toml())
+        result = RunResult(self.run_dir, self.config.steps, self.best_psnr)
+        with StopSignals() as stop:
+            try:
+                self._loop(result, stop, stop_at)
+            except Interrupted as interrupt:
+                raise Interrupted(interrupt.signum, f"interrupted by {signal_name(interrupt.signum)} after step "
+                                  f"{self.step}; {self.kept()}") from None
+        result.best_psnr = self.best_psnr
+        barrier(self.dist)
+        return result
 
+    def kept(self) -> str:
+        """What a stopped run leaves and how to go on, e.g. 'runs/x/last (step 500) is kept; go on with: ...'."""
+        if self.saved_step is None:
+            return (f"no checkpoint was saved yet (one every {self.config.save_every} steps), so there is nothing "
+                    "to resume; start the run again")
+        return (f"{self.run_dir / 'last'} (step {self.saved_step}) is kept; go on with: "
+                f"jdsr train --resume {shlex.quote(str(self.run_dir))}")
+
+    def _loop(self, result: RunResult, stop: StopSignals, stop_at: int | None) -> None:
+        from jdsr_cli.training.dataset import StepSampler
+
+        config = self.config
         sampler = StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, drop_last=True,
         )
-        result = RunResult(self.run_dir, config.steps, self.best_psnr)
-        window: list[float] = []
-        tick, val_psnr = time.perf_counter(), None
+        window = _Window()
         self.model.train()
         clock = time.perf_counter()
         for lr_batch, hr_batch in loader:
@@ -243,28 +247,29 @@ class Trainer:
             clock = now
             loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device, non_blocking=True))
             self.step += 1
-            window.append(loss)
+            window.losses.append(loss)
             result.losses.append(loss)
-            if not self.dist.is_main:
-                continue
-            if self.step % config.val_every == 0 or self.step == config.steps:
-                val_psnr = self._validate_and_keep_best()
-            if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
-                self._save("last")
-            if self.step % config.log_every == 0 or self.step == config.steps:
-                rate = len(window) / max(time.perf_counter() - tick, 1e-9)
-                record = {"step": self.step, "loss": float(np.mean(window)), "lr": self.scheduler.get_last_lr()[0],
-                          "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
-                self._append_log(record)
-                if self.on_progress is not None:
-                    self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, val_psnr))
-                window, tick = [], time.perf_counter()
-        result.best_psnr = self.best_psnr
-        if self.dist.world > 1:
-            import torch.distributed as dist
+            if self.dist.is_main:
+                self._validate_save_and_log(window, stop_at)
+            signum = agreed_stop(self.dist, stop.signum, self.device)
+            if signum:
+                raise Interrupted(signum)
 
-            dist.barrier()
-        return result
+    def _validate_save_and_log(self, window: _Window, stop_at: int | None) -> None:
+        """Rank 0's duties after a step: validation (and best/), last/, the log and the progress callback."""
+        config = self.config
+        if self.step % config.val_every == 0 or self.step == config.steps:
+            window.val_psnr = self._validate_and_keep_best()
+        if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
+            self._save("last")
+        if self.step % config.log_every == 0 or self.step == config.steps:
+            rate = len(window.losses) / max(time.perf_counter() - window.tick, 1e-9)
+            record = {"step": self.step, "loss": float(np.mean(window.losses)), "lr": self.scheduler.get_last_lr()[0],
+                      "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
+            self._append_log(record)
+            if self.on_progress is not None:
+                self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, window.val_psnr))
+            window.losses, window.tick = [], time.perf_counter()
 
     def _forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
         """The net in the run's precision and memory format (the method's loss works in fp32)."""
@@ -276,7 +281,7 @@ class Trainer:
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
         outputs = self._forward(self.train_model, self.method.batch_input(lr_batch, hr_batch))
         loss = self.method.loss(outputs, lr_batch, hr_batch)
-        if not torch.isfinite(self._mean_across_ranks(loss.detach())):
+        if not torch.isfinite(mean_across_ranks(self.dist, loss.detach())):
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
                 f"{self.run_dir / 'last'} (try a lower --lr)"
@@ -291,16 +296,6 @@ class Trainer:
                 for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     ema_p.lerp_(p, 1 - decay)
         return loss.item()
-
-    def _mean_across_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
-        if self.dist.world == 1:
-            return value
-        import torch.distributed as dist
-
-        total = value.clone()
-        dist.all_reduce(total)
-        return total / self.dist.world
 
     # ---- validation and checkpoints ------------------------------------------------------------
     def deployed_model(self) -> nn.Module:
@@ -340,6 +335,7 @@ class Trainer:
         if which == "last":
             with atomic_open(folder / STATE_NAME) as handle:
                 torch.save(_to_cpu(self.state_dict()), handle)
+            self.saved_step = self.step
 
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
