@@ -187,6 +187,43 @@ def _boom_at_step(step: int):  # type: ignore[no-untyped-def]
     return train_step
 
 
+@pytest.mark.parametrize("debug", ["", "--debug", "JDSR_DEBUG=1"])
+def test_an_unexpected_error_is_one_line_and_keeps_the_last_checkpoint(photos: Path, tmp_path: Path, debug: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.training.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "_train_step", _boom_at_step(5))
+    run = tmp_path / "run"
+    args = ["train", str(photos), *TINY, "--steps", "8", "--save-every", "2", "--val-every", "2", "--out", str(run)]
+    result = jdsr(*args, *(["--debug"] if debug == "--debug" else []),
+                  **({"JDSR_DEBUG": "1"} if debug.startswith("JDSR") else {}))
+    assert result.exit_code == 1, result.output
+    if debug:
+        assert "Traceback" in result.output and "second line" in result.output
+    else:
+        assert "Traceback" not in result.output and "second line" not in result.output
+    [error] = [line for line in lines(result) if line.startswith("error:")]
+    assert "RuntimeError: boom: a bug deep inside (the run stopped after step 4)" in error, error
+    assert f"{run / 'last'} (step 4) is kept; go on with: jdsr train --resume {run}" in error, error
+    assert load_checkpoint(run / "last").meta["training"]["step"] == 4
+
+
+def test_an_unexpected_error_before_the_start_is_one_line(photos: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import jdsr_cli.training.methods as methods
+
+    def broken(config):  # type: ignore[no-untyped-def]
+        raise TypeError("a bug in a constructor")
+
+    monkeypatch.setattr(methods, "build_method", broken)
+    result = jdsr("train", str(photos), *TINY, "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1, result.output
+    [line] = lines(result)
+    assert line.startswith("error: TypeError: a bug in a constructor (before training started; nothing was written)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_previous_sigterm_handler_is_back_after_a_run(photos: Path, tmp_path: Path) -> None:
     from jdsr_cli.training.config import load_config
     from jdsr_cli.training.trainer import Trainer
