@@ -242,6 +242,26 @@ def test_the_previous_sigterm_handler_is_back_after_a_run(photos: Path, tmp_path
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_a_second_signal_stops_at_once_but_lets_a_save_finish() -> None:
+    from jdsr_cli.errors import Interrupted
+    from jdsr_cli.training.signals import StopSignals
+
+    def twice() -> None:
+        for _ in range(2):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # Python runs the handler between bytecodes of the main thread
+
+    with StopSignals() as stop:
+        twice_done = False
+        with pytest.raises(Interrupted) as caught, stop.shield():
+            twice()
+            twice_done = True  # the save in the shield finishes; the stop comes right after it
+        assert twice_done and stop.signum == signal.SIGTERM and caught.value.exit_code == 143
+    with StopSignals() as stop, pytest.raises(Interrupted):
+        twice()
+        pytest.fail("the second signal outside a shield stops at once")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: Path, signum: int) -> None:

@@ -4,11 +4,13 @@ A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one re
 per validation), ``last/`` and ``best/`` (checkpoints ``jdsr upscale`` loads; EMA weights when EMA is on)
 and ``last/training_state.pt`` (optimizer, scheduler, EMA, RNG states, step). Everything is written
 atomically, so a killed run loses at most the steps since its last save and keeps its last good
-checkpoint; a non-finite loss stops the run without saving.
+checkpoint; a non-finite loss stops the run without saving. SIGINT and SIGTERM stop it after the current
+step (training.signals); what a resume may change, and what it refuses, is in training.resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -34,9 +36,8 @@ if TYPE_CHECKING:
     from jdsr_cli.training.signals import StopSignals
 
 
-
 class TrainingError(JdsrError):
-    """The run cannot go on (non-finite loss, unusable data); the last good checkpoint is kept."""
+    """The run cannot go on (non-finite loss, --init that matches nothing); the last good checkpoint is kept."""
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Trainer:
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
         self.saved_step: int | None = None  # the step last/ holds (a resumed run's, until it saves)
+        self._stop: StopSignals | None = None  # while run() runs: the signals that stop it, and its shield
         self.dataset: PatchDataset | None = None  # set by prepare()
         self.val_pairs: list[ImagePair] = []
 
@@ -208,12 +210,14 @@ class Trainer:
         if self.dist.is_main:
             atomic_write_text(self.run_dir / "config.toml", self.config.to_toml())
         result = RunResult(self.run_dir, self.config.steps, self.best_psnr)
-        with StopSignals() as stop:
+        with StopSignals() as self._stop:
             try:
-                self._loop(result, stop, stop_at)
+                self._loop(result, self._stop, stop_at)
             except Interrupted as interrupt:
                 raise Interrupted(interrupt.signum, f"interrupted by {signal_name(interrupt.signum)} after step "
                                   f"{self.step}; {self.kept()}") from None
+            finally:
+                self._stop = None
         result.best_psnr = self.best_psnr
         barrier(self.dist)
         return result
@@ -328,14 +332,15 @@ class Trainer:
                   "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
-        for part, (module, arch_config) in self.method.exports(deployed).items():
-            name = "-".join(filter(None, (self.run_dir.name, part, which)))
-            save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
-                            training=recipe, metrics=metrics)
-        if which == "last":
-            with atomic_open(folder / STATE_NAME) as handle:
-                torch.save(_to_cpu(self.state_dict()), handle)
-            self.saved_step = self.step
+        with self._stop.shield() if self._stop is not None else contextlib.nullcontext():
+            for part, (module, arch_config) in self.method.exports(deployed).items():
+                name = "-".join(filter(None, (self.run_dir.name, part, which)))
+                save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
+                                training=recipe, metrics=metrics)
+            if which == "last":
+                with atomic_open(folder / STATE_NAME) as handle:
+                    torch.save(_to_cpu(self.state_dict()), handle)
+                self.saved_step = self.step
 
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
