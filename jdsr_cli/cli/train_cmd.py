@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from jdsr_cli.cli.console import error_console, live_progress_allowed, make_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from jdsr_cli.training.trainer import RunResult, Trainer
 
 
 def train(
@@ -41,16 +47,14 @@ def train(
                                               help="NHWC memory format (default on)."),
     seed: int | None = typer.Option(None, "--seed"),
     workers: int | None = typer.Option(None, "--workers"),
+    debug: bool = typer.Option(False, "--debug", envvar="JDSR_DEBUG",
+                               help="Show the traceback of an unexpected error (also JDSR_DEBUG=1)."),
 ) -> None:
     """Train a model on your photos (L1, Adam, cosine or multistep, optional EMA), or a superior-LR pair.
 
     Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
     """
     import os
-
-    from jdsr_cli.errors import JdsrError
-    from jdsr_cli.training.config import load_config
-    from jdsr_cli.training.trainer import Trainer
 
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
     errors = error_console()
@@ -64,25 +68,78 @@ def train(
         save_every=save_every, device=device, precision=precision,
         channels_last=channels_last, seed=seed, workers=workers,
     )
-    if resume is not None:
-        config_file = config_file or resume / "config.toml"
-        overrides.update(resume=str(resume), out=str(resume))
-    try:
-        config = load_config(config_file, overrides)
-        trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
-    except JdsrError as error:
-        errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(2) from None
+    trainer = _start(console, errors, resume, config_file, overrides, debug)
+    config = trainer.config
     console.print(f"training {trainer.method.describe()} on {trainer.device} for {config.steps} steps "
                   f"-> {config.out}", markup=False)
-    try:
-        result = _run(console, trainer)
-    except JdsrError as error:
-        errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(1) from None
+    result = _train(console, errors, trainer, debug)
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
     console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
                   f"{result.run_dir}/last", markup=False)
+
+
+def _start(console: Console, errors: Console, resume: Path | None, config_file: Path | None,
+           overrides: dict[str, Any], debug: bool) -> Trainer:
+    """Options, run folder and data, checked before the run prints anything: a refusal is its only line.
+
+    Whatever its class, a JdsrError here means the run could not start (exit 2); anything else is a bug
+    (exit 1). Nothing has been written yet.
+    """
+    from jdsr_cli.errors import JdsrError
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.resume import load_resume_config
+    from jdsr_cli.training.trainer import Trainer
+
+    try:
+        if resume is not None:
+            config = load_resume_config(resume, config_file, overrides)
+        else:
+            config = load_config(config_file, overrides)
+        trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
+        trainer.prepare()
+        return trainer
+    except JdsrError as error:
+        errors.print(f"error: {error}", markup=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        errors.print("interrupted before training started; nothing was written", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as error:
+        _unexpected(errors, error, debug, "before training started; nothing was written")
+        raise typer.Exit(1) from None
+
+
+def _train(console: Console, errors: Console, trainer: Trainer, debug: bool) -> RunResult:
+    """The run itself: a failure (exit 1) or a signal (exit 130/143) is one line that says what is kept."""
+    from jdsr_cli.errors import Interrupted, JdsrError
+
+    try:
+        return _run(console, trainer)
+    except Interrupted as stop:  # SIGINT / SIGTERM: the message says which checkpoint is kept and how to resume
+        errors.print(str(stop), markup=False)
+        raise typer.Exit(stop.exit_code) from None
+    except JdsrError as error:
+        errors.print(f"error: {error}", markup=False)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:  # outside the signal handlers' reach (before the first step)
+        errors.print(f"interrupted by SIGINT after step {trainer.step}; {trainer.kept()}", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as error:
+        _unexpected(errors, error, debug, f"the run stopped after step {trainer.step}", trainer.kept())
+        raise typer.Exit(1) from None
+
+
+def _unexpected(errors: Console, error: Exception, debug: bool, where: str, kept: str = "") -> None:
+    """A bug or an unforeseen failure: one line, the traceback only with --debug (or JDSR_DEBUG=1)."""
+    import traceback
+
+    from jdsr_cli.training.resume import one_line
+
+    if debug:
+        errors.print("".join(traceback.format_exception(error)).rstrip(), markup=False)
+    hint = "" if debug else " (--debug shows the traceback)"
+    kept = f"; {kept}" if kept else ""
+    errors.print(f"error: {type(error).__name__}: {one_line(error)} ({where}){kept}{hint}", markup=False)
 
 
 def _run(console, trainer):  # type: ignore[no-untyped-def]

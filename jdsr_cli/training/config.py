@@ -78,9 +78,11 @@ class TrainConfig:
             raise UsageError("--ema-decay must be in [0, 1)")
 
     def to_toml(self) -> str:
+        """The run's options as TOML; ``resume`` is an action, not an option, so it is never written (a run's
+        config.toml given to ``--config`` starts a new run)."""
         lines = []
         for key, value in dataclasses.asdict(self).items():
-            if value is None:
+            if value is None or key == "resume":
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
@@ -109,6 +111,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise UsageError(f"{path}: cannot read the config ({error})") from None
+        values.pop("resume", None)  # written by earlier versions into a resumed run's config.toml
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")

@@ -20,6 +20,19 @@ class ImagePair:
     hr: np.ndarray  # (h·s)×(w·s)×3 uint8
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An image left out and why: ``reason`` is the line the log shows, ``kind`` lets an all-skipped folder
+    be summed up in one line ("3 unreadable, 1 smaller than one 32 px patch")."""
+
+    path: Path
+    kind: str  # "unreadable" | "small" | "unpaired"
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 def find_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
@@ -32,24 +45,25 @@ def make_pair(hr_rgb: np.ndarray, scale: int) -> ImagePair:
     return ImagePair(matlab_downscale_uint8(hr, scale), hr)
 
 
-def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[ImagePair], list[str]]:
+def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[ImagePair], list[Skipped]]:
     """Decode and pair every readable image big enough for a patch; returns (pairs, skipped reasons)."""
     from jdsr_cli.errors import ImageReadError
     from jdsr_cli.io.image import read_image
 
-    pairs, skipped = [], []
+    pairs: list[ImagePair] = []
+    skipped: list[Skipped] = []
     for path in paths:
         try:
             image = read_image(path)
         except ImageReadError as error:
-            skipped.append(str(error))
+            skipped.append(Skipped(path, "unreadable", str(error)))
             continue
         rgb = image.color
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
         hr = np.round(rgb * 255.0).clip(0, 255).astype(np.uint8)
         if min(hr.shape[:2]) // scale < min_lr_side:
-            skipped.append(f"{path}: smaller than one training patch")
+            skipped.append(Skipped(path, "small", f"{path}: smaller than one training patch"))
             continue
         pairs.append(make_pair(hr, scale))
     return pairs, skipped

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from jdsr_cli.errors import UsageError
-from jdsr_cli.training.data import ImagePair, dihedral, find_images, load_pairs
+from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.data import ImagePair, Skipped, dihedral, find_images, load_pairs
 
 MAX_VAL_IMAGES = 10
 
@@ -28,7 +29,8 @@ def split_train_val(paths: list[Path], fraction: float) -> tuple[list[Path], lis
     return [p for p in paths if p not in held], val
 
 
-def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path, scale: int) -> tuple[list[ImagePair], list[str]]:
+def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path,
+                  scale: int) -> tuple[list[ImagePair], list[Skipped]]:
     """Pair HR images with given LR files (``name.ext`` or ``namex{s}.ext`` at the same relative place)."""
     from jdsr_cli.errors import ImageReadError
     from jdsr_cli.io.image import read_image
@@ -40,20 +42,22 @@ def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path, scale: int
         return np.floor(pixels * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
     lr_files = {p.relative_to(lr_root).with_suffix("").as_posix(): p for p in find_images(lr_root)}
-    pairs, skipped = [], []
+    pairs: list[ImagePair] = []
+    skipped: list[Skipped] = []
     for hr_path in hr_paths:
         rel = hr_path.relative_to(hr_root).with_suffix("").as_posix()
         lr_path = lr_files.get(rel) or lr_files.get(f"{rel}x{scale}")
         if lr_path is None:
-            skipped.append(f"{hr_path}: no LR image in {lr_root}")
+            skipped.append(Skipped(hr_path, "unpaired", f"{hr_path}: no LR image in {lr_root}"))
             continue
         try:
             hr, lr = modcrop(uint8_rgb(hr_path), scale), uint8_rgb(lr_path)
         except ImageReadError as error:
-            skipped.append(str(error))
+            skipped.append(Skipped(hr_path, "unreadable", str(error)))
             continue
         if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
-            skipped.append(f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not 1/{scale} of {hr_path.name}")
+            skipped.append(Skipped(hr_path, "unpaired",
+                                   f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not 1/{scale} of {hr_path.name}"))
             continue
         pairs.append(ImagePair(lr, hr))
     return pairs, skipped
@@ -106,14 +110,18 @@ class StepSampler(torch.utils.data.Sampler[int]):
         return self.last - self.first
 
 
-def build_data(config, log=print):  # type: ignore[no-untyped-def]
-    """Training pairs, validation pairs and the list of skipped files for a TrainConfig."""
+def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], list[Skipped]]:
+    """Training pairs, validation pairs and the skipped files for a TrainConfig.
+
+    A folder with nothing to train or validate on is a UsageError that sums up why in one line, raised
+    before the run prints or writes anything.
+    """
     root = Path(config.data)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder of training images")
     paths = find_images(root)
     if not paths:
-        raise UsageError(f"{root}: no images (png, jpg, webp, bmp, tiff)")
+        raise UsageError(f"{root}: no images found (png, jpg, webp, bmp, tiff)")
     if config.val:
         train_paths, val_paths = paths, find_images(Path(config.val))[:MAX_VAL_IMAGES]
     else:
@@ -123,4 +131,26 @@ def build_data(config, log=print):  # type: ignore[no-untyped-def]
     else:
         train, skipped = load_pairs(train_paths, config.scale, config.patch_size)
     val, val_skipped = load_pairs(val_paths, config.scale, 8)
+    if not train:
+        if config.val:
+            raise UsageError(_nothing_to_train(root, config, len(paths), skipped, 0))
+        held_out = set(val_paths) - set(train_paths) - {s.path for s in val_skipped}
+        raise UsageError(_nothing_to_train(root, config, len(paths), skipped + val_skipped, len(held_out)))
+    if not val:
+        names = ", ".join(s.path.name for s in val_skipped)
+        if config.val:
+            raise UsageError(f"--val {config.val}: no readable image to validate on ({names or 'no images found'})")
+        raise UsageError(f"{root}: the images held out for validation ({names}) are unreadable; "
+                         "give --val a folder of readable images")
     return train, val, skipped + val_skipped
+
+
+def _nothing_to_train(root: Path, config: TrainConfig, found: int, skipped: list[Skipped], held_out: int) -> str:
+    """E.g. 'photos: none of the 4 images is usable for training (3 unreadable, 1 smaller than one 32 px patch)'."""
+    kinds = {s.path: s.kind for s in skipped}  # an image both trained on and validated counts once
+    count = {kind: sum(k == kind for k in kinds.values()) for kind in ("unreadable", "small", "unpaired")}
+    parts = [f"{count['unreadable']} unreadable" if count["unreadable"] else "",
+             f"{count['small']} smaller than one {config.patch_size * config.scale} px patch" if count["small"] else "",
+             f"{count['unpaired']} without a matching LR image in {config.lr_dir}" if count["unpaired"] else "",
+             f"{held_out} held out for validation" if held_out > 0 else ""]
+    return f"{root}: none of the {found} images is usable for training ({', '.join(filter(None, parts))})"

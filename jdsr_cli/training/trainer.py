@@ -4,32 +4,40 @@ A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one re
 per validation), ``last/`` and ``best/`` (checkpoints ``jdsr upscale`` loads; EMA weights when EMA is on)
 and ``last/training_state.pt`` (optimizer, scheduler, EMA, RNG states, step). Everything is written
 atomically, so a killed run loses at most the steps since its last save and keeps its last good
-checkpoint; a non-finite loss stops the run without saving.
+checkpoint; a non-finite loss stops the run without saving. SIGINT and SIGTERM stop it after the current
+step (training.signals); what a resume may change, and what it refuses, is in training.resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from jdsr_cli.errors import JdsrError
+from jdsr_cli.errors import Interrupted, JdsrError
 from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group, mean_across_ranks
+from jdsr_cli.training.resume import STATE_NAME
 
-STATE_NAME = "training_state.pt"
+if TYPE_CHECKING:
+    from jdsr_cli.training.data import ImagePair
+    from jdsr_cli.training.dataset import PatchDataset
+    from jdsr_cli.training.signals import StopSignals
 
 
 class TrainingError(JdsrError):
-    """The run cannot go on (non-finite loss, unusable data); the last good checkpoint is kept."""
+    """The run cannot go on (non-finite loss, --init that matches nothing); the last good checkpoint is kept."""
 
 
 @dataclass
@@ -43,31 +51,20 @@ class Progress:
 
 
 @dataclass
+class _Window:
+    """The losses since the last log line, when that window began, and the latest validation PSNR."""
+
+    losses: list[float] = field(default_factory=list)
+    tick: float = field(default_factory=time.perf_counter)
+    val_psnr: float | None = None
+
+
+@dataclass
 class RunResult:
     run_dir: Path
     steps: int
     best_psnr: float | None
     losses: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run directly)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Distributed:
-        import os
-
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
@@ -88,10 +85,11 @@ class Trainer:
         self.config = config
         self.on_progress = on_progress
         self.log = log
+        self.saved_config = self._check_resumable(config)
         self.dist = Distributed.from_env()
         self.device = resolve_device(config.device)
         if self.dist.world > 1:
-            self.device = self._join_process_group()
+            self.device = join_process_group(self.dist, self.device)
         torch.manual_seed(config.seed)
         self.method = build_method(config)
         self.init_from: list[dict[str, Any]] = []  # the --init checkpoints' own recipes (kept across resumes)
@@ -113,6 +111,10 @@ class Trainer:
         self.commands = [_command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
         self.run_dir = Path(config.out)
+        self.saved_step: int | None = None  # the step last/ holds (a resumed run's, until it saves)
+        self._stop: StopSignals | None = None  # while run() runs: the signals that stop it, and its shield
+        self.dataset: PatchDataset | None = None  # set by prepare()
+        self.val_pairs: list[ImagePair] = []
 
     def _initialise_from(self, spec: str) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
@@ -121,18 +123,6 @@ class Trainer:
             raise TrainingError(f"--init {spec}: no tensor matches {self.method.describe()}")
         self.init_from = report.sources
         self.log(f"initialised {report.copied}/{report.total} tensors from {spec}")
-
-    def _join_process_group(self) -> torch.device:
-        """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
-        import torch.distributed as dist
-
-        cuda = self.device.type == "cuda"
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if cuda else "gloo")
-        if cuda:
-            torch.cuda.set_device(self.dist.local_rank)
-            return torch.device("cuda", self.dist.local_rank)
-        return self.device
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -149,19 +139,37 @@ class Trainer:
             "init_from": self.init_from,
         }
 
+    @staticmethod
+    def _check_resumable(config: TrainConfig) -> TrainConfig | None:
+        """For a resume, the run's own config.toml, once the run folder and the options pass the checks
+        that need no network (training.resume): before anything is built, printed or written."""
+        from jdsr_cli.training.resume import check_checkpoints, check_unchanged, read_saved_config
+
+        if not config.resume:
+            return None
+        run = Path(config.resume)
+        saved = read_saved_config(run)
+        check_unchanged(saved, config, run)
+        check_checkpoints(run, saved)
+        return saved
+
     def load_state(self, folder: Path) -> None:
         """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
-        path = folder / "last" / STATE_NAME
-        if not path.is_file():
-            raise TrainingError(f"{folder}: no {STATE_NAME} under last/ to resume from")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.step = int(state["step"])
+        from jdsr_cli.training.resume import check_steps, read_saved_config, read_state, state_does_not_fit
+
+        saved = self.saved_config or read_saved_config(folder)
+        state = read_state(folder, saved)
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError):
+            raise state_does_not_fit(folder / "last" / STATE_NAME, self.method.describe(), folder, saved) from None
+        self.step = self.saved_step = int(state["step"])
+        check_steps(self.step, self.config, folder)
         self.best_psnr = state["best_psnr"]
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.commands = [*state.get("commands", []), *self.commands]  # earlier sessions', then this one
@@ -169,35 +177,70 @@ class Trainer:
             self.init_from = state["init_from"]
 
     # ---- run -----------------------------------------------------------------------------------
-    def run(self, stop_at: int | None = None) -> RunResult:
-        """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would)."""
-        from jdsr_cli.io.atomic import atomic_write_text
-        from jdsr_cli.training.dataset import PatchDataset, StepSampler, build_data
+    def prepare(self) -> None:
+        """Everything that can refuse to start (resume state, data), before the run prints or writes anything.
 
+        ``run`` calls it when the caller has not; the CLI calls it first so that such a failure is its only line.
+        """
+        from jdsr_cli.training.dataset import PatchDataset, build_data
+
+        if self.dataset is not None:
+            return
         config = self.config
-        train_pairs, self.val_pairs, skipped = build_data(config)
-        for reason in skipped if self.dist.is_main else []:
-            self.log(f"skipped: {reason}")
-        if not train_pairs:
-            raise TrainingError(f"{config.data}: no usable training image")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         if config.resume:
             self.load_state(Path(config.resume))
-            if self.dist.is_main:
-                self.log(f"resumed at step {self.step} from {config.resume}")
-        if self.dist.is_main:
-            atomic_write_text(self.run_dir / "config.toml", config.to_toml())
+        train_pairs, self.val_pairs, skipped = build_data(config)
+        self.dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+        for reason in skipped if self.dist.is_main else []:
+            self.log(f"skipped: {reason}")
+        if config.resume and self.dist.is_main:
+            self.log(f"resumed at step {self.step} from {config.resume}")
 
-        dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+    def run(self, stop_at: int | None = None) -> RunResult:
+        """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would).
+
+        SIGINT or SIGTERM stops the run after the current step, saving nothing more: ``Interrupted`` says
+        which checkpoint is kept and how to resume (training.signals).
+        """
+        from jdsr_cli.io.atomic import atomic_write_text
+        from jdsr_cli.training.signals import StopSignals, signal_name
+
+        self.prepare()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "config.toml", self.config.to_toml())
+        result = RunResult(self.run_dir, self.config.steps, self.best_psnr)
+        with StopSignals() as self._stop:
+            try:
+                self._loop(result, self._stop, stop_at)
+            except Interrupted as interrupt:
+                raise Interrupted(interrupt.signum, f"interrupted by {signal_name(interrupt.signum)} after step "
+                                  f"{self.step}; {self.kept()}") from None
+            finally:
+                self._stop = None
+        result.best_psnr = self.best_psnr
+        barrier(self.dist)
+        return result
+
+    def kept(self) -> str:
+        """What a stopped run leaves and how to go on, e.g. 'runs/x/last (step 500) is kept; go on with: ...'."""
+        if self.saved_step is None:
+            return (f"no checkpoint was saved yet (one every {self.config.save_every} steps), so there is nothing "
+                    "to resume; start the run again")
+        return (f"{self.run_dir / 'last'} (step {self.saved_step}) is kept; go on with: "
+                f"jdsr train --resume {shlex.quote(str(self.run_dir))}")
+
+    def _loop(self, result: RunResult, stop: StopSignals, stop_at: int | None) -> None:
+        from jdsr_cli.training.dataset import StepSampler
+
+        config = self.config
         sampler = StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=config.batch_size, sampler=sampler,
+            self.dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, drop_last=True,
         )
-        result = RunResult(self.run_dir, config.steps, self.best_psnr)
-        window: list[float] = []
-        tick, val_psnr = time.perf_counter(), None
+        window = _Window()
         self.model.train()
         clock = time.perf_counter()
         for lr_batch, hr_batch in loader:
@@ -208,28 +251,29 @@ class Trainer:
             clock = now
             loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device, non_blocking=True))
             self.step += 1
-            window.append(loss)
+            window.losses.append(loss)
             result.losses.append(loss)
-            if not self.dist.is_main:
-                continue
-            if self.step % config.val_every == 0 or self.step == config.steps:
-                val_psnr = self._validate_and_keep_best()
-            if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
-                self._save("last")
-            if self.step % config.log_every == 0 or self.step == config.steps:
-                rate = len(window) / max(time.perf_counter() - tick, 1e-9)
-                record = {"step": self.step, "loss": float(np.mean(window)), "lr": self.scheduler.get_last_lr()[0],
-                          "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
-                self._append_log(record)
-                if self.on_progress is not None:
-                    self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, val_psnr))
-                window, tick = [], time.perf_counter()
-        result.best_psnr = self.best_psnr
-        if self.dist.world > 1:
-            import torch.distributed as dist
+            if self.dist.is_main:
+                self._validate_save_and_log(window, stop_at)
+            signum = agreed_stop(self.dist, stop.signum, self.device)
+            if signum:
+                raise Interrupted(signum)
 
-            dist.barrier()
-        return result
+    def _validate_save_and_log(self, window: _Window, stop_at: int | None) -> None:
+        """Rank 0's duties after a step: validation (and best/), last/, the log and the progress callback."""
+        config = self.config
+        if self.step % config.val_every == 0 or self.step == config.steps:
+            window.val_psnr = self._validate_and_keep_best()
+        if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
+            self._save("last")
+        if self.step % config.log_every == 0 or self.step == config.steps:
+            rate = len(window.losses) / max(time.perf_counter() - window.tick, 1e-9)
+            record = {"step": self.step, "loss": float(np.mean(window.losses)), "lr": self.scheduler.get_last_lr()[0],
+                      "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
+            self._append_log(record)
+            if self.on_progress is not None:
+                self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, window.val_psnr))
+            window.losses, window.tick = [], time.perf_counter()
 
     def _forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
         """The net in the run's precision and memory format (the method's loss works in fp32)."""
@@ -241,7 +285,7 @@ class Trainer:
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
         outputs = self._forward(self.train_model, self.method.batch_input(lr_batch, hr_batch))
         loss = self.method.loss(outputs, lr_batch, hr_batch)
-        if not torch.isfinite(self._mean_across_ranks(loss.detach())):
+        if not torch.isfinite(mean_across_ranks(self.dist, loss.detach())):
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
                 f"{self.run_dir / 'last'} (try a lower --lr)"
@@ -256,16 +300,6 @@ class Trainer:
                 for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                     ema_p.lerp_(p, 1 - decay)
         return loss.item()
-
-    def _mean_across_ranks(self, value: torch.Tensor) -> torch.Tensor:
-        """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
-        if self.dist.world == 1:
-            return value
-        import torch.distributed as dist
-
-        total = value.clone()
-        dist.all_reduce(total)
-        return total / self.dist.world
 
     # ---- validation and checkpoints ------------------------------------------------------------
     def deployed_model(self) -> nn.Module:
@@ -298,13 +332,15 @@ class Trainer:
                   "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
-        for part, (module, arch_config) in self.method.exports(deployed).items():
-            name = "-".join(filter(None, (self.run_dir.name, part, which)))
-            save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
-                            training=recipe, metrics=metrics)
-        if which == "last":
-            with atomic_open(folder / STATE_NAME) as handle:
-                torch.save(_to_cpu(self.state_dict()), handle)
+        with self._stop.shield() if self._stop is not None else contextlib.nullcontext():
+            for part, (module, arch_config) in self.method.exports(deployed).items():
+                name = "-".join(filter(None, (self.run_dir.name, part, which)))
+                save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
+                                training=recipe, metrics=metrics)
+            if which == "last":
+                with atomic_open(folder / STATE_NAME) as handle:
+                    torch.save(_to_cpu(self.state_dict()), handle)
+                self.saved_step = self.step
 
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:

@@ -1,0 +1,74 @@
+"""Training under ``torchrun``: where this process sits in the job, and the collectives the loop needs.
+
+Every rank must take the same decisions at the same step (stop on a non-finite loss, stop on a signal),
+otherwise the ranks that go on wait forever in the next all-reduce; these helpers make those decisions
+collective. With one process (``world == 1``) they are no-ops.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run directly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                   int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def join_process_group(job: Distributed, device: torch.device) -> torch.device:
+    """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
+    import torch.distributed as dist
+
+    cuda = device.type == "cuda"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(job.local_rank)
+        return torch.device("cuda", job.local_rank)
+    return device
+
+
+def mean_across_ranks(job: Distributed, value: torch.Tensor) -> torch.Tensor:
+    """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
+    if job.world == 1:
+        return value
+    import torch.distributed as dist
+
+    total = value.clone()
+    dist.all_reduce(total)
+    return total / job.world
+
+
+def agreed_stop(job: Distributed, signum: int | None, device: torch.device) -> int | None:
+    """The stop signal any rank received, so all ranks stop after the same step."""
+    if job.world == 1:
+        return signum
+    import torch.distributed as dist
+
+    flag = torch.tensor([signum or 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
+
+
+def barrier(job: Distributed) -> None:
+    """Wait for every rank (the end of a run, so rank 0's last save is done before any rank exits)."""
+    if job.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
