@@ -64,3 +64,15 @@ class Interrupted(BaseException):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class UnexpectedError(JdsrError):
+    """An unforeseen exception, wrapped with where it happened and what is kept (exit 1).
+
+    The original is the ``__cause__``, so ``--debug`` shows its traceback.
+    """
+
+    def __init__(self, error: BaseException, where: str, kept: str = "") -> None:
+        text = " ".join(str(error).split())[:300] or "no message"
+        kept = f"; {kept}" if kept else ""
+        super().__init__(f"{type(error).__name__}: {text} ({where}){kept} (--debug shows the traceback)")

@@ -26,9 +26,9 @@ import torch
 
 from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, sha256_file
 from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
+from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.engine.device import Precision
 from jdsr_cli.engine.upscaler import Upscaler
-from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.io.atomic import atomic_write_text
 from jdsr_cli.ops.metrics import MetricConvention
 

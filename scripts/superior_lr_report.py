@@ -25,9 +25,9 @@ import torch
 
 from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.commands.downscale import create_downscaler
+from jdsr_cli.commands.evaluation import benchmark_pairs, bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.engine.device import Precision
 from jdsr_cli.engine.upscaler import Upscaler
-from jdsr_cli.commands.evaluation import benchmark_pairs, bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.io.atomic import atomic_write_text
 from jdsr_cli.ops.metrics import MetricConvention
 

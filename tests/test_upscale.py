@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from jdsr_cli.checkpoints.format import load_checkpoint
+from jdsr_cli.commands.upscale import OutputSize, check_scale, create_upscaler, upscale_image
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.image import Image, read_image
 from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.ops.resize import imresize, matlab_downscale_uint8, modcrop
-from jdsr_cli.commands.upscale import OutputSize, check_scale, create_upscaler, upscale_image
 
 
 def _psnr_db(a: np.ndarray, b: np.ndarray) -> float:

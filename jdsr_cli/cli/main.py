@@ -30,7 +30,10 @@ def exit_for(error: BaseException) -> typer.Exit:
     console = error_console()
     if debug_enabled():
         console.print("".join(traceback.format_exception(error)), markup=False, end="")
-    if isinstance(error, (JdsrError, Interrupted)):
+    if isinstance(error, Interrupted):  # not an error: the message says what was kept
+        console.print(str(error), markup=False)
+        return typer.Exit(error.exit_code)
+    if isinstance(error, JdsrError):
         console.print(f"error: {error}", markup=False)
         return typer.Exit(error.exit_code)
     if isinstance(error, MemoryError):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from jdsr_cli.cli.console import error_console, live_progress_allowed, make_console
+from jdsr_cli.cli.console import DEBUG, live_progress_allowed, make_console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -57,7 +57,6 @@ def train(
     import os
 
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
-    errors = error_console()
     overrides = dict(
         data=str(data) if data else None, scale=scale, method=method, arch=arch, preset=preset,
         out=str(out) if out else None,
@@ -68,24 +67,24 @@ def train(
         save_every=save_every, device=device, precision=precision,
         channels_last=channels_last, seed=seed, workers=workers,
     )
-    trainer = _start(console, errors, resume, config_file, overrides, debug)
+    if debug:
+        DEBUG.set(True)
+    trainer = _start(console, resume, config_file, overrides)
     config = trainer.config
     console.print(f"training {trainer.method.describe()} on {trainer.device} for {config.steps} steps "
                   f"-> {config.out}", markup=False)
-    result = _train(console, errors, trainer, debug)
+    result = _train(console, trainer)
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
     console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
                   f"{result.run_dir}/last", markup=False)
 
 
-def _start(console: Console, errors: Console, resume: Path | None, config_file: Path | None,
-           overrides: dict[str, Any], debug: bool) -> Trainer:
+def _start(console: Console, resume: Path | None, config_file: Path | None, overrides: dict[str, Any]) -> Trainer:
     """Options, run folder and data, checked before the run prints anything: a refusal is its only line.
 
-    Whatever its class, a JdsrError here means the run could not start (exit 2); anything else is a bug
-    (exit 1). Nothing has been written yet.
+    Whatever its class, a JdsrError here means the run could not start (exit 2). Nothing has been written yet.
     """
-    from jdsr_cli.errors import JdsrError
+    from jdsr_cli.errors import Interrupted, JdsrError, UnexpectedError, UsageError
     from jdsr_cli.training.config import load_config
     from jdsr_cli.training.resume import load_resume_config
     from jdsr_cli.training.trainer import Trainer
@@ -98,48 +97,28 @@ def _start(console: Console, errors: Console, resume: Path | None, config_file: 
         trainer = Trainer(config, log=lambda text: console.print(text, markup=False))
         trainer.prepare()
         return trainer
+    except UsageError:
+        raise
     except JdsrError as error:
-        errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(2) from None
+        raise UsageError(str(error)) from error
     except KeyboardInterrupt:
-        errors.print("interrupted before training started; nothing was written", markup=False)
-        raise typer.Exit(130) from None
+        raise Interrupted(2, "interrupted before training started; nothing was written") from None
     except Exception as error:
-        _unexpected(errors, error, debug, "before training started; nothing was written")
-        raise typer.Exit(1) from None
+        raise UnexpectedError(error, "before training started; nothing was written") from error
 
 
-def _train(console: Console, errors: Console, trainer: Trainer, debug: bool) -> RunResult:
+def _train(console: Console, trainer: Trainer) -> RunResult:
     """The run itself: a failure (exit 1) or a signal (exit 130/143) is one line that says what is kept."""
-    from jdsr_cli.errors import Interrupted, JdsrError
+    from jdsr_cli.errors import Interrupted, JdsrError, UnexpectedError
 
     try:
         return _run(console, trainer)
-    except Interrupted as stop:  # SIGINT / SIGTERM: the message says which checkpoint is kept and how to resume
-        errors.print(str(stop), markup=False)
-        raise typer.Exit(stop.exit_code) from None
-    except JdsrError as error:
-        errors.print(f"error: {error}", markup=False)
-        raise typer.Exit(error.exit_code) from None
+    except (Interrupted, JdsrError):  # a signal's message says which checkpoint is kept and how to resume
+        raise
     except KeyboardInterrupt:  # outside the signal handlers' reach (before the first step)
-        errors.print(f"interrupted by SIGINT after step {trainer.step}; {trainer.kept()}", markup=False)
-        raise typer.Exit(130) from None
+        raise Interrupted(2, f"interrupted by SIGINT after step {trainer.step}; {trainer.kept()}") from None
     except Exception as error:
-        _unexpected(errors, error, debug, f"the run stopped after step {trainer.step}", trainer.kept())
-        raise typer.Exit(1) from None
-
-
-def _unexpected(errors: Console, error: Exception, debug: bool, where: str, kept: str = "") -> None:
-    """A bug or an unforeseen failure: one line, the traceback only with --debug (or JDSR_DEBUG=1)."""
-    import traceback
-
-    from jdsr_cli.training.resume import one_line
-
-    if debug:
-        errors.print("".join(traceback.format_exception(error)).rstrip(), markup=False)
-    hint = "" if debug else " (--debug shows the traceback)"
-    kept = f"; {kept}" if kept else ""
-    errors.print(f"error: {type(error).__name__}: {one_line(error)} ({where}){kept}{hint}", markup=False)
+        raise UnexpectedError(error, f"the run stopped after step {trainer.step}", trainer.kept()) from error
 
 
 def _run(console, trainer):  # type: ignore[no-untyped-def]

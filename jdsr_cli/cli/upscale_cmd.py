@@ -63,7 +63,8 @@ def upscale(
 
     job = prepare_upscale(UpscaleRequest(
         inputs=inputs, output=output, scale=scale, model=model, recursive=recursive, suffix=suffix,
-        overwrite=overwrite, read=ReadOptions(max_pixels, strict), write=WriteOptions(fmt, quality, lossless, strip_metadata),
+        overwrite=overwrite, read=ReadOptions(max_pixels, strict),
+        write=WriteOptions(fmt, quality, lossless, strip_metadata),
         alpha=alpha, device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
         tta=tta, outscale=outscale, width=width, height=height, report=json_report,
     ))

@@ -1,1 +1,3 @@
-"""The image commands as a library (upscale, downscale, evaluation, the batch they share); the CLI is a thin layer over it."""
+"""The image commands as a library (upscale, downscale, evaluation and the batch they share).
+
+The CLI is a thin layer over it: parse, call, render."""

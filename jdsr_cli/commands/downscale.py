@@ -120,13 +120,14 @@ class ClassicDownscaler:
     def resize(self, pixels: np.ndarray, width: int, height: int, bit_depth: int) -> np.ndarray:
         import torch
 
+        from jdsr_cli.io.quantize import to_uint8
         from jdsr_cli.ops.resize import imresize
 
         kernel = _KERNELS[self.method]
         chw = np.ascontiguousarray(pixels.transpose(2, 0, 1))
         if self.method == "bicubic" and bit_depth == 8:
             # MATLAB's uint8 pipeline (float64, rounded per pass): bit-exact with MATLAB.
-            levels = torch.from_numpy(np.round(chw * 255.0).astype(np.uint8))
+            levels = torch.from_numpy(to_uint8(chw))
             out = imresize(levels, size=(height, width), kernel=kernel, quantize=True).numpy() / 255.0
         else:
             out = imresize(torch.from_numpy(chw.astype(np.float64)), size=(height, width), kernel=kernel).numpy()
@@ -151,11 +152,12 @@ class LearnedDownscaler:
         s = self.scale
         if pixels.shape[0] != height * s or pixels.shape[1] != width * s:
             raise UsageError("the superior-LR encoder shrinks by its own factor only (use -s, not --width/--height)")
+        from jdsr_cli.io.quantize import to_uint8
         from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
 
         out = self.runner.upscale(np.ascontiguousarray(gray_as_rgb(pixels)), progress).pixels
         if pixels.shape[2] == 1:
-            out = np.round(rgb_as_gray(out) * 255.0) / 255.0  # back on the 8-bit grid
+            out = to_uint8(rgb_as_gray(out)) / np.float32(255.0)  # back on the 8-bit grid
         return out.astype(np.float32)
 
 

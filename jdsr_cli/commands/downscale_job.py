@@ -36,7 +36,13 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     """Check every option, load the encoder if any, find and plan the inputs; raises if it cannot start."""
     from jdsr_cli.commands.batch import OutputNaming
     from jdsr_cli.commands.destinations import check_output_folder, check_report_file
-    from jdsr_cli.commands.downscale import METHODS, DownscaleSize, DownscaleTransform, check_fit_and_alpha, create_downscaler
+    from jdsr_cli.commands.downscale import (
+        METHODS,
+        DownscaleSize,
+        DownscaleTransform,
+        check_fit_and_alpha,
+        create_downscaler,
+    )
     from jdsr_cli.commands.runner import parse_tile
     from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
 

@@ -145,7 +145,9 @@ def benchmark_pairs(
 
 def _rgb_uint8(pixels: np.ndarray) -> np.ndarray:
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
-    return np.floor(rgb * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+    from jdsr_cli.io.quantize import to_uint8
+
+    return to_uint8(rgb)
 
 
 def evaluate_set(
@@ -157,6 +159,7 @@ def evaluate_set(
     lr_from: LearnedDownscaler | None = None,
 ) -> SetResult:
     """Score one set with the standard protocol; optionally save each SR image as PNG."""
+    from jdsr_cli.io.quantize import to_uint8
     from jdsr_cli.ops.metrics import MetricConvention
 
     scale = upscaler.scale
@@ -176,7 +179,7 @@ def evaluate_set(
             bicubic_lr, lr = lr, _rgb_uint8(small)
             lr_psnr = convention.psnr(lr, bicubic_lr)
         sr_float = upscaler.upscale(lr.astype(np.float32) / 255.0).pixels
-        sr = np.floor(sr_float * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        sr = to_uint8(sr_float)
         if sr.shape != hr.shape:
             raise UsageError(f"{set_dir / 'HR' / name}.png: SR is {sr.shape}, HR is {hr.shape} (wrong --scale?)")
         score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr), lr_psnr)

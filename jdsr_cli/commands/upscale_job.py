@@ -40,8 +40,8 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.batch import OutputNaming
     from jdsr_cli.commands.destinations import check_output_folder, check_report_file
-    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
     from jdsr_cli.commands.runner import parse_tile
+    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
     from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
 
     r = request

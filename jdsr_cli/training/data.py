@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jdsr_cli.commands.inputs import IMAGE_EXTENSIONS
+from jdsr_cli.io.formats import INPUT_EXTENSIONS as IMAGE_EXTENSIONS
+from jdsr_cli.io.quantize import to_uint8
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[Im
         rgb = image.color
         if rgb.shape[2] == 1:
             rgb = np.repeat(rgb, 3, axis=2)
-        hr = np.round(rgb * 255.0).clip(0, 255).astype(np.uint8)
+        hr = to_uint8(rgb)
         if min(hr.shape[:2]) // scale < min_lr_side:
             skipped.append(Skipped(path, "small", f"{path}: smaller than one training patch"))
             continue

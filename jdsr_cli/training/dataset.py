@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.quantize import to_uint8
 from jdsr_cli.training.config import TrainConfig
 from jdsr_cli.training.data import ImagePair, Skipped, dihedral, find_images, load_pairs
 
@@ -39,7 +40,7 @@ def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path,
     def uint8_rgb(path: Path) -> np.ndarray:
         pixels = read_image(path).color
         pixels = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        return np.floor(pixels * 255 + 0.5).clip(0, 255).astype(np.uint8)
+        return to_uint8(pixels)
 
     lr_files = {p.relative_to(lr_root).with_suffix("").as_posix(): p for p in find_images(lr_root)}
     pairs: list[ImagePair] = []
