@@ -15,27 +15,22 @@ on load (``jdsr_cli.checkpoints.legacy``) but never written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from jdsr_cli import __version__
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import JdsrError, ModelLoadError
-from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from jdsr_cli.archs.base import SRNet
     from jdsr_cli.archs.registry import ArchRegistry
     from jdsr_cli.checkpoints.manifest import ManifestEntry
@@ -47,7 +42,7 @@ CONFIG_NAME = "config.json"
 #: safetensors header metadata key holding ``ArchConfig.to_dict()`` as JSON
 SAFETENSORS_CONFIG_KEY = "jdsr_config"
 
-_RESERVED_KEYS = frozenset(
+RESERVED_KEYS = frozenset(
     {
         "format",
         "format_version",
@@ -89,74 +84,6 @@ class LoadedModel:
         return self.config.scale
 
 
-# --------------------------------------------------------------------------------------------- save
-
-
-def save_checkpoint(
-    folder: str | os.PathLike[str],
-    model: nn.Module,
-    config: ArchConfig,
-    *,
-    name: str | None = None,
-    training: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write ``folder/model.safetensors`` then ``folder/config.json`` (each atomically); return ``folder``.
-
-    Tensors are stored as contiguous CPU copies, so tied or shared parameters (which safetensors refuses
-    to serialise as aliases) are written once per name and restored by a strict load. ``extra`` adds
-    top-level keys to config.json (it may not override the format's own keys).
-    """
-    target = Path(folder)
-    tensors = state_dict_for_saving(model)
-    arch_json = json.dumps(config.to_dict(), sort_keys=True)
-    try:
-        from safetensors.torch import save as safetensors_save
-
-        blob = safetensors_save(tensors, metadata={"format": "pt", SAFETENSORS_CONFIG_KEY: arch_json})
-    except Exception as error:  # safetensors raises plain exceptions on odd tensors
-        raise ModelLoadError(f"{target / WEIGHTS_NAME}: cannot serialise the weights ({error})") from error
-
-    meta: dict[str, Any] = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "name": name or target.name,
-        "arch": config.arch,
-        "scale": int(config.scale),
-        "kwargs": dict(config.kwargs),
-        "in_channels": int(getattr(model, "in_channels", 3)),
-        "out_channels": int(getattr(model, "out_channels", 3)),
-        "weights_sha256": hashlib.sha256(blob).hexdigest(),
-        "training": dict(training or {}),
-        "metrics": {"convention": _default_convention(int(config.scale)), **dict(metrics or {})},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "jdsr_version": __version__,
-    }
-    if extra:
-        clash = sorted(set(extra) & _RESERVED_KEYS)
-        if clash:
-            raise ValueError(f"extra config.json keys may not override {', '.join(clash)}")
-        meta.update(extra)
-    try:
-        text = json.dumps(meta, indent=2, allow_nan=False) + "\n"
-    except (TypeError, ValueError) as error:  # before anything is written
-        raise ValueError(f"{target / CONFIG_NAME}: the recipe is not JSON-serialisable ({error})") from error
-
-    target.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target / WEIGHTS_NAME, blob)
-    atomic_write_text(target / CONFIG_NAME, text)
-    return target
-
-
-def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU copies (no two names share storage: safe for safetensors)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, tensor in model.state_dict().items():
-        out[key] = tensor.detach().to("cpu", copy=True).contiguous()
-    return out
-
-
 # --------------------------------------------------------------------------------------------- load
 
 
@@ -192,6 +119,8 @@ def locate_checkpoint_files(path: str | os.PathLike[str]) -> tuple[Path, Path | 
     from jdsr_cli.checkpoints.legacy import LEGACY_SUFFIXES
 
     p = Path(path).expanduser()
+    if not p.exists():
+        recover_missing(p)  # a save killed between its two renames: finish it
     if not p.exists():
         raise ModelLoadError(f"{p}: no such file or folder")
     if p.is_dir():
@@ -414,13 +343,6 @@ def read_safetensors_metadata(data: bytes) -> dict[str, str]:
         return {}
 
 
-def _default_convention(scale: int) -> str:
-    """The convention the training validation measures at ×scale (crop = scale), recorded with its numbers."""
-    from jdsr_cli.ops.metrics import MetricConvention
-
-    return MetricConvention.standard(scale).psnr_label
-
-
 def _default_registry(registry: ArchRegistry | None) -> ArchRegistry:
     if registry is not None:
         return registry
@@ -579,6 +501,15 @@ def _jsonish(value: Any) -> Any:
 def _describe(config: ArchConfig) -> str:
     kwargs = ", ".join(f"{k}={v!r}" for k, v in sorted(config.kwargs.items()))
     return f"{config.arch} x{config.scale}" + (f" ({kwargs})" if kwargs else "")
+
+
+def __getattr__(name: str) -> Any:
+    """Names that moved to ``checkpoints.save`` stay importable from here."""
+    if name in ("save_checkpoint", "state_dict_for_saving"):
+        from jdsr_cli.checkpoints import save
+
+        return getattr(save, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
