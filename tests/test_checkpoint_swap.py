@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jdsr_cli.checkpoints.format import load_checkpoint, save_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
+from jdsr_cli.checkpoints.save import save_checkpoint
 from tests.test_checkpoints import TINY_REGISTRY, make_tiny, tiny_config
 
 FS_CALLS = ("mkdir", "rename", "replace", "fsync", "link", "unlink", "rmdir")

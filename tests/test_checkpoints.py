@@ -18,12 +18,10 @@ from torch import nn
 
 from jdsr_cli.archs.base import SRNet
 from jdsr_cli.archs.registry import ArchConfig, ArchRegistry, ArchSpec, SizeRequirement
-from jdsr_cli.checkpoints.format import (
-    inspect_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    sha256_file,
-)
+from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.inspection import inspect_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
+from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.checkpoints.legacy import extract_state_dict, strip_prefixes
 from jdsr_cli.checkpoints.manifest import (
     Manifest,
@@ -317,6 +315,86 @@ def test_inspect_checkpoint(tmp_path: Path) -> None:
     info = inspect_checkpoint(half, registry=TINY_REGISTRY)
     assert info["format"] == "pytorch-pickle" and info["config_source"] == "detected"
     assert info["dtypes"] == ["float16"] and info["sha256_ok"] is None
+
+
+def _same_recipe(info: dict[str, Any], loaded: Any) -> None:
+    """``models inspect`` reports what ``upscale --model`` loads."""
+    assert (info["arch"], info["scale"], info["kwargs"]) == (loaded.config.arch, loaded.config.scale,
+                                                             dict(loaded.config.kwargs))
+    assert info["config_source"] == loaded.meta.get("config_source", "config.json")
+    assert info["load_error"] is None and info["params"] == sum(p.numel() for p in loaded.model.parameters())
+
+
+class WrappedNet(SRNet):
+    """A tiny net under an attribute named ``model``: its names carry a prefix that stripping removes."""
+
+    def __init__(self, scale: int = 2, features: int = 8) -> None:
+        super().__init__()
+        self.scale = scale
+        self.model = TinyNet(scale=scale, features=features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def detect_wrapped(state: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
+    if not state or not all(k.startswith("model.") for k in state):
+        return None
+    found = detect_tiny({k.removeprefix("model."): v for k, v in state.items()})
+    return None if found is None or found["tied"] else {"scale": found["scale"], "features": found["features"]}
+
+
+WRAPPED_REGISTRY = ArchRegistry((ArchSpec(name="wrapped", build=WrappedNet, detect=detect_wrapped, presets={},
+                                          scales=(2, 3, 4), size=SizeRequirement(minimum=2, multiple_of=1)),))
+
+
+def test_inspect_detects_legacy_files_as_load_does(tmp_path: Path) -> None:
+    # names that only an architecture whose top module is `model` matches: detected unstripped
+    torch.manual_seed(0)
+    model = WrappedNet(scale=3).eval()
+    path = tmp_path / "wrapped.pth"
+    torch.save({"params_ema": model.state_dict(), "iter": 7}, path)
+    loaded = load_checkpoint(path, registry=WRAPPED_REGISTRY)
+    assert loaded.config == ArchConfig("wrapped", 3, {"features": 8}) and _same_outputs(model, loaded.model)
+    info = inspect_checkpoint(path, registry=WRAPPED_REGISTRY)
+    _same_recipe(info, loaded)
+    assert info["detect_error"] is None and info["detected"] == loaded.config.to_dict()
+
+    # a BasicSR-style file (params + params_ema, DataParallel prefixes): the same recipe, the EMA weights
+    ema = make_tiny(seed=5)
+    prefixed = {f"module.{k}": v for k, v in ema.state_dict().items()}
+    torch.save({"params": {k: v + 1 for k, v in prefixed.items()}, "params_ema": prefixed}, path)
+    _same_recipe(inspect_checkpoint(path, registry=TINY_REGISTRY), load_checkpoint(path, registry=TINY_REGISTRY))
+
+
+def test_bare_safetensors_with_a_dataparallel_prefix(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = make_tiny(scale=4)
+    path = tmp_path / "dp.safetensors"
+    save_file({f"module.{k}": v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    loaded = load_checkpoint(path, registry=TINY_REGISTRY)
+    assert loaded.config == tiny_config(scale=4) and _same_outputs(model, loaded.model)
+    _same_recipe(inspect_checkpoint(path, registry=TINY_REGISTRY), loaded)
+
+
+def test_inspect_reports_what_does_not_load(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path / "ckpt", make_tiny(), tiny_config())
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    info = inspect_checkpoint(folder, registry=TINY_REGISTRY)  # never raises for a mismatch: reports it
+    assert info["sha256_ok"] is False and info["arch"] == "tiny"
+    defaults = save_checkpoint(tmp_path / "defaults", make_tiny(), ArchConfig("tiny", 2, {}))  # kwargs left out
+    info = inspect_checkpoint(defaults, registry=TINY_REGISTRY)
+    assert info["kwargs"] == {} and info["detected"]["kwargs"] == {"features": 8, "tied": False}
+    assert info["detected_matches_config"] is True  # the same model: the builder's defaults count
+    unknown = tmp_path / "other.pth"
+    torch.save({"encoder.conv.weight": torch.zeros(4, 3, 3, 3)}, unknown)
+    info = inspect_checkpoint(unknown, registry=TINY_REGISTRY)
+    assert info["arch"] is None and "no registered architecture" in info["detect_error"]
+    assert str(unknown) in info["detect_error"] and info["tensor_count"] == 1
 
 
 # -------------------------------------------------------------------------------------- manifest

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import torch
 
-from jdsr_cli.checkpoints.format import load_checkpoint, save_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
+from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.checkpoints.hub import HubRef, parse_hf_uri
 from jdsr_cli.errors import UsageError
 from tests.hubserver import HubServer
