@@ -262,22 +262,62 @@ class CustomPayload:
         self.value = 42
 
 
-def test_pickle_needing_code_execution_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "evil.pth"
-    torch.save({"params": make_tiny().state_dict(), "extra": CustomPayload()}, path)
+def _refusal(path: Path) -> str:
     with pytest.raises(ModelLoadError) as info:
         load_checkpoint(path, registry=TINY_REGISTRY)
     message = str(info.value)
-    assert message.startswith(f"{path}: refusing to unpickle: the file needs code execution (")
-    assert "CustomPayload" in message and "\n" not in message
-    assert message.endswith("convert it to safetensors with a trusted tool")
+    assert "\n" not in message and "weights_only" not in message.lower() and "trust" not in message
+    return message
+
+
+def test_pickle_needing_code_execution_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    torch.save({"params": make_tiny().state_dict(), "extra": CustomPayload()}, path)
+    assert _refusal(path) == (
+        f"{path}: refusing to load: its pickle needs tests.test_checkpoints.CustomPayload, which is not a tensor "
+        "or plain container (nothing was run; use a .safetensors or plain state-dict file)"
+    )
+
+
+class RunsACommand:
+    """Pickles as a call to os.system, like a malicious checkpoint (pickling it runs nothing)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("form", ["torch-zip", "raw-pickle"])
+def test_malicious_pickle_names_the_blocked_global(tmp_path: Path, form: str) -> None:
+    import os
+    import pickle
+
+    marker, path = tmp_path / "ran", tmp_path / "model.pth"
+    payload = {"params": make_tiny().state_dict(), "x": RunsACommand(marker)}
+    if form == "torch-zip":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(RunsACommand(marker), protocol=2))
+    message = _refusal(path)
+    assert message.startswith(f"{path}: refusing to load: its pickle needs {os.system.__module__}.system, ")
+    assert len(message) < len(str(path)) + 160 and not marker.exists()
 
 
 def test_garbage_pth(tmp_path: Path) -> None:
     path = tmp_path / "junk.pth"
-    path.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ModelLoadError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(path, registry=TINY_REGISTRY)
+    for data in (b"this is not a checkpoint", b"\x80\x02\x95"):
+        path.write_bytes(data)
+        message = _refusal(path)
+        assert message.startswith(f"{path}: not a readable PyTorch checkpoint (") and not message.endswith("()")
+    torch.save(make_tiny().state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # a torch zip cut in half
+    message = _refusal(path)
+    assert message.startswith(f"{path}: not a readable PyTorch checkpoint (") and len(message) < len(str(path)) + 160
 
 
 def test_unknown_state_dict_lists_tensors(tmp_path: Path) -> None:
