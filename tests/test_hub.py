@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import torch
 
+from jdsr_cli.checkpoints.hubref import HubRef, parse_hf_uri
 from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.checkpoints.save import save_checkpoint
-from jdsr_cli.checkpoints.hub import HubRef, parse_hf_uri
 from jdsr_cli.errors import UsageError
 from tests.hubserver import HubServer
 from tests.test_checkpoints import TINY_REGISTRY, make_tiny, tiny_config

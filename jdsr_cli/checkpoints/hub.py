@@ -1,4 +1,4 @@
-"""``hf://`` references and downloads from the Hugging Face Hub.
+"""Downloads from the Hugging Face Hub (the ``hf://`` references themselves: ``checkpoints.hubref``).
 
 Every download goes through ``huggingface_hub.hf_hub_download``, so its cache layout and its
 environment variables apply unchanged: ``HF_HOME`` / ``HF_HUB_CACHE`` (where files are cached),
@@ -17,55 +17,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from jdsr_cli import __version__
 from jdsr_cli.checkpoints.digest import sha256_file
-from jdsr_cli.errors import ModelLoadError, UsageError
+from jdsr_cli.checkpoints.hubref import HF_SCHEME, HubRef, is_hf_uri, parse_hf_uri
+from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry, load_manifest
+from jdsr_cli.errors import ModelLoadError
 
-if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry
-
-HF_SCHEME = "hf://"
-WEIGHTS_NAME = "model.safetensors"  # same as format.WEIGHTS_NAME (kept here: no torch import)
-CONFIG_NAME = "config.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class HubRef:
-    """A file or folder in a Hub model repository: ``hf://owner/repo[@revision]/path``.
-
-    ``path`` is ``""`` for the repository root. A folder (or the root) means its ``model.safetensors``
-    plus ``config.json``.
-    """
-
-    repo_id: str
-    revision: str | None
-    path: str
-
-    @property
-    def uri(self) -> str:
-        rev = f"@{self.revision}" if self.revision else ""
-        return f"{HF_SCHEME}{self.repo_id}{rev}" + (f"/{self.path}" if self.path else "")
-
-    def __str__(self) -> str:
-        return self.uri
-
-    def files(self) -> tuple[str, str | None, bool]:
-        """``(weights filename, config filename or None, config required)`` inside the repo."""
-        path = self.path
-        lower = path.lower()
-        if lower.endswith(".safetensors"):
-            return path, _sibling(path, CONFIG_NAME), False
-        if path == CONFIG_NAME or path.endswith("/" + CONFIG_NAME):
-            return _sibling(path, WEIGHTS_NAME), path, True
-        if lower.endswith(_WEIGHT_SUFFIXES):
-            return path, None, False
-        return _join(path, WEIGHTS_NAME), _join(path, CONFIG_NAME), False
+#: re-exported: ``from jdsr_cli.checkpoints.hub import HubRef, parse_hf_uri`` keeps working
+__all__ = ["HF_SCHEME", "HubFiles", "HubRef", "cached_weights", "download_model", "fetch_checkpoint", "fetch_entry",
+           "hub_cache_dir", "hub_endpoint", "hub_is_offline", "is_hf_uri", "parse_hf_uri"]
 
 
 @dataclass(frozen=True)
@@ -76,32 +38,6 @@ class HubFiles:
     weights: Path
     config: Path | None
     sha256: str
-
-
-def is_hf_uri(text: str) -> bool:
-    return text.startswith(HF_SCHEME)
-
-
-def parse_hf_uri(uri: str) -> HubRef:
-    """``hf://owner/repo[@revision][/path]`` -> HubRef. A revision with ``/`` is written ``%2F``."""
-    if not is_hf_uri(uri):
-        raise UsageError(f"{uri!r}: not an hf:// reference (expected hf://owner/repo[@revision]/path)")
-    rest = uri[len(HF_SCHEME) :]
-    parts = rest.split("/", 2)
-    if len(parts) < 2:
-        raise UsageError(f"{uri!r}: expected hf://owner/repo[@revision]/path")
-    owner, name_rev = parts[0], parts[1]
-    path = parts[2] if len(parts) == 3 else ""
-    name, _, revision = name_rev.partition("@")
-    if not _REPO_PART.match(owner) or not _REPO_PART.match(name):
-        raise UsageError(f"{uri!r}: invalid repository {owner}/{name!s} (expected owner/name)")
-    if "@" in name_rev and not revision:
-        raise UsageError(f"{uri!r}: empty revision after '@'")
-    path = path.strip("/")
-    segments = path.split("/") if path else []
-    if any(seg in ("", ".", "..") for seg in segments):
-        raise UsageError(f"{uri!r}: invalid path {path!r} in the repository")
-    return HubRef(repo_id=f"{owner}/{name}", revision=unquote(revision) or None, path=path)
 
 
 # --------------------------------------------------------------------------------------- downloads
@@ -276,8 +212,6 @@ def _not_cached_message(label: str, offline: bool, error: BaseException) -> str:
 
 
 def _manifest_entry(name: str, manifest: Manifest | None) -> tuple[ManifestEntry, Manifest]:
-    from jdsr_cli.checkpoints.manifest import load_manifest
-
     manifest = manifest if manifest is not None else load_manifest()
     return manifest.require(name), manifest
 
@@ -287,15 +221,6 @@ def _pretty_path(path: str) -> str:
     if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
         return "~" + path[len(home) :]
     return path
-
-
-def _sibling(path: str, name: str) -> str:
-    head, _, _ = path.rpartition("/")
-    return f"{head}/{name}" if head else name
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
 
 
 def _first_line(text: str) -> str:

@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry
+from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.load import LoadedModel, load_checkpoint, load_checkpoint_files
-from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry, is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry, load_manifest
 from jdsr_cli.errors import ModelLoadError
 
