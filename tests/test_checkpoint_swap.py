@@ -163,10 +163,12 @@ def test_leftovers_of_live_processes_and_other_files_are_left_alone(tmp_path: Pa
 def test_save_into_a_symlinked_folder_replaces_its_target(tmp_path: Path) -> None:
     real = tmp_path / "real"
     save_checkpoint(real, OLD, tiny_config())
+    real.chmod(0o750)  # the folder's permissions survive the swap
     link = tmp_path / "link"
     link.symlink_to(real, target_is_directory=True)
     save_checkpoint(link, NEW, tiny_config())
     assert link.is_symlink() and _which(real) == "new" and _ours(tmp_path) == []
+    assert real.stat().st_mode & 0o777 == 0o750
 
 
 def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:

@@ -147,9 +147,11 @@ def _swap(target: Path, staging: Path, backup: Path) -> None:
 
 
 def _carry_over(old: Path, staging: Path) -> None:
-    """Link the old folder's entries that the new one lacks into it (the old folder stays intact)."""
+    """Link the old folder's entries that the new one lacks into it, and give it the old one's permissions
+    (the old folder stays intact)."""
     if not old.is_dir():
         return
+    shutil.copymode(old, staging)
     for entry in old.iterdir():
         destination = staging / entry.name
         if os.path.lexists(destination):
@@ -188,6 +190,9 @@ def _fsync_path(path: str | os.PathLike[str], flags: int) -> None:
     fd = os.open(path, flags)
     try:
         os.fsync(fd)
+    except OSError:
+        if os.name == "posix":  # elsewhere a read-only handle may not be flushable; the rename still is atomic
+            raise
     finally:
         os.close(fd)
 
