@@ -1,30 +1,23 @@
-"""Checkpoint format, legacy .pth loading, inspection, the manifest and --model resolution.
+"""The checkpoint format (save, load, sha256 check), the manifest and --model resolution.
 
-Everything runs on a tiny test network registered in a private ``ArchRegistry`` (the loaders take the
-registry as a parameter), plus one test on a real architecture when ``jdsr_cli.archs.REGISTRY`` exists.
+Everything runs on the tiny test network of ``tests.tinynet`` in a private ``ArchRegistry`` (the loaders
+take the registry as a parameter), plus one test on a real architecture. Legacy files and inspection:
+``test_checkpoint_recipe.py``; a save interrupted at any step: ``test_checkpoint_swap.py``.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
-from jdsr_cli.archs.base import SRNet
-from jdsr_cli.archs.registry import ArchConfig, ArchRegistry, ArchSpec, SizeRequirement
-from jdsr_cli.checkpoints.format import (
-    inspect_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-    sha256_file,
-)
-from jdsr_cli.checkpoints.legacy import extract_state_dict, strip_prefixes
+from jdsr_cli.archs.registry import ArchConfig, ArchRegistry
+from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.inspection import inspect_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.checkpoints.manifest import (
     Manifest,
     ManifestError,
@@ -33,78 +26,15 @@ from jdsr_cli.checkpoints.manifest import (
     parse_manifest,
 )
 from jdsr_cli.checkpoints.resolve import resolve_model
-from jdsr_cli.errors import ModelLoadError, UnknownArchitectureError
-
-# ------------------------------------------------------------------------------- a tiny test arch
-
-
-class TinyNet(SRNet):
-    """conv -> relu -> conv -> pixel shuffle, with a buffer, and optionally a tied alias module."""
-
-    def __init__(self, scale: int = 2, features: int = 8, tied: bool = False) -> None:
-        super().__init__()
-        self.scale = scale
-        self.feature_channels = features
-        self.num_body_units = 1
-        self.head = nn.Conv2d(3, features, 3, padding=1)
-        self.tail = nn.Conv2d(features, 3 * scale * scale, 3, padding=1)
-        self.shuffle = nn.PixelShuffle(scale)
-        self.register_buffer("mean", torch.tensor([0.4, 0.45, 0.5]).view(1, 3, 1, 1))
-        if tied:
-            self.alias = self.head  # the same parameters under a second name (shared storage)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(self.tail(torch.relu(self.head(x - self.mean)))) + self.mean
-
-
-def _tiny_expected_keys(tied: bool) -> set[str]:
-    keys = {"head.weight", "head.bias", "tail.weight", "tail.bias", "mean"}
-    return keys | ({"alias.weight", "alias.bias"} if tied else set())
-
-
-def detect_tiny(state: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
-    tied = "alias.weight" in state
-    if set(state) != _tiny_expected_keys(tied):
-        return None
-    features = int(state["head.weight"].shape[0])
-    out = int(state["tail.weight"].shape[0])
-    scale = int(round(math.sqrt(out / 3)))
-    if 3 * scale * scale != out or tuple(state["tail.weight"].shape[1:]) != (features, 3, 3):
-        return None
-    return {"scale": scale, "features": features, "tied": tied}
-
-
-TINY_SPEC = ArchSpec(
-    name="tiny",
-    build=TinyNet,
-    detect=detect_tiny,
-    presets={"small": {"features": 8}},
-    scales=(2, 3, 4),
-    supports_fp16=True,
-    supports_bf16=False,
-    size=SizeRequirement(minimum=2, multiple_of=1),
-    summary="test net",
+from jdsr_cli.checkpoints.save import save_checkpoint
+from jdsr_cli.errors import ModelLoadError
+from tests.tinynet import (  # other test files used to import these from here: they still can
+    TINY_REGISTRY,
+    TinyNet,
+    make_tiny,
+    same_outputs,
+    tiny_config,
 )
-TINY_REGISTRY = ArchRegistry((TINY_SPEC,))
-
-
-def make_tiny(scale: int = 2, features: int = 8, tied: bool = False, seed: int = 0) -> TinyNet:
-    torch.manual_seed(seed)
-    return TinyNet(scale=scale, features=features, tied=tied).eval()
-
-
-def tiny_config(scale: int = 2, features: int = 8, tied: bool = False) -> ArchConfig:
-    return ArchConfig("tiny", scale, {"features": features, "tied": tied})
-
-
-def _x(seed: int = 1) -> torch.Tensor:
-    return torch.rand(1, 3, 6, 5, generator=torch.Generator().manual_seed(seed))
-
-
-def _same_outputs(a: nn.Module, b: nn.Module) -> bool:
-    with torch.no_grad():
-        return torch.equal(a(_x()), b(_x()))
-
 
 # -------------------------------------------------------------------------------------- the format
 
@@ -138,7 +68,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
         assert loaded.config == tiny_config(scale=3)
         assert loaded.model_scale == 3 and loaded.name == "tiny-x3"
         assert loaded.meta == meta and loaded.source == str(form)
-        assert _same_outputs(model, loaded.model)
+        assert same_outputs(model, loaded.model)
 
 
 def test_extra_may_not_override_format_keys(tmp_path: Path) -> None:
@@ -153,7 +83,7 @@ def test_tied_weights_round_trip(tmp_path: Path) -> None:
     folder = save_checkpoint(tmp_path / "tied", model, tiny_config(tied=True))
     loaded = load_checkpoint(folder, registry=TINY_REGISTRY)
     assert loaded.model.alias is loaded.model.head
-    assert _same_outputs(model, loaded.model)
+    assert same_outputs(model, loaded.model)
 
 
 def test_lone_safetensors_uses_header_metadata_then_detection(tmp_path: Path) -> None:
@@ -166,13 +96,13 @@ def test_lone_safetensors_uses_header_metadata_then_detection(tmp_path: Path) ->
     lone.write_bytes((folder / "model.safetensors").read_bytes())
     loaded = load_checkpoint(lone, registry=TINY_REGISTRY)
     assert loaded.meta["config_source"] == "safetensors-metadata"
-    assert loaded.config == tiny_config(scale=4, features=6) and _same_outputs(model, loaded.model)
+    assert loaded.config == tiny_config(scale=4, features=6) and same_outputs(model, loaded.model)
 
     bare = tmp_path / "bare.safetensors"  # no metadata at all: detected from names and shapes
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(bare))
     loaded = load_checkpoint(bare, registry=TINY_REGISTRY)
     assert loaded.meta["config_source"] == "detected"
-    assert loaded.config == tiny_config(scale=4, features=6) and _same_outputs(model, loaded.model)
+    assert loaded.config == tiny_config(scale=4, features=6) and same_outputs(model, loaded.model)
 
 
 def test_tampered_weights_fail_the_sha_check(tmp_path: Path) -> None:
@@ -216,107 +146,6 @@ def test_bad_config_json(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "missing", registry=TINY_REGISTRY)
     with pytest.raises(ModelLoadError, match="not a jdsr checkpoint folder"):
         load_checkpoint(tmp_path, registry=TINY_REGISTRY)
-
-
-# ---------------------------------------------------------------------------------------- legacy
-
-
-def test_pth_with_params_ema_and_module_prefix(tmp_path: Path) -> None:
-    ema, plain = make_tiny(seed=1), make_tiny(seed=2)
-    prefixed = lambda m: {f"module.{k}": v for k, v in m.state_dict().items()}  # noqa: E731
-    path = tmp_path / "net_g.pth"
-    torch.save({"params": prefixed(plain), "params_ema": prefixed(ema), "iter": 5}, path)
-    loaded = load_checkpoint(path, registry=TINY_REGISTRY)
-    assert loaded.config == tiny_config() and loaded.meta["config_source"] == "detected"
-    assert _same_outputs(ema, loaded.model) and not _same_outputs(plain, loaded.model)
-    assert loaded.meta["weights_sha256"] == sha256_file(path)
-
-
-def test_scale_hint_never_overrides_a_certain_detection(tmp_path: Path) -> None:
-    path = tmp_path / "x3.pth"
-    torch.save(make_tiny(scale=3).state_dict(), path)
-    loaded = load_checkpoint(path, registry=TINY_REGISTRY, scale_hint=2)
-    assert loaded.model_scale == 3 and loaded.meta["scale_candidates"] == [3]
-
-
-def test_pt_with_nested_state_dict_and_prefixes(tmp_path: Path) -> None:
-    model = make_tiny(scale=3)
-    nested = {"state_dict": {f"netG.module.{k}": v for k, v in model.state_dict().items()}, "epoch": 3}
-    path = tmp_path / "model.pt"
-    torch.save(nested, path)
-    loaded = load_checkpoint(path, registry=TINY_REGISTRY)
-    assert loaded.config.scale == 3 and _same_outputs(model, loaded.model)
-
-
-def test_extract_and_strip_helpers() -> None:
-    t = torch.zeros(1)
-    assert list(strip_prefixes({"module.model.a": t, "module.model.b": t})) == ["a", "b"]
-    assert list(strip_prefixes({"module.a": t, "b": t})) == ["module.a", "b"]  # only a common prefix
-    assert list(extract_state_dict({"generator": {"x": t}, "step": 1})) == ["x"]
-    with pytest.raises(ModelLoadError, match="no tensors"):
-        extract_state_dict({"a": 1})
-
-
-class CustomPayload:
-    """Not allowed by torch's weights_only unpickler."""
-
-    def __init__(self) -> None:
-        self.value = 42
-
-
-def test_pickle_needing_code_execution_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "evil.pth"
-    torch.save({"params": make_tiny().state_dict(), "extra": CustomPayload()}, path)
-    with pytest.raises(ModelLoadError) as info:
-        load_checkpoint(path, registry=TINY_REGISTRY)
-    message = str(info.value)
-    assert message.startswith(f"{path}: refusing to unpickle: the file needs code execution (")
-    assert "CustomPayload" in message and "\n" not in message
-    assert message.endswith("convert it to safetensors with a trusted tool")
-
-
-def test_garbage_pth(tmp_path: Path) -> None:
-    path = tmp_path / "junk.pth"
-    path.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ModelLoadError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(path, registry=TINY_REGISTRY)
-
-
-def test_unknown_state_dict_lists_tensors(tmp_path: Path) -> None:
-    path = tmp_path / "other.pth"
-    torch.save({"encoder.conv.weight": torch.zeros(4, 3, 3, 3), "encoder.conv.bias": torch.zeros(4)}, path)
-    with pytest.raises(UnknownArchitectureError) as info:
-        load_checkpoint(path, registry=TINY_REGISTRY)
-    message = str(info.value)
-    assert "encoder.conv.weight (4, 3, 3, 3)" in message and "known architectures: tiny" in message
-    assert str(path) in message
-
-
-# --------------------------------------------------------------------------------------- inspect
-
-
-def test_inspect_checkpoint(tmp_path: Path) -> None:
-    model = make_tiny(scale=2, features=8)
-    folder = save_checkpoint(tmp_path / "ckpt", model, tiny_config(), metrics={"set5": 31.0})
-    info = inspect_checkpoint(folder, registry=TINY_REGISTRY)
-    assert (info["arch"], info["scale"], info["kwargs"]) == ("tiny", 2, {"features": 8, "tied": False})
-    assert info["params"] == sum(p.numel() for p in model.parameters())
-    assert (info["in_channels"], info["out_channels"]) == (3, 3)
-    assert (info["supports_fp16"], info["supports_bf16"]) == (True, False)
-    assert info["size_requirement"] == {"minimum": 2, "multiple_of": 1}
-    assert info["sha256"] == sha256_file(folder / "model.safetensors") and info["sha256_ok"] is True
-    assert info["config_source"] == "config.json" and info["detected_matches_config"] is True
-    assert info["detected"] == tiny_config().to_dict()
-    assert info["file_size"] == (folder / "model.safetensors").stat().st_size
-    assert info["tensor_count"] == 5 and info["dtypes"] == ["float32"]
-    assert info["metrics"]["set5"] == 31.0 and info["load_error"] is None
-    json.dumps(info)  # printable as JSON
-
-    half = tmp_path / "half.pth"
-    torch.save({k: v.half() for k, v in model.state_dict().items()}, half)
-    info = inspect_checkpoint(half, registry=TINY_REGISTRY)
-    assert info["format"] == "pytorch-pickle" and info["config_source"] == "detected"
-    assert info["dtypes"] == ["float16"] and info["sha256_ok"] is None
 
 
 # -------------------------------------------------------------------------------------- manifest
@@ -425,9 +254,9 @@ def test_resolve_default_and_names(bundled: tuple[Manifest, dict[str, TinyNet]])
     manifest, models = bundled
     loaded = resolve_model(None, scale=2, manifest=manifest, registry=TINY_REGISTRY)
     assert loaded.name == "tiny-x2" and loaded.model_scale == 2
-    assert _same_outputs(models["tiny-x2"], loaded.model)
+    assert same_outputs(models["tiny-x2"], loaded.model)
     loaded = resolve_model(None, scale=None, manifest=manifest, registry=TINY_REGISTRY)  # x4 by default
-    assert loaded.name == "tiny-x4" and _same_outputs(models["tiny-x4"], loaded.model)
+    assert loaded.name == "tiny-x4" and same_outputs(models["tiny-x4"], loaded.model)
     # a named model of another scale is returned unchanged; the caller decides
     loaded = resolve_model("tiny-x2", scale=4, manifest=manifest, registry=TINY_REGISTRY)
     assert loaded.model_scale == 2 and loaded.model.scale == 2
@@ -439,7 +268,7 @@ def test_resolve_paths_and_unknown_names(bundled: tuple[Manifest, dict[str, Tiny
     manifest, models = bundled
     folder = manifest.bundled_folder(manifest.get("tiny-x4"))
     loaded = resolve_model(str(folder), scale=4, manifest=manifest, registry=TINY_REGISTRY)
-    assert loaded.source == str(folder) and _same_outputs(models["tiny-x4"], loaded.model)
+    assert loaded.source == str(folder) and same_outputs(models["tiny-x4"], loaded.model)
     loaded = resolve_model(folder / "model.safetensors", scale=None, manifest=manifest, registry=TINY_REGISTRY)
     assert loaded.model_scale == 4
     with pytest.raises(ModelLoadError) as info:

@@ -47,3 +47,27 @@ def test_upscale_from_hub_then_offline_from_cache(tmp_path: Path, data_dir: Path
     missing = _jdsr(["upscale", str(src), "-o", str(tmp_path / "c"), "--model", uri.replace("x2/", "x3/")],
                     hf_home, endpoint, offline=True)
     assert missing.returncode == 2 and "HF_HUB_OFFLINE" in missing.stderr
+
+
+def test_unreachable_hub_is_one_line_in_seconds(tmp_path: Path) -> None:
+    """No network and no HF_HUB_OFFLINE: one line naming both ways on, not 24 s of retries and 11 log lines."""
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a loopback port nobody listens on: connections are refused at once
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    uri = f"hf://{REPO}@{REV}/x2"
+    started = time.monotonic()
+    download = _jdsr(["models", "download", uri], tmp_path / "hf", endpoint)
+    assert time.monotonic() - started < 5, download.stderr  # the download path does not import torch
+    image = tmp_path / "in.png"
+    PILImage.new("RGB", (8, 8), (90, 120, 30)).save(image)
+    upscale = _jdsr(["upscale", str(image), "-o", str(tmp_path / "out"), "--model", uri], tmp_path / "hf", endpoint)
+    assert upscale.returncode == 2 and download.returncode != 0
+    for run in (download, upscale):
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+        assert f"could not be reached at {endpoint}" in lines[0] and "HF_HUB_OFFLINE=1" in lines[0]
+        assert f"jdsr models download {uri}" in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

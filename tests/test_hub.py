@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 import torch
 
-from jdsr_cli.checkpoints.format import load_checkpoint, save_checkpoint
-from jdsr_cli.checkpoints.hub import HubRef, parse_hf_uri
+from jdsr_cli.checkpoints.hubref import HubRef, parse_hf_uri
+from jdsr_cli.checkpoints.load import load_checkpoint
+from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.errors import UsageError
 from tests.hubserver import HubServer
-from tests.test_checkpoints import TINY_REGISTRY, make_tiny, tiny_config
+from tests.tinynet import TINY_REGISTRY, make_tiny, tiny_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO = "owner/repo"
@@ -93,40 +94,42 @@ def server(published: dict[str, Any]):
 
 
 _DRIVER = r"""
-import json, sys
+import json, sys, time
 from jdsr_cli.errors import JdsrError
 from jdsr_cli.checkpoints.hub import download_model
 from jdsr_cli.checkpoints.manifest import load_manifest
 
-if sys.argv[2] == "no-sleep":
-    # huggingface_hub retries a refused connection with exponential backoff (about 24 s in all) before
-    # giving up; the retries still happen, only their waiting is skipped.
-    import time
-    time.sleep = lambda seconds: None
-
+calls = json.loads(sys.argv[1])
+if any(call["fn"] == "resolve" for call in calls):  # imported before the clock starts (torch takes seconds)
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from tests.tinynet import TINY_REGISTRY
 results = []
-for call in json.loads(sys.argv[1]):
+for call in calls:
     manifest = load_manifest(call["manifest"]) if call.get("manifest") else None
+    started = time.monotonic()
     try:
         if call["fn"] == "download":
             path = download_model(call["ref"], manifest=manifest)
             results.append({"path": str(path), "config": (path.parent / "config.json").is_file()})
         else:  # resolve: the full --model path, with the test architecture registry
-            from jdsr_cli.checkpoints.resolve import resolve_model
-            from tests.test_checkpoints import TINY_REGISTRY
             loaded = resolve_model(call["ref"], scale=call.get("scale"), manifest=manifest, registry=TINY_REGISTRY)
             results.append({"name": loaded.name, "scale": loaded.model_scale, "source": loaded.source})
     except JdsrError as error:
         results.append({"error": type(error).__name__, "message": str(error)})
+    results[-1]["seconds"] = time.monotonic() - started
 results.append({"torch_imported": "torch" in sys.modules})
 print(json.dumps(results))
 """
 
 
 def run_jdsr(
-    calls: list[dict[str, Any]], *, hf_home: Path, endpoint: str, offline: bool = False, no_sleep: bool = False
+    calls: list[dict[str, Any]], *, hf_home: Path, endpoint: str, offline: bool = False,
+    stderr: list[str] | None = None, timings: list[float] | None = None,
 ) -> list[dict]:
-    """Run download/resolve calls in a fresh process configured only through environment variables."""
+    """Run download/resolve calls in a fresh process configured only through environment variables.
+
+    ``timings`` collects each call's seconds (the call alone, not the process start), ``stderr`` the
+    process's stderr."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -146,7 +149,7 @@ def run_jdsr(
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(calls), "no-sleep" if no_sleep else "-"],
+        [sys.executable, "-c", _DRIVER, json.dumps(calls)],
         cwd=hf_home.parent,
         env=env,
         capture_output=True,
@@ -154,7 +157,12 @@ def run_jdsr(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
+    if stderr is not None:
+        stderr.append(proc.stderr)
     *results, tail = json.loads(proc.stdout.strip().splitlines()[-1])
+    seconds = [result.pop("seconds") for result in results]
+    if timings is not None:
+        timings.extend(seconds)
     if all(c["fn"] == "download" for c in calls):
         assert not tail["torch_imported"], "the download path should not import torch"
     return results
@@ -239,10 +247,38 @@ def test_not_cached_and_offline_or_unreachable(tmp_path: Path, server: HubServer
 
     endpoint = server.endpoint
     server.stop()  # now unreachable (connection refused) and not offline
-    [down] = run_jdsr(calls[:1], hf_home=hf_home, endpoint=endpoint, no_sleep=True)
+    [down] = run_jdsr(calls[:1], hf_home=hf_home, endpoint=endpoint)
     assert down["error"] == "ModelLoadError"
-    assert f"and the Hub could not be reached at {endpoint}: ConnectError" in down["message"]
-    assert "run `jdsr models download tiny-hub`" in down["message"]
+    assert f"and the Hub could not be reached at {endpoint} (ConnectError: " in down["message"]
+    assert "run `jdsr models download tiny-hub`" in down["message"] and "HF_HUB_OFFLINE=1" in down["message"]
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (connections are refused at once)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_hub_fails_fast_in_one_line(tmp_path: Path) -> None:
+    """No network and no HF_HUB_OFFLINE: one line within 5 s, not 24 s of retries and their log lines."""
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    calls = [
+        {"fn": "download", "ref": f"hf://{REPO}@{REV}/x4"},
+        {"fn": "download", "ref": f"hf://{REPO}/x4/model.safetensors"},  # a branch: no pinned commit
+        {"fn": "resolve", "ref": "tiny-hub", "manifest": _manifest(tmp_path)},
+    ]
+    stderr: list[str] = []
+    timings: list[float] = []
+    results = run_jdsr(calls, hf_home=tmp_path / "hf", endpoint=endpoint, stderr=stderr, timings=timings)
+    assert stderr == [""], stderr[0][:2000]  # nothing but our messages (returned, not printed, here)
+    for result, seconds in zip(results, timings, strict=True):
+        message = result["message"]
+        assert result["error"] == "ModelLoadError" and "\n" not in message
+        assert f"could not be reached at {endpoint}" in message and "HF_HUB_OFFLINE=1" in message
+        assert "jdsr models download" in message and seconds < 5, (seconds, message)
 
 
 def test_sha_mismatch_against_the_manifest(tmp_path: Path, server: HubServer, published: dict) -> None:

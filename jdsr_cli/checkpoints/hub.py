@@ -1,4 +1,4 @@
-"""``hf://`` references and downloads from the Hugging Face Hub.
+"""Downloads from the Hugging Face Hub (the ``hf://`` references themselves: ``checkpoints.hubref``).
 
 Every download goes through ``huggingface_hub.hf_hub_download``, so its cache layout and its
 environment variables apply unchanged: ``HF_HOME`` / ``HF_HUB_CACHE`` (where files are cached),
@@ -7,8 +7,9 @@ huggingface_hub reads these when it is imported, i.e. when the process starts; j
 ``endpoint=`` / ``cache_dir=`` of its own, so there is a single source of truth.
 
 A pinned revision (a 40-hex commit) that is already cached is served without any request; a
-connection failure falls back to the cache; a file neither reachable nor cached is a
-``ModelLoadError`` that says how to fix it. This module does not import torch.
+connection failure falls back to the cache; a file neither reachable nor cached is a one-line
+``ModelLoadError`` that says how to go on, within seconds: before downloading a file that is not cached,
+one request without retries tells whether the Hub answers at all. This module does not import torch.
 """
 
 from __future__ import annotations
@@ -17,55 +18,20 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from jdsr_cli import __version__
 from jdsr_cli.checkpoints.digest import sha256_file
-from jdsr_cli.errors import ModelLoadError, UsageError
+from jdsr_cli.checkpoints.hubref import HF_SCHEME, HubRef, is_hf_uri, parse_hf_uri
+from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry, load_manifest
+from jdsr_cli.errors import ModelLoadError
 
-if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry
-
-HF_SCHEME = "hf://"
-WEIGHTS_NAME = "model.safetensors"  # same as format.WEIGHTS_NAME (kept here: no torch import)
-CONFIG_NAME = "config.json"
-_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-
-
-@dataclass(frozen=True)
-class HubRef:
-    """A file or folder in a Hub model repository: ``hf://owner/repo[@revision]/path``.
-
-    ``path`` is ``""`` for the repository root. A folder (or the root) means its ``model.safetensors``
-    plus ``config.json``.
-    """
-
-    repo_id: str
-    revision: str | None
-    path: str
-
-    @property
-    def uri(self) -> str:
-        rev = f"@{self.revision}" if self.revision else ""
-        return f"{HF_SCHEME}{self.repo_id}{rev}" + (f"/{self.path}" if self.path else "")
-
-    def __str__(self) -> str:
-        return self.uri
-
-    def files(self) -> tuple[str, str | None, bool]:
-        """``(weights filename, config filename or None, config required)`` inside the repo."""
-        path = self.path
-        lower = path.lower()
-        if lower.endswith(".safetensors"):
-            return path, _sibling(path, CONFIG_NAME), False
-        if path == CONFIG_NAME or path.endswith("/" + CONFIG_NAME):
-            return _sibling(path, WEIGHTS_NAME), path, True
-        if lower.endswith(_WEIGHT_SUFFIXES):
-            return path, None, False
-        return _join(path, WEIGHTS_NAME), _join(path, CONFIG_NAME), False
+#: seconds the one request that tells whether the Hub answers may take before a file that is not cached fails
+#: (huggingface_hub itself retries a dead connection for about 25 s, logging every try)
+PROBE_TIMEOUT = 4.0
+#: re-exported: ``from jdsr_cli.checkpoints.hub import HubRef, parse_hf_uri`` keeps working
+__all__ = ["HF_SCHEME", "HubFiles", "HubRef", "cached_weights", "download_model", "fetch_checkpoint", "fetch_entry",
+           "hub_cache_dir", "hub_endpoint", "hub_is_offline", "is_hf_uri", "parse_hf_uri"]
 
 
 @dataclass(frozen=True)
@@ -76,32 +42,6 @@ class HubFiles:
     weights: Path
     config: Path | None
     sha256: str
-
-
-def is_hf_uri(text: str) -> bool:
-    return text.startswith(HF_SCHEME)
-
-
-def parse_hf_uri(uri: str) -> HubRef:
-    """``hf://owner/repo[@revision][/path]`` -> HubRef. A revision with ``/`` is written ``%2F``."""
-    if not is_hf_uri(uri):
-        raise UsageError(f"{uri!r}: not an hf:// reference (expected hf://owner/repo[@revision]/path)")
-    rest = uri[len(HF_SCHEME) :]
-    parts = rest.split("/", 2)
-    if len(parts) < 2:
-        raise UsageError(f"{uri!r}: expected hf://owner/repo[@revision]/path")
-    owner, name_rev = parts[0], parts[1]
-    path = parts[2] if len(parts) == 3 else ""
-    name, _, revision = name_rev.partition("@")
-    if not _REPO_PART.match(owner) or not _REPO_PART.match(name):
-        raise UsageError(f"{uri!r}: invalid repository {owner}/{name!s} (expected owner/name)")
-    if "@" in name_rev and not revision:
-        raise UsageError(f"{uri!r}: empty revision after '@'")
-    path = path.strip("/")
-    segments = path.split("/") if path else []
-    if any(seg in ("", ".", "..") for seg in segments):
-        raise UsageError(f"{uri!r}: invalid path {path!r} in the repository")
-    return HubRef(repo_id=f"{owner}/{name}", revision=unquote(revision) or None, path=path)
 
 
 # --------------------------------------------------------------------------------------- downloads
@@ -206,6 +146,12 @@ def _download(ref: HubRef, filename: str, *, label: str, required: bool) -> Path
 
     offline = hub_is_offline()
     where = f"{ref.repo_id}@{ref.revision or 'main'}/{filename}"
+    if not offline and not _cached(ref, filename):
+        cause = _unreachable(ref, filename)
+        if cause is not None:  # huggingface_hub would retry for ~25 s, logging each try, then fail the same way
+            if not required:
+                return None
+            raise ModelLoadError(_not_cached_message(label, False, cause))
     try:
         local = hf_hub_download(
             ref.repo_id,
@@ -236,7 +182,7 @@ def _download(ref: HubRef, filename: str, *, label: str, required: bool) -> Path
         if not required:
             # the weights were found but the config is neither reachable nor cached: detect instead
             return None
-        raise ModelLoadError(_not_cached_message(label, offline, error)) from None
+        raise ModelLoadError(_not_cached_message(label, offline, error.__cause__ or error.__context__)) from None
     except HfHubHTTPError as error:
         status = getattr(getattr(error, "response", None), "status_code", "?")
         raise ModelLoadError(f"{label}: the Hub answered {status} for {where}: {_first_line(str(error))}") from None
@@ -261,23 +207,53 @@ def _known_missing(ref: HubRef, filename: str) -> bool:
     return try_to_load_from_cache(ref.repo_id, filename, revision=ref.revision) is _CACHED_NO_EXIST
 
 
-def _not_cached_message(label: str, offline: bool, error: BaseException) -> str:
+def _cached(ref: HubRef, filename: str) -> bool:
+    """Whether the cache holds ``filename`` at ``ref``'s revision (a branch: the commit it last pointed to)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(ref.repo_id, filename, revision=ref.revision), str)
+
+
+def _unreachable(ref: HubRef, filename: str) -> BaseException | None:
+    """One metadata request, without retries: why the Hub cannot be reached, or None when it answers.
+
+    Any answer, even an error status, is left to ``hf_hub_download`` (it has the precise messages).
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    url = hf_hub_url(ref.repo_id, filename, revision=ref.revision)
+    try:
+        get_hf_file_metadata(url, timeout=_probe_timeout(), library_name="jdsr", library_version=__version__)
+    except HfHubHTTPError:
+        return None
+    except Exception as error:  # the HTTP client's connection, proxy, TLS and timeout errors
+        return error
+    return None
+
+
+def _probe_timeout() -> float:
+    """Seconds the reachability request may take: ``HF_HUB_ETAG_TIMEOUT`` if set (a slow link), else 4."""
+    try:
+        return float(os.environ.get("HF_HUB_ETAG_TIMEOUT", PROBE_TIMEOUT))
+    except ValueError:
+        return PROBE_TIMEOUT
+
+
+def _not_cached_message(label: str, offline: bool, cause: BaseException | None) -> str:
+    """One line: why the file is not here, and the three ways on (download, copy the cache, go offline)."""
     cache = _pretty_path(hub_cache_dir())
+    fix = f"run `jdsr models download {label}` on a machine with network access, or copy the cache (HF_HOME)"
     if offline:
-        why = "the Hub is offline (HF_HUB_OFFLINE=1)"
-    else:
-        cause = error.__cause__ or error.__context__
-        detail = f": {type(cause).__name__}: {_first_line(str(cause))}" if cause else ""
-        why = f"the Hub could not be reached at {hub_endpoint()}{detail}"
+        return f"{label} is not in the local cache ({cache}) and the Hub is offline (HF_HUB_OFFLINE=1): {fix}"
+    detail = f" ({type(cause).__name__}: {_first_line(str(cause))})" if cause else ""
     return (
-        f"{label} is not in the local cache ({cache}) and {why}: run `jdsr models download {label}` "
-        "on a machine with network access, or copy the cache (HF_HOME)"
+        f"{label} is not in the local cache ({cache}) and the Hub could not be reached at {hub_endpoint()}{detail}: "
+        f"{fix}; without network, set HF_HUB_OFFLINE=1 to use the cache without trying the Hub"
     )
 
 
 def _manifest_entry(name: str, manifest: Manifest | None) -> tuple[ManifestEntry, Manifest]:
-    from jdsr_cli.checkpoints.manifest import load_manifest
-
     manifest = manifest if manifest is not None else load_manifest()
     return manifest.require(name), manifest
 
@@ -287,15 +263,6 @@ def _pretty_path(path: str) -> str:
     if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
         return "~" + path[len(home) :]
     return path
-
-
-def _sibling(path: str, name: str) -> str:
-    head, _, _ = path.rpartition("/")
-    return f"{head}/{name}" if head else name
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
 
 
 def _first_line(text: str) -> str:

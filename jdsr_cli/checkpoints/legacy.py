@@ -1,7 +1,8 @@
 """Legacy PyTorch checkpoints (``.pth`` / ``.pt``): safe loading, unwrapping and prefix stripping.
 
 Files are read with ``torch.load(..., weights_only=True)`` only: a pickle that needs code execution (a
-custom class, an arbitrary global) is refused, never run. Training frameworks nest the weights
+custom class, an arbitrary global such as ``posix.system``) is refused, never run, and the refusal names
+that global in one line. Training frameworks nest the weights
 (BasicSR: ``{"params_ema": ..., "params": ...}``; others: ``state_dict``, ``model``, ``net``, ``netG``,
 ``generator``) and prefix names (``module.`` from DataParallel, ``model.``, ``netG.``); both are undone
 here so the registry can detect the architecture from names and shapes.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "netG", "g
 #: name prefixes stripped (repeatedly) when every tensor name carries them
 STRIP_PREFIXES = ("module.", "model.", "netG.")
 
+#: "Unsupported global: GLOBAL posix.system was not ..." / "unsupported GLOBAL posix.system whose module ..."
+_GLOBAL = re.compile(r"\bGLOBAL\s+([A-Za-z_][\w.]*[\w])")
+#: lines of torch's weights_only message that only advise (never shown)
+_TORCH_ADVICE = ("Weights only load failed", "Check the documentation", "(1)", "(2)")
+
 
 def load_legacy_file(path: str | os.PathLike[str]) -> Any:
     """``torch.load`` with ``weights_only=True`` on CPU; a refused or unreadable file -> ModelLoadError."""
@@ -39,15 +45,15 @@ def load_legacy_file(path: str | os.PathLike[str]) -> Any:
     except IsADirectoryError:
         raise ModelLoadError(f"{file}: is a folder, not a .pth/.pt file") from None
     except pickle.UnpicklingError as error:
-        reason = _weights_only_reason(str(error))
-        if _looks_like_torch_file(file):
+        blocked = blocked_global(str(error))
+        if blocked is not None:
             raise ModelLoadError(
-                f"{file}: refusing to unpickle: the file needs code execution ({reason}); "
-                "convert it to safetensors with a trusted tool"
+                f"{file}: refusing to load: its pickle needs {blocked}, which is not a tensor or plain container "
+                "(nothing was run; use a .safetensors or plain state-dict file)"
             ) from None
-        raise ModelLoadError(f"{file}: not a readable PyTorch checkpoint ({reason})") from None
+        raise ModelLoadError(f"{file}: not a readable PyTorch checkpoint ({_short_reason(str(error))})") from None
     except Exception as error:  # a corrupt pickle can fail anywhere (IndexError, KeyError, EOFError...)
-        detail = _first_line(str(error)) or type(error).__name__
+        detail = _short_reason(str(error)) if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"{file}: not a readable PyTorch checkpoint ({detail})") from None
 
 
@@ -97,32 +103,20 @@ def load_legacy_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tens
     return extract_state_dict(load_legacy_file(path), source=str(path))
 
 
-def _weights_only_reason(message: str) -> str:
-    """The one informative line of torch's long weights_only error."""
-    marker = "WeightsUnpickler error:"
-    if marker in message:
-        tail = message.split(marker, 1)[1]
-        for line in tail.splitlines():
-            line = line.strip()
-            if line:
-                # "Unsupported global: GLOBAL x.Y was not an allowed global by default. Please use ..."
-                return line.split(". Please", 1)[0].rstrip(".")
-    return _first_line(message)
+def blocked_global(message: str) -> str | None:
+    """The global (``module.name``) torch's safe unpickler refused, from its message; None if it refused
+    something else. Only the name is kept: torch's advice to load without the safety net is never shown."""
+    found = _GLOBAL.search(message)
+    return found.group(1) if found else None
 
 
-def _looks_like_torch_file(path: Path) -> bool:
-    """A torch zip archive or a raw pickle (protocol 2+): a real checkpoint torch refused, not garbage."""
-    try:
-        if zipfile.is_zipfile(path):
-            return True
-        with open(path, "rb") as handle:
-            return handle.read(1) == b"\x80"
-    except OSError:
-        return False
+def _short_reason(message: str) -> str:
+    """The informative sentence of a reader's error, without torch's advice about ``weights_only``."""
+    message = message.split("WeightsUnpickler error:", 1)[-1]  # the reason follows torch's marker, if any
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if "weights_only" not in line.lower() and not line.startswith(_TORCH_ADVICE)]
+    return _first_sentence(useful[0]) if useful else "unsupported content"
 
 
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return text.strip() or "unknown error"
+def _first_sentence(text: str) -> str:
+    return text.strip().split(". ", 1)[0].rstrip(".")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 
 def init_record(loaded: LoadedModel) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jdsr_cli.checkpoints.hub import HubRef
+from jdsr_cli.checkpoints.hubref import HubRef
 from jdsr_cli.errors import ModelLoadError
 
 MANIFEST_NAME = "manifest.json"

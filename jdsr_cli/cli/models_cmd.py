@@ -107,7 +107,7 @@ def inspect(path: Path = typer.Argument(..., help="A checkpoint folder, .safeten
     """Architecture, scale, parameters, precision support and checksum of a checkpoint file."""
     from rich.table import Table
 
-    from jdsr_cli.checkpoints.format import inspect_checkpoint
+    from jdsr_cli.checkpoints.inspection import inspect_checkpoint
     from jdsr_cli.errors import JdsrError
 
     try:

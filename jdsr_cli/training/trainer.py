@@ -322,8 +322,8 @@ class Trainer:
         return scores.psnr
 
     def _save(self, which: str, metrics: dict[str, Any] | None = None) -> None:
-        from jdsr_cli.checkpoints.format import save_checkpoint
-        from jdsr_cli.io.atomic import atomic_open
+        from jdsr_cli.checkpoints.save import write_checkpoint
+        from jdsr_cli.checkpoints.swap import replace_folder
 
         folder = self.run_dir / which
         recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
@@ -332,15 +332,17 @@ class Trainer:
                   "config": json.loads(json.dumps(
                       {k: v for k, v in vars(self.config).items() if v is not None}))}
         deployed = copy.deepcopy(self.deployed_model()).cpu()
-        with self._stop.shield() if self._stop is not None else contextlib.nullcontext():
+        shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
+        with shield, replace_folder(folder) as staging:  # parts and training state change as one
             for part, (module, arch_config) in self.method.exports(deployed).items():
                 name = "-".join(filter(None, (self.run_dir.name, part, which)))
-                save_checkpoint(folder / part if part else folder, module, arch_config, name=name,
-                                training=recipe, metrics=metrics)
+                write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
+                                 training=recipe, metrics=metrics)
             if which == "last":
-                with atomic_open(folder / STATE_NAME) as handle:
+                with open(staging / STATE_NAME, "wb") as handle:
                     torch.save(_to_cpu(self.state_dict()), handle)
-                self.saved_step = self.step
+        if which == "last":
+            self.saved_step = self.step
 
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
