@@ -168,7 +168,7 @@ def test_models_list_shows_every_bundled_model_with_its_figures_in_80_columns(mo
 def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:
     inspected = jdsr("models", "inspect", trained_checkpoint)
     assert inspected.exit_code == 0 and "edsr" in inspected.output, inspected.output
-    assert jdsr("models", "inspect", "/no/such/file.pth").exit_code == 1
+    assert jdsr("models", "inspect", "/no/such/file.pth").exit_code == 2  # could not start: no such model
     doctor = jdsr("doctor")
     assert doctor.exit_code == 0 and "torch" in doctor.output and "HF cache" in doctor.output
 

@@ -208,12 +208,6 @@ def _owner_running(item: Leftover) -> bool:
     """Whether the process that made ``item`` may still be using it (unknown counts as running)."""
     if item.pid == os.getpid():
         return item.token in _ACTIVE
-    if os.name != "posix":  # no harmless way to ask; never remove another process's folders
-        return True
-    try:
-        os.kill(item.pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: someone else's live process
-        return True
-    return True
+    from jdsr_cli.io.atomic import process_alive
+
+    return process_alive(item.pid)

@@ -8,14 +8,10 @@ from typing import Any
 
 import typer
 
-from jdsr_cli.cli.console import error_console, make_console
+from jdsr_cli.cli.console import make_console
 
 app = typer.Typer(help="List, describe, download and inspect models.", no_args_is_help=True)
 
-
-def _fail(error: Exception, code: int = 1) -> typer.Exit:
-    error_console().print(f"error: {error}", markup=False)
-    return typer.Exit(code)
 
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
@@ -32,12 +28,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     from rich.table import Table
 
     from jdsr_cli.checkpoints.manifest import load_manifest
-    from jdsr_cli.errors import JdsrError
 
-    try:
-        manifest = load_manifest()
-    except JdsrError as error:
-        raise _fail(error) from None
+    manifest = load_manifest()
     entries = [e.to_dict() for e in manifest.entries]
     console = make_console()
     if as_json:
@@ -80,12 +72,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
 def info(name: str = typer.Argument(..., help="A name from `jdsr models list`.")) -> None:
     """Everything the manifest and the checkpoint say about one model."""
     from jdsr_cli.checkpoints.manifest import load_manifest
-    from jdsr_cli.errors import JdsrError
 
-    try:
-        entry = load_manifest().require(name)
-    except JdsrError as error:
-        raise _fail(error) from None
+    entry = load_manifest().require(name)
     make_console().print_json(json.dumps(entry.to_dict(), default=str))
 
 
@@ -93,12 +81,8 @@ def info(name: str = typer.Argument(..., help="A name from `jdsr models list`.")
 def download(name: str = typer.Argument(..., help="A manifest name or hf://owner/repo[@rev]/path.")) -> None:
     """Fetch a Hub-hosted model into the Hugging Face cache (checked against its sha256)."""
     from jdsr_cli.checkpoints.hub import download_model
-    from jdsr_cli.errors import JdsrError
 
-    try:
-        path = download_model(name)
-    except JdsrError as error:
-        raise _fail(error) from None
+    path = download_model(name)
     make_console().print(f"{name}: {path}", markup=False)
 
 
@@ -108,12 +92,8 @@ def inspect(path: Path = typer.Argument(..., help="A checkpoint folder, .safeten
     from rich.table import Table
 
     from jdsr_cli.checkpoints.inspection import inspect_checkpoint
-    from jdsr_cli.errors import JdsrError
 
-    try:
-        facts = inspect_checkpoint(path)
-    except JdsrError as error:
-        raise _fail(error) from None
+    facts = inspect_checkpoint(path)
     table = Table(title=str(path), show_header=False)
     table.add_column("field")
     table.add_column("value")

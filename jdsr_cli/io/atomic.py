@@ -70,7 +70,7 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP_PATTERN.match(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False) or _process_alive(int(match.group(1))):
+        if match is None or not entry.is_file(follow_symlinks=False) or process_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry.path)
@@ -78,13 +78,16 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be running here (unknown counts as running: never remove its files)."""
     if pid == os.getpid():
+        return True
+    if os.name != "posix":  # no harmless way to ask
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's live process
+    except OSError:  # EPERM: someone else's live process
         return True
     return True
