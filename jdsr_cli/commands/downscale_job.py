@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from jdsr_cli.commands.imagejob import ImageJob, ReadOptions, WriteOptions
+from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
 from jdsr_cli.errors import UsageError
 
 
 @dataclass(frozen=True)
-class DownscaleRequest:
+class DownscaleRequest(BatchRequest):
     """What the user asked for, as parsed (nothing checked yet): the library form of ``jdsr downscale``."""
 
-    inputs: list[str]
-    scale: int | None = None
-    output: Path | None = None
     method: str = "bicubic"
-    model: str | None = None
     fit: str = "crop"
-    width: int | None = None
-    height: int | None = None
-    recursive: bool = False
-    suffix: str | None = None
-    overwrite: bool = False
-    read: ReadOptions = field(default_factory=ReadOptions)
-    write: WriteOptions = field(default_factory=WriteOptions)
-    alpha: str = "auto"
-    device: str = "auto"
-    tile: str | int = "auto"
-    report: Path | None = None  # the --json path, checked up front
 
 
 def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     """Check every option, load the encoder if any, find and plan the inputs; raises if it cannot start."""
-    from jdsr_cli.commands.batch import OutputNaming
-    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.downscale import (
         METHODS,
         DownscaleSize,
@@ -44,7 +26,7 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
         create_downscaler,
     )
     from jdsr_cli.commands.runner import parse_tile
-    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
+    from jdsr_cli.commands.sharding import rank_device
 
     r = request
     if r.method not in METHODS:
@@ -56,9 +38,8 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     if r.method == "superior" and size.scale is None:
         raise UsageError("--method superior shrinks by the encoder's factor: use -s 2|3|4, not --width/--height")
     tile = parse_tile(r.tile)
-    check_output_folder(r.output)
-    check_report_file(r.report)
-    OutputNaming(r.suffix or "", r.output, r.write.extension)  # a bad --suffix fails before the model loads
+    r.check_destinations()
+    items = r.find_inputs()
     loaded, model_name = None, None
     label = f"{r.method} ({'MATLAB imresize' if r.method == 'bicubic' else 'MATLAB kernel'})"
     if r.method == "superior":
@@ -73,8 +54,7 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     if r.method == "superior":
         runner = downscaler.runner  # type: ignore[union-attr]
         label = f"superior LR with {model_name} on {runner.device} {runner.precision.name}"
-    naming = OutputNaming(r.suffix if r.suffix is not None else size.suffix(), r.output, r.write.extension)
-    plan = plan_for_this_rank(r.inputs, naming, recursive=r.recursive, overwrite=r.overwrite)
+    plan = r.plan(items, size.suffix())
     header = {"method": r.method, "model": model_name, "scale": r.scale, "fit": r.fit}
     defaults = {"size_in": None, "size_out": None, "method": r.method}
     transform = DownscaleTransform(downscaler, size, r.fit, r.alpha)

@@ -75,6 +75,54 @@ class WriteOptions:
         return output_extension(self.fmt)
 
 
+@dataclass(frozen=True)
+class BatchRequest:
+    """The options every image command takes, as parsed (nothing checked yet)."""
+
+    inputs: list[str]
+    output: Path | None = None
+    scale: int | None = None
+    model: str | None = None
+    recursive: bool = False
+    suffix: str | None = None
+    overwrite: bool = False
+    read: ReadOptions = field(default_factory=ReadOptions)
+    write: WriteOptions = field(default_factory=WriteOptions)
+    alpha: str = "auto"
+    device: str = "auto"
+    tile: str | int = "auto"
+    width: int | None = None
+    height: int | None = None
+    report: Path | None = None  # the --json path, checked up front
+
+    def check_destinations(self) -> None:
+        """``-o``, ``--json`` and ``--suffix``, before any model is loaded or image read."""
+        from jdsr_cli.commands.batch import OutputNaming
+        from jdsr_cli.commands.destinations import check_output_folder, check_report_file
+
+        check_output_folder(self.output)
+        check_report_file(self.report)
+        OutputNaming(self.suffix or "", self.output, self.write.extension)
+
+    def find_inputs(self) -> list[InputFile]:
+        """Every input (never from inside ``-o``); a missing path or no image at all is a usage error."""
+        from jdsr_cli.commands.inputs import collect_inputs
+
+        items = collect_inputs(self.inputs, recursive=self.recursive, output_dir=self.output)
+        if not items:
+            raise UsageError(f"no images found in {', '.join(self.inputs)}")
+        return items
+
+    def plan(self, items: list[InputFile], default_suffix: str) -> list[PlannedFile]:
+        """The planned batch of this process (all inputs planned, then this rank's share)."""
+        from jdsr_cli.commands.batch import OutputNaming
+        from jdsr_cli.commands.sharding import plan_for_this_rank
+
+        suffix = self.suffix if self.suffix is not None else default_suffix
+        naming = OutputNaming(suffix, self.output, self.write.extension)
+        return plan_for_this_rank(items, naming, overwrite=self.overwrite)
+
+
 class ImageTransform(Protocol):
     """What an image command does to one image."""
 

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 from jdsr_cli.commands.batch import OutputNaming, PlannedFile, plan_batch
-from jdsr_cli.commands.inputs import collect_inputs, shard_for_rank
-from jdsr_cli.errors import UsageError
+from jdsr_cli.commands.inputs import InputFile, shard_for_rank
 
 
 def launcher_rank() -> tuple[int, int, int]:
@@ -19,13 +18,8 @@ def launcher_rank() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def plan_for_this_rank(
-    specs: list[str], naming: OutputNaming, *, recursive: bool = False, overwrite: bool = False
-) -> list[PlannedFile]:
-    """Find the inputs (never inside the output folder), plan them all, keep this rank's share."""
-    items = collect_inputs(specs, recursive=recursive, output_dir=naming.out_dir)
-    if not items:
-        raise UsageError(f"no images found in {', '.join(specs)}")
+def plan_for_this_rank(items: list[InputFile], naming: OutputNaming, *, overwrite: bool = False) -> list[PlannedFile]:
+    """Plan every input of the batch (so collisions across ranks are caught too), keep this rank's share."""
     rank, world, _ = launcher_rank()
     return shard_for_rank(plan_batch(items, naming, overwrite=overwrite), rank, world)
 

@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from jdsr_cli.commands.imagejob import ImageJob, ReadOptions, WriteOptions
+from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
 from jdsr_cli.errors import UsageError
 
 
 @dataclass(frozen=True)
-class UpscaleRequest:
+class UpscaleRequest(BatchRequest):
     """What the user asked for, as parsed (nothing checked yet): the library form of ``jdsr upscale``."""
 
-    inputs: list[str]
-    output: Path | None = None
-    scale: int | None = None
-    model: str | None = None
-    recursive: bool = False
-    suffix: str | None = None
-    overwrite: bool = False
-    read: ReadOptions = field(default_factory=ReadOptions)
-    write: WriteOptions = field(default_factory=WriteOptions)
-    alpha: str = "auto"
-    device: str = "auto"
     precision: str = "auto"
-    tile: str | int = "auto"
     tile_overlap: int = 16
     batch_size: int | None = None
     tta: bool = False
     outscale: float | None = None
-    width: int | None = None
-    height: int | None = None
-    report: Path | None = None  # the --json path, checked up front
 
 
 def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     """Check every option, load the model, find and plan the inputs; raises a JdsrError if it cannot start."""
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.commands.batch import OutputNaming
-    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.runner import parse_tile
-    from jdsr_cli.commands.sharding import plan_for_this_rank, rank_device
+    from jdsr_cli.commands.sharding import rank_device
     from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
 
     r = request
@@ -54,10 +36,8 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
         raise UsageError(f"--batch-size {r.batch_size}: must be at least 1")
     tile = parse_tile(r.tile)
     size = OutputSize(r.outscale, r.width, r.height)
-    check_output_folder(r.output)
-    check_report_file(r.report)
-    naming_suffix = r.suffix  # checked by OutputNaming below, before the model loads
-    OutputNaming(naming_suffix or "", r.output, r.write.extension)
+    r.check_destinations()
+    items = r.find_inputs()
     loaded = resolve_model(r.model, scale=r.scale)
     candidates = loaded.meta.get("scale_candidates") or []
     if r.scale is None and len(candidates) > 1:
@@ -68,9 +48,7 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     check_scale(r.scale, loaded.config.scale, loaded.source)
     upscaler = create_upscaler(loaded, device=rank_device(r.device), precision=r.precision, tile=tile,
                                overlap=r.tile_overlap, batch_size=r.batch_size, tta=r.tta)
-    suffix = naming_suffix if naming_suffix is not None else size.suffix(loaded.config.scale)
-    naming = OutputNaming(suffix, r.output, r.write.extension)
-    plan = plan_for_this_rank(r.inputs, naming, recursive=r.recursive, overwrite=r.overwrite)
+    plan = r.plan(items, size.suffix(loaded.config.scale))
     name = loaded.name or loaded.source
     banner = [f"model {name} (×{upscaler.scale}, {loaded.config.arch}) on {upscaler.device} "
               f"{upscaler.precision.name}; {len(plan)} image(s)"]
