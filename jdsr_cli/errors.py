@@ -9,6 +9,14 @@ a run that cannot be resumed), 1 when it started and something failed.
 from __future__ import annotations
 
 
+def one_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters (torch's run to kilobytes)."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if len(text) > limit and ". " in text:  # torch appends paragraphs of advice to the first sentence
+        text = text.split(". ")[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class JdsrError(Exception):
     """Base class: an expected failure with a user-facing one-line message."""
 
@@ -73,6 +81,5 @@ class UnexpectedError(JdsrError):
     """
 
     def __init__(self, error: BaseException, where: str, kept: str = "") -> None:
-        text = " ".join(str(error).split())[:300] or "no message"
         kept = f"; {kept}" if kept else ""
-        super().__init__(f"{type(error).__name__}: {text} ({where}){kept} (--debug shows the traceback)")
+        super().__init__(f"{type(error).__name__}: {one_line(error)} ({where}){kept} (--debug shows the traceback)")

@@ -133,7 +133,7 @@ def test_sixteen_bit_and_metadata_survive_the_cli(tmp_path: Path, trained_checkp
         (["{img}", "--device", "tpu"], "--device"),
         (["{img}", "--precision", "fp16", "--device", "cpu"], "fp16"),
         (["{img}", "--alpha", "sometimes"], "--alpha"),
-        (["{img}", "--format", "gif"], "--format"),
+        (["{img}", "--format", "jxl"], "--format"),
         (["{img}", "-s", "4"], "×2 model"),
         (["{img}", "--model", "no-such-model"], "no-such-model"),
     ],
@@ -144,7 +144,7 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path, data_dir: Path, train
     argv = [a.replace("{img}", str(img)) for a in args]
     if "--model" not in argv:
         argv += ["--model", str(trained_checkpoint)]
-    result = jdsr("upscale", *argv)
+    result = jdsr("upscale", *argv, "-o", tmp_path / "o")  # never next to the shared images, even on a regression
     assert result.exit_code == 2, result.output
     assert message in result.output
 

@@ -25,7 +25,7 @@ EXIT_BUG = 1
 def exit_for(error: BaseException) -> typer.Exit:
     """Print ``error`` as one line (and its traceback with --debug); the exit that ends the command."""
     from jdsr_cli.cli.console import debug_enabled, error_console
-    from jdsr_cli.errors import Interrupted, JdsrError
+    from jdsr_cli.errors import Interrupted, JdsrError, one_line
 
     console = error_console()
     if debug_enabled():
@@ -39,13 +39,10 @@ def exit_for(error: BaseException) -> typer.Exit:
     if isinstance(error, MemoryError):
         console.print("error: out of memory", markup=False)
         return typer.Exit(EXIT_BUG)
-    console.print(f"error: {type(error).__name__}: {_one_line(error)} (this is a bug in jdsr; "
+    console.print(f"error: {type(error).__name__}: {one_line(error)} (this is a bug in jdsr; "
                   "re-run with --debug for the traceback and report it)", markup=False)
     return typer.Exit(EXIT_BUG)
 
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or "no message"
 
 
 class _MappedGroup(TyperGroup):

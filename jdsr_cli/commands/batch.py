@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jdsr_cli.commands.inputs import InputFile
-from jdsr_cli.errors import Interrupted, JdsrError, UsageError
+from jdsr_cli.errors import Interrupted, JdsrError, UsageError, one_line
 
 
 @dataclass(frozen=True)
@@ -183,11 +183,8 @@ def failure_reason(error: BaseException, path: Path, output: Path) -> str:
         text = "out of memory"
     elif isinstance(error, OSError):
         where = error.filename or output.parent
-        return f"{where}: {error.strerror or _one_line(error)}"
+        return f"{where}: {error.strerror or one_line(error)}"
     else:
-        text = f"{type(error).__name__}: {_one_line(error)} (unexpected; --debug shows the traceback)"
+        text = f"{type(error).__name__}: {one_line(error)} (unexpected; --debug shows the traceback)"
     return text if str(path) in text else f"{path}: {text}"
 
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or "no message"

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image as PILImage
 
+from jdsr_cli.errors import one_line  # noqa: F401 - re-exported for the io modules
+
 __all__ = ["Metadata", "read_metadata", "tiff_exif", "apply_orientation", "exif_for_output", "icc_matches"]
 
 logger = logging.getLogger(__name__)
@@ -23,12 +25,6 @@ EXIF_PREFIX = b"Exif\x00\x00"
 #: IFD0 tags of an EXIF block that describe the picture (not its layout); copied to and from TIFF.
 EXIF_IFD0_TAGS = frozenset({270, 271, 272, 305, 306, 315, 33432})
 EXIF_SUB_IFDS = (0x8769, 0x8825)  # Exif, GPSInfo
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line, for error and warning messages."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
 
 
 @dataclass(frozen=True)

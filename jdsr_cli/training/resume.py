@@ -18,7 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from jdsr_cli.errors import JdsrError, UsageError
+from jdsr_cli.errors import JdsrError, UsageError, one_line
 from jdsr_cli.training.config import TrainConfig, load_config
 
 STATE_NAME = "training_state.pt"
@@ -127,14 +127,6 @@ def new_run_hint(run: Path, saved: TrainConfig | None, flags: str = "", *, weigh
     if source is None:
         return f"no checkpoint of it loads; start a new run instead: jdsr train {options}{flags} {out}"
     return f"start a new run from its weights: jdsr train {options}{flags} --init {shlex.quote(str(source))} {out}"
-
-
-def one_line(error: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's message, cut to ``limit`` characters (torch's run to kilobytes)."""
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    if len(text) > limit and ". " in text:  # torch appends paragraphs of advice to the first sentence
-        text = text.split(". ")[0]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _load_problem(folder: Path) -> str | None:
