@@ -351,3 +351,20 @@ def test_a_damaged_file_is_done_with_a_warning_or_failed_with_strict(
     assert result.exit_code == 0 and record["warnings"] and "warning:" in result.output
     strict = jdsr("upscale", damaged, "-o", tmp_path / "s", "--model", trained_checkpoint, "--strict")
     assert strict.exit_code == 1 and "damaged.png" in strict.output and "strict" in strict.output
+
+
+def test_a_signal_while_a_line_is_printed_still_ends_the_batch_with_its_outcome(tmp_path: Path) -> None:
+    """The race the subprocess tests hit under load: the signal lands inside a progress callback."""
+    from jdsr_cli.commands.batch import OutputNaming, plan_batch, run_batch
+    from jdsr_cli.commands.inputs import InputFile
+    from jdsr_cli.errors import Interrupted
+
+    items = [InputFile(tmp_path / f"{n}.png", Path(f"{n}.png")) for n in "abc"]
+    plan = plan_batch(items, OutputNaming("_x2", tmp_path / "o", None))
+
+    def on_done(report) -> None:  # type: ignore[no-untyped-def]
+        raise Interrupted(signal.SIGTERM, "terminated (SIGTERM)")
+
+    outcome = run_batch(plan, lambda item, output: {}, on_done=on_done)
+    assert outcome.interrupted is not None and outcome.interrupted.exit_code == 143
+    assert [r.status for r in outcome.reports] == ["done"] and outcome.not_run == 2

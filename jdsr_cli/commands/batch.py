@@ -140,19 +140,18 @@ def run_batch(
     like Ctrl-C does: the outcome then carries the interruption and the files done so far.
     """
     outcome = BatchOutcome([], len(plan))
-    for index, planned in enumerate(plan):
-        if on_start is not None:
-            on_start(index, planned)
-        try:
+    try:  # a signal may also arrive inside the callbacks (while a line is printed)
+        for index, planned in enumerate(plan):
+            if on_start is not None:
+                on_start(index, planned)
             report = _process_one(planned, process)
-        except Interrupted as stop:
-            outcome.interrupted = stop
-            break
-        outcome.reports.append(report)
-        if on_done is not None:
-            on_done(report)
-        if fail_fast and report.status == "failed":
-            break
+            outcome.reports.append(report)
+            if on_done is not None:
+                on_done(report)
+            if fail_fast and report.status == "failed":
+                break
+    except Interrupted as stop:
+        outcome.interrupted = stop
     return outcome
 
 

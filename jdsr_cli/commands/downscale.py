@@ -266,10 +266,10 @@ class DownscaleTransform:
     def keep_alpha(self) -> bool:
         return self.alpha != "discard"
 
-    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
+    def peak_size(self, width: int, height: int, channels: int) -> tuple[int, int, int]:
         """A downscale never holds more than its (possibly padded) input."""
         scale = self.size.scale or 1
-        return -(-width // scale) * scale, -(-height // scale) * scale, 4
+        return -(-width // scale) * scale, -(-height // scale) * scale, max(channels, 3)
 
     def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
         small, report = downscale_image(image, self.downscaler, self.size, fit=self.fit, alpha=self.alpha,

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 #: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
 OUTPUT_PIXELS_PER_INPUT_PIXEL = 16
-#: Peak bytes per output sample while an output is made (float32 result, resize and quantize copies).
-WORKING_BYTES_PER_SAMPLE = 16
+#: Peak bytes per output sample while an output is made: the float32 tile accumulator and its result,
+#: then the result and the float32/uint8 copies of the writer (measured peaks are 8-12 per sample).
+WORKING_BYTES_PER_SAMPLE = 12
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,8 @@ class ImageTransform(Protocol):
 
     keep_alpha: bool
 
-    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
-        """(width, height, channels) of the largest image held while transforming a width×height input."""
+    def peak_size(self, width: int, height: int, channels: int) -> tuple[int, int, int]:
+        """(width, height, channels) of the largest image held while transforming a width×height×channels input."""
 
     def __call__(self, image: Image, progress: ProgressCallback | None) -> tuple[Image, dict[str, Any]]:
         """The new image (metadata carried over) and the details for its report record."""
@@ -207,7 +208,7 @@ def _still(
     from jdsr_cli.io.image import write_image
 
     _check_alpha(transform, image, path, out_format)
-    peak_w, peak_h, channels = transform.peak_size(image.width, image.height)
+    peak_w, peak_h, channels = transform.peak_size(image.width, image.height, image.channels)
     check_output_fits(str(path), peak_w, peak_h, channels, read)
     result, details = _transform(transform, image, progress, path, (peak_w, peak_h))
     write_image(output, result, format=write.fmt, quality=write.quality, lossless=write.lossless,
@@ -236,7 +237,7 @@ def _animation(
         return details
     first = animation.frames[0]
     _check_alpha(transform, first, path, out_format)
-    peak_w, peak_h, channels = transform.peak_size(first.width, first.height)
+    peak_w, peak_h, channels = transform.peak_size(first.width, first.height, first.channels)
     check_output_fits(str(path), peak_w, peak_h, channels * count, read)
     results = [_transform(transform, frame, progress, path, (peak_w, peak_h)) for frame in animation.frames]
     frames = [image for image, _ in results]

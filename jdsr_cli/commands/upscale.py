@@ -219,11 +219,11 @@ class UpscaleTransform:
     def keep_alpha(self) -> bool:
         return self.alpha != "discard"
 
-    def peak_size(self, width: int, height: int) -> tuple[int, int, int]:
-        """The larger of the network's output and the final size, with the channels the model works on."""
+    def peak_size(self, width: int, height: int, channels: int) -> tuple[int, int, int]:
+        """The larger of the network's output and the final size; gray runs through RGB models as RGB."""
         out_w, out_h = self.size.target(width, height, self.upscaler.scale)
         s = self.upscaler.scale
-        return max(out_w, width * s), max(out_h, height * s), 4
+        return max(out_w, width * s), max(out_h, height * s), max(channels, self.upscaler.in_channels)
 
     def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
         result, report = upscale_image(image, self.upscaler, size=self.size, alpha=self.alpha, progress=progress)
