@@ -160,3 +160,12 @@ def _all_keys(value: Any) -> Iterator[Any]:
         for key, item in value.items():
             yield key
             yield from _all_keys(item)
+
+
+def test_one_flag_to_option_mapping_for_every_training_command() -> None:
+    from jdsr_cli.training.options import config_overrides
+
+    assert config_overrides(data=Path("photos"), scale=2, lr=None, channels_last=False) == {
+        "data": "photos", "scale": 2, "lr": None, "channels_last": False}
+    with pytest.raises(TypeError, match="not training options: debug"):
+        config_overrides(debug=True)
