@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 if TYPE_CHECKING:
     from jdsr_cli.training.method_api import TrainingMethod
 
@@ -46,3 +48,14 @@ def _upgraded(method: TrainingMethod, state: dict[str, Any]) -> dict[str, dict[s
     if any(len(found) != 1 for found in names.values()):
         raise KeyError("an old single-network state cannot fill this method")
     return {part: {names[part][0]: state[LEGACY[part]]} for part in PARTS}
+
+
+def to_cpu(value: Any) -> Any:
+    """Move every tensor of a nested state to the CPU, so a run resumes on any device."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value

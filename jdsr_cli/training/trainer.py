@@ -31,7 +31,9 @@ from jdsr_cli.training.config import TrainConfig
 from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
+from jdsr_cli.training.recipe import command_line, training_recipe
 from jdsr_cli.training.resume import STATE_NAME
+from jdsr_cli.training.state import to_cpu
 from jdsr_cli.training.step_context import StepContext, TrainingError
 
 __all__ = ["Progress", "RunResult", "Trainer", "TrainingError", "ema_decay_at"]
@@ -111,7 +113,7 @@ class Trainer:
                                schedulers=self.method.schedulers(), wrapped=wrapped)
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training loop, summed over resumed sessions
-        self.commands = [_command_line()]  # the command that started the run, then each resume's
+        self.commands = [command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
         self.saved_step: int | None = None  # the step last/ holds (a resumed run's, until it saves)
         self._stop: StopSignals | None = None  # while run() runs: the signals that stop it, and its shield
@@ -339,11 +341,8 @@ class Trainer:
         from jdsr_cli.checkpoints.swap import replace_folder
 
         folder = self.run_dir / which
-        recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
-                  "hardware": _hardware(self.device), "command": self.commands[0],
-                  "resumed_with": self.commands[1:], **({"init_from": self.init_from} if self.init_from else {}),
-                  "config": json.loads(json.dumps(
-                      {k: v for k, v in vars(self.config).items() if v is not None and (v or k != "method_options")}))}
+        recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
+                                 commands=self.commands, init_from=self.init_from)
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
         with shield, replace_folder(folder) as staging:  # parts and training state change as one
@@ -353,7 +352,7 @@ class Trainer:
                                  training=recipe, metrics=metrics)
             if which == "last":
                 with open(staging / STATE_NAME, "wb") as handle:
-                    torch.save(_to_cpu(self.state_dict()), handle)
+                    torch.save(to_cpu(self.state_dict()), handle)
         if which == "last":
             self.saved_step = self.step
 
@@ -365,34 +364,3 @@ class Trainer:
 def _total(losses: dict[str, float]) -> float:
     """The loss progress shows: "loss", else the first named one."""
     return losses["loss"] if "loss" in losses else next(iter(losses.values()), float("nan"))
-
-
-def _command_line() -> str:
-    """How this process was started, e.g. 'jdsr train --config configs/imdn-x4.toml' (for the recipe)."""
-    import shlex
-    import sys
-
-    program = Path(sys.argv[0]).name if sys.argv else "python"
-    if program in ("__main__.py", "-m"):
-        program = "python -m jdsr_cli"
-    return shlex.join([program, *sys.argv[1:]])
-
-
-def _hardware(device: torch.device) -> str:
-    """E.g. 'cpu: x86_64, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each checkpoint)."""
-    import platform
-
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"{device.type}: {platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _to_cpu(value: Any) -> Any:
-    """Move every tensor of a nested state to the CPU, so a run resumes on any device."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
