@@ -304,8 +304,8 @@ class Trainer:
             window.losses, window.steps, window.tick = {}, 0, time.perf_counter()
 
     def _learning_rates(self) -> dict[str, float]:
-        """"lr": the first scheduler's; "lr_<name>" for each further one."""
-        rates = [(name, sched.get_last_lr()[0]) for name, sched in self.method.schedulers().items()]
+        """"lr": the first optimizer's; "lr_<name>" for each further one (as its scheduler left it)."""
+        rates = [(name, opt.param_groups[0]["lr"]) for name, opt in self.method.optimizers().items()]
         return {("lr" if i == 0 else f"lr_{name}"): rate for i, (name, rate) in enumerate(rates)}
 
     def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> dict[str, float]:
