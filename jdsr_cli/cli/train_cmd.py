@@ -56,16 +56,14 @@ def train(
     """
     import os
 
+    from jdsr_cli.training.options import config_overrides
+
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
-    overrides = dict(
-        data=str(data) if data else None, scale=scale, method=method, arch=arch, preset=preset,
-        out=str(out) if out else None,
-        lr_dir=str(lr_dir) if lr_dir else None, val=str(val) if val else None,
-        init=init, steps=steps, batch_size=batch_size,
-        patch_size=patch_size, lr=lr, schedule=schedule, ema_decay=ema_decay,
-        lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every,
-        save_every=save_every, device=device, precision=precision,
-        channels_last=channels_last, seed=seed, workers=workers,
+    overrides = config_overrides(
+        data=data, scale=scale, method=method, arch=arch, preset=preset, out=out, lr_dir=lr_dir, val=val,
+        init=init, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, schedule=schedule,
+        ema_decay=ema_decay, lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every, save_every=save_every,
+        device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
     if debug:
         DEBUG.set(True)

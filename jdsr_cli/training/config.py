@@ -1,7 +1,8 @@
 """Training configuration: defaults < TOML file < command-line flags; the resolved result is saved.
 
 Every option lives in one flat dataclass so a TOML file, the CLI and the saved ``config.toml`` of a run
-all use the same names (``steps``, ``batch_size``, ``patch_size``...).
+all use the same names (``steps``, ``batch_size``, ``patch_size``...). A method's own options live in a
+table named after it (``[jdsr]``), checked against the keys the method declares (``OPTIONS``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import tomllib
 from jdsr_cli.errors import UsageError
 
 TRAIN_PRECISIONS = ("fp32", "bf16")
-METHODS = ("supervised", "superior-lr")
+
+
+def __getattr__(name: str) -> Any:
+    """``METHODS``: the registered method names (training.registry), read when asked so registrations count."""
+    if name == "METHODS":
+        from jdsr_cli.training.registry import method_names
+
+        return method_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -56,14 +65,18 @@ class TrainConfig:
     channels_last: bool = True  # NHWC convolutions: faster on CPUs (oneDNN) and tensor cores
     seed: int = 0
     workers: int = 2
+    method_options: dict[str, Any] = field(default_factory=dict)  # the [<method>] table: the method's own options
 
     def validate(self) -> None:
+        from jdsr_cli.training.registry import method_names
+
         if not self.data:
             raise UsageError("training needs a data folder (DATA_DIR)")
         if self.scale not in (2, 3, 4):
             raise UsageError(f"--scale {self.scale}: choose 2, 3 or 4")
-        if self.method not in METHODS:
-            raise UsageError(f"--method {self.method!r}: choose {' or '.join(METHODS)}")
+        if self.method not in method_names():
+            raise UsageError(f"--method {self.method!r}: choose {' or '.join(method_names())}")
+        _check_method_options(self.method, self.method_options)
         if self.slr_rounding not in ("ste", "none"):
             raise UsageError(f"slr_rounding {self.slr_rounding!r}: choose ste or none")
         if self.schedule not in ("cosine", "multistep"):
@@ -82,10 +95,38 @@ class TrainConfig:
         config.toml given to ``--config`` starts a new run)."""
         lines = []
         for key, value in dataclasses.asdict(self).items():
-            if value is None or key == "resume":
+            if value is None or key in ("resume", "method_options"):
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
+        if self.method_options:  # a table after the top-level keys, as users write it
+            lines += ["", f"[{self.method}]", *(f"{k} = {_toml_value(v)}" for k, v in self.method_options.items())]
         return "\n".join(lines) + "\n"
+
+
+def _check_method_options(method: str, options: dict[str, Any]) -> None:
+    """Every key of the method's table must be one the method declares (its class is imported only then)."""
+    if not options:
+        return
+    from jdsr_cli.training.registry import method_class
+
+    known = method_class(method).OPTIONS
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        choices = ", ".join(sorted(known)) or "none"
+        raise UsageError(f"[{method}]: unknown option(s) {', '.join(unknown)}; known: {choices}")
+
+
+def _method_tables(values: dict[str, Any], method: str, path: Path) -> dict[str, Any]:
+    """Take the tables named after a method out of ``values``: the run's method's table is its options; a
+    table for another method is refused (it would be silently ignored)."""
+    from jdsr_cli.training.registry import method_names
+
+    tables = {name: values.pop(name) for name in method_names() if isinstance(values.get(name), dict)}
+    other = sorted(set(tables) - {method})
+    if other:
+        raise UsageError(f"{path}: [{other[0]}] options, but the method is {method}; remove the table or use "
+                         f"--method {other[0]}")
+    return tables.get(method, {})
 
 
 def _toml_value(value: Any) -> str:
@@ -105,16 +146,19 @@ def _toml_value(value: Any) -> str:
 def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """Defaults, then the TOML file, then non-None overrides (the CLI flags)."""
     values: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"method_options"}  # a table in a file
     if path is not None:
         try:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise UsageError(f"{path}: cannot read the config ({error})") from None
         values.pop("resume", None)  # written by earlier versions into a resumed run's config.toml
+        method = overrides.get("method") or values.get("method", TrainConfig.method)
+        table = _method_tables(values, method, path)
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values["method_options"] = table
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = TrainConfig(**values)
     config.validate()

@@ -1,9 +1,9 @@
-"""Training methods: what a run trains, its loss, how it is validated and what it exports.
+"""The built-in training methods: what a run trains, its losses, how it is validated and what it exports.
 
-The ``Trainer`` owns everything a method does not: data, optimiser, schedule, EMA, DDP, precision,
-checkpoints, resume, logging. A method gives it one ``net`` (an ``nn.Module`` whose ``forward`` takes
-the method's batch input, so DDP sees every parameter used), a loss, a validation, and the checkpoints to
-export (each a registry architecture that ``jdsr upscale`` / ``jdsr downscale`` loads).
+Both are one-network methods (``training.single_net``): the contract is ``training.method_api``, the names
+``training.registry``. ``net`` is an ``nn.Module`` whose ``forward`` takes the method's batch input, so DDP
+sees every parameter used; the checkpoints exported are registry architectures that ``jdsr upscale`` /
+``jdsr downscale`` load.
 
 - ``supervised``: one SR network, L1 to HR. ``net`` is the network itself, so the run folder's ``best/``
   and ``last/`` are ordinary checkpoints.
@@ -15,7 +15,6 @@ export (each a registry architecture that ``jdsr upscale`` / ``jdsr downscale`` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,29 +25,14 @@ from torch import nn
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
-from jdsr_cli.training.config import METHODS, TrainConfig
+from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.method_api import Batch, InitReport, Losses, TrainingMethod, Validation
+from jdsr_cli.training.single_net import SingleNetMethod
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.format import LoadedModel
 
-
-@dataclass
-class InitReport:
-    """What ``--init`` brought: tensors copied of the net's total, and each source checkpoint's lineage."""
-
-    copied: int
-    total: int
-    sources: list[dict[str, Any]]
-
-
-@dataclass
-class Validation:
-    """Validation scores: ``psnr`` picks the best checkpoint; ``extra`` is logged alongside."""
-
-    psnr: float
-    ssim: float
-    images: int
-    extra: dict[str, float] = field(default_factory=dict)
+__all__ = ["InitReport", "RoundTrip", "SuperiorLR", "Supervised", "Validation", "build_method"]
 
 
 def _to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -91,12 +75,12 @@ def copy_matching(source: Mapping[str, torch.Tensor], target: nn.Module) -> int:
     return len(shared)
 
 
-class Supervised:
+class Supervised(SingleNetMethod):
     """One SR network trained with L1 to HR."""
 
     name = "supervised"
 
-    def __init__(self, config: TrainConfig) -> None:
+    def build(self, config: TrainConfig) -> None:
         self.scale = config.scale
         self.arch_config = _arch_config(config)
         self.net = _build(self.arch_config)
@@ -107,8 +91,8 @@ class Supervised:
     def batch_input(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return lr
 
-    def loss(self, output: torch.Tensor, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        return nn.functional.l1_loss(output.float(), hr)
+    def losses(self, output: torch.Tensor, batch: Batch) -> Losses:
+        return {"loss": nn.functional.l1_loss(output.float(), batch.hr)}
 
     def initialise_from(self, spec: str) -> InitReport:
         loaded = load_init(spec)
@@ -150,12 +134,12 @@ class RoundTrip(nn.Module):
         return slr, self.decoder(slr)
 
 
-class SuperiorLR:
+class SuperiorLR(SingleNetMethod):
     """JDSR stage 1: the superior-LR encoder and its decoder, trained jointly from scratch."""
 
     name = "superior-lr"
 
-    def __init__(self, config: TrainConfig) -> None:
+    def build(self, config: TrainConfig) -> None:
         from jdsr_cli.archs import REGISTRY
 
         self.scale = config.scale
@@ -173,10 +157,12 @@ class SuperiorLR:
     def batch_input(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         return hr
 
-    def loss(self, output: tuple[torch.Tensor, torch.Tensor], lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def losses(self, output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> Losses:
         slr, sr = output
-        return (self.lr_weight * nn.functional.l1_loss(slr.float(), lr)
-                + self.sr_weight * nn.functional.l1_loss(sr.float(), hr))
+        loss_lr = nn.functional.l1_loss(slr.float(), batch.lr)
+        loss_sr = nn.functional.l1_loss(sr.float(), batch.hr)
+        return {"loss": self.lr_weight * loss_lr + self.sr_weight * loss_sr,
+                "loss_lr": loss_lr.detach(), "loss_sr": loss_sr.detach()}
 
     def initialise_from(self, spec: str) -> InitReport:
         """A superior-LR run folder (``encoder/`` + ``decoder/``), either half of a bundled pair (both halves
@@ -214,9 +200,8 @@ class SuperiorLR:
                           {"val_lr_psnr": float(np.mean(lr_psnrs))})
 
 
-def build_method(config: TrainConfig) -> Supervised | SuperiorLR:
-    if config.method == "supervised":
-        return Supervised(config)
-    if config.method == "superior-lr":
-        return SuperiorLR(config)
-    raise UsageError(f"--method {config.method!r}: choose {', '.join(METHODS)}")
+def build_method(config: TrainConfig) -> TrainingMethod:
+    """The method ``config.method`` names (training.registry), built from the run's options."""
+    from jdsr_cli.training.registry import method_class
+
+    return method_class(config.method)(config)

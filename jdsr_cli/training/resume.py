@@ -22,7 +22,7 @@ from jdsr_cli.errors import JdsrError, UsageError, one_line
 from jdsr_cli.training.config import TrainConfig, load_config
 
 STATE_NAME = "training_state.pt"
-STATE_KEYS = ("step", "model", "optimizer", "scheduler", "torch_rng")
+STATE_KEYS = ("step", "trainable", "optimizers", "schedulers", "torch_rng")  # or an older state's model, optimizer...
 FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "encoder_preset", "encoder_kwargs", "lr")
 _FLAGS = {"method": "--method", "scale": "--scale", "arch": "--arch", "preset": "--preset", "lr": "--lr",
           "ema_decay": "--ema-decay"}
@@ -94,7 +94,10 @@ def read_state(run: Path, saved: TrainConfig) -> dict[str, Any]:
     except Exception as error:  # torch's readers raise RuntimeError, EOFError, ValueError... on a cut file
         raise ResumeError(f"{path}: damaged ({one_line(error)}); cannot resume {run}: "
                           f"{new_run_hint(run, saved)}") from None
-    missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    from jdsr_cli.training.state import LEGACY
+
+    missing = [key for key in STATE_KEYS
+               if not isinstance(state, dict) or (key not in state and LEGACY.get(key) not in state)]
     if missing:
         raise ResumeError(f"{path}: not a jdsr training state (no {missing[0]!r}); cannot resume {run}: "
                           f"{new_run_hint(run, saved)}")

@@ -1,8 +1,10 @@
 """Supervised training runs: the loop every training method builds on.
 
-A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one record per logged step and
-per validation), ``last/`` and ``best/`` (checkpoints ``jdsr upscale`` loads; EMA weights when EMA is on)
-and ``last/training_state.pt`` (optimizer, scheduler, EMA, RNG states, step). Everything is written
+The method (training.method_api) owns its networks, optimizers and step; the Trainer owns the rest.
+A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one record per logged step, with
+the window mean of each named loss, and per validation), ``last/`` and ``best/`` (checkpoints ``jdsr
+upscale`` loads, of the deployed network; EMA weights when EMA is on) and ``last/training_state.pt``
+(trainable networks, optimizers, schedulers, EMA, RNG states, step). Everything is written
 atomically, so a killed run loses at most the steps since its last save and keeps its last good
 checkpoint; a non-finite loss stops the run without saving. SIGINT and SIGTERM stop it after the current
 step (training.signals); what a resume may change, and what it refuses, is in training.resume.
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import shlex
 import time
 from collections.abc import Callable
@@ -25,19 +26,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from jdsr_cli.errors import Interrupted, JdsrError
+from jdsr_cli.errors import Interrupted
 from jdsr_cli.training.config import TrainConfig
-from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group, mean_across_ranks
+from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group
+from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
+from jdsr_cli.training.method_api import Batch
+from jdsr_cli.training.recipe import command_line, training_recipe
 from jdsr_cli.training.resume import STATE_NAME
+from jdsr_cli.training.state import to_cpu
+from jdsr_cli.training.step_context import StepContext, TrainingError
+
+__all__ = ["Progress", "RunResult", "Trainer", "TrainingError", "ema_decay_at"]
 
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.dataset import PatchDataset
     from jdsr_cli.training.signals import StopSignals
-
-
-class TrainingError(JdsrError):
-    """The run cannot go on (non-finite loss, --init that matches nothing); the last good checkpoint is kept."""
 
 
 @dataclass
@@ -52,11 +56,20 @@ class Progress:
 
 @dataclass
 class _Window:
-    """The losses since the last log line, when that window began, and the latest validation PSNR."""
+    """The named losses since the last log line, when that window began, and the latest validation PSNR."""
 
-    losses: list[float] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    steps: int = 0
     tick: float = field(default_factory=time.perf_counter)
     val_psnr: float | None = None
+
+    def add(self, losses: dict[str, float]) -> None:
+        self.steps += 1
+        for name, value in losses.items():
+            self.losses.setdefault(name, []).append(value)
+
+    def means(self) -> dict[str, float]:
+        return {name: float(np.mean(values)) for name, values in self.losses.items()}
 
 
 @dataclass
@@ -65,13 +78,6 @@ class RunResult:
     steps: int
     best_psnr: float | None
     losses: list[float] = field(default_factory=list)
-
-
-def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
-    if config.schedule == "multistep":
-        return lambda step: config.gamma ** sum(step >= m for m in config.milestones)
-    floor = config.min_lr_ratio
-    return lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
 
 
 class Trainer:
@@ -93,28 +99,46 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.method = build_method(config)
         self.init_from: list[dict[str, Any]] = []  # the --init checkpoints' own recipes (kept across resumes)
-        self.model: nn.Module = self.method.net  # the supervised network itself, or e.g. encoder + decoder
+        self.model: nn.Module = self.method.deployed()  # the supervised network itself, or e.g. encoder + decoder
         if config.init and not config.resume:  # a resumed run's weights and lineage come from its state
             self._initialise_from(config.init)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model.to(self.device, memory_format=self.memory_format)
+        self._place_networks()
         self.autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
-        self.train_model: nn.Module = self.model
-        if self.dist.world > 1:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False) if config.ema_decay > 0 else None
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(0.9, 0.99))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(config))
+        wrapped = self._wrap_trainable()
+        self.ema = ema_copy(self.model) if config.ema_decay > 0 else None
+        self.run_dir = Path(config.out)
+        self.ctx = StepContext(device=self.device, memory_format=self.memory_format, autocast_dtype=self.autocast_dtype,
+                               dist=self.dist, run_dir=self.run_dir, optimizers=self.method.optimizers(),
+                               schedulers=self.method.schedulers(), wrapped=wrapped)
         self.step = 0
         self.train_seconds = 0.0  # wall-clock of the training loop, summed over resumed sessions
-        self.commands = [_command_line()]  # the command that started the run, then each resume's
+        self.commands = [command_line()]  # the command that started the run, then each resume's
         self.best_psnr: float | None = None
-        self.run_dir = Path(config.out)
         self.saved_step: int | None = None  # the step last/ holds (a resumed run's, until it saves)
         self._stop: StopSignals | None = None  # while run() runs: the signals that stop it, and its shield
         self.dataset: PatchDataset | None = None  # set by prepare()
         self.val_pairs: list[ImagePair] = []
+
+    def _place_networks(self) -> None:
+        """Every network on the run's device and memory format; frozen ones in eval mode, without gradients."""
+        frozen = self.method.frozen()
+        for module in frozen.values():
+            module.requires_grad_(False).eval()
+        for module in (*self.method.trainable().values(), *frozen.values()):
+            module.to(self.device, memory_format=self.memory_format)
+        frozen_params = {id(p) for module in frozen.values() for p in module.parameters()}
+        for name, optimizer in self.method.optimizers().items():
+            if any(id(p) in frozen_params for group in optimizer.param_groups for p in group["params"]):
+                raise TypeError(f"{self.method.describe()}: optimizer {name!r} holds a frozen network's parameters")
+
+    def _wrap_trainable(self) -> dict[int, nn.Module]:
+        """DDP around each trainable network under torchrun (frozen ones need no gradient sync): by id, for ctx."""
+        if self.dist.world == 1:
+            return {}
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return {id(module): nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+                for module in self.method.trainable().values()}
 
     def _initialise_from(self, spec: str) -> None:
         """Copy the tensors whose names and shapes match (e.g. the body of a ×4 model into a ×2 one)."""
@@ -126,12 +150,14 @@ class Trainer:
 
     # ---- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """What last/training_state.pt holds: trainable networks, optimizers and schedulers (training.state)
+        and EMA, never a frozen network."""
+        from jdsr_cli.training.state import method_state
+
         return {
             "step": self.step,
-            "model": self.model.state_dict(),
+            **method_state(self.method),
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "best_psnr": self.best_psnr,
             "train_seconds": self.train_seconds,
@@ -156,15 +182,14 @@ class Trainer:
     def load_state(self, folder: Path) -> None:
         """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
         from jdsr_cli.training.resume import check_steps, read_saved_config, read_state, state_does_not_fit
+        from jdsr_cli.training.state import load_method_state
 
         saved = self.saved_config or read_saved_config(folder)
         state = read_state(folder, saved)
         try:
-            self.model.load_state_dict(state["model"])
+            load_method_state(self.method, state)
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["torch_rng"])
         except (RuntimeError, KeyError, ValueError, TypeError):
             raise state_does_not_fit(folder / "last" / STATE_NAME, self.method.describe(), folder, saved) from None
@@ -249,10 +274,11 @@ class Trainer:
             now = time.perf_counter()
             self.train_seconds += now - clock
             clock = now
-            loss = self._train_step(lr_batch.to(self.device, non_blocking=True), hr_batch.to(self.device, non_blocking=True))
+            losses = self._train_step(lr_batch.to(self.device, non_blocking=True),
+                                      hr_batch.to(self.device, non_blocking=True))
             self.step += 1
-            window.losses.append(loss)
-            result.losses.append(loss)
+            window.add(losses)
+            result.losses.append(_total(losses))
             if self.dist.is_main:
                 self._validate_save_and_log(window, stop_at)
             signum = agreed_stop(self.dist, stop.signum, self.device)
@@ -267,39 +293,28 @@ class Trainer:
         if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
             self._save("last")
         if self.step % config.log_every == 0 or self.step == config.steps:
-            rate = len(window.losses) / max(time.perf_counter() - window.tick, 1e-9)
-            record = {"step": self.step, "loss": float(np.mean(window.losses)), "lr": self.scheduler.get_last_lr()[0],
-                      "it_per_s": rate, "elapsed_s": round(self.train_seconds, 1)}
+            rate = window.steps / max(time.perf_counter() - window.tick, 1e-9)
+            means = window.means()
+            loss = _total(means)
+            record = {"step": self.step, "loss": loss, **means, **self._learning_rates(), "it_per_s": rate,
+                      "elapsed_s": round(self.train_seconds, 1)}
             self._append_log(record)
             if self.on_progress is not None:
-                self.on_progress(Progress(self.step, config.steps, record["loss"], record["lr"], rate, window.val_psnr))
-            window.losses, window.tick = [], time.perf_counter()
+                self.on_progress(Progress(self.step, config.steps, loss, record["lr"], rate, window.val_psnr))
+            window.losses, window.steps, window.tick = {}, 0, time.perf_counter()
 
-    def _forward(self, model: nn.Module, inputs: torch.Tensor) -> Any:
-        """The net in the run's precision and memory format (the method's loss works in fp32)."""
-        inputs = inputs.contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
-            return model(inputs)
+    def _learning_rates(self) -> dict[str, float]:
+        """"lr": the first optimizer's; "lr_<name>" for each further one (as its scheduler left it)."""
+        rates = [(name, opt.param_groups[0]["lr"]) for name, opt in self.method.optimizers().items()]
+        return {("lr" if i == 0 else f"lr_{name}"): rate for i, (name, rate) in enumerate(rates)}
 
-    def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> float:
-        outputs = self._forward(self.train_model, self.method.batch_input(lr_batch, hr_batch))
-        loss = self.method.loss(outputs, lr_batch, hr_batch)
-        if not torch.isfinite(mean_across_ranks(self.dist, loss.detach())):
-            raise TrainingError(
-                f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
-                f"{self.run_dir / 'last'} (try a lower --lr)"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
+    def _train_step(self, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> dict[str, float]:
+        """The method's step, then the EMA of the deployed network; the named losses as floats."""
+        self.ctx.step = self.step
+        losses = self.method.train_step(Batch(lr_batch, hr_batch), self.step, self.ctx)
         if self.ema is not None:
-            decay = ema_decay_at(self.config.ema_decay, self.step)
-            with torch.no_grad():
-                for ema_p, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                    ema_p.lerp_(p, 1 - decay)
-        return loss.item()
+            update_ema(self.ema, self.model, self.config.ema_decay, self.step)
+        return {name: float(value.item() if isinstance(value, torch.Tensor) else value) for name, value in losses.items()}
 
     # ---- validation and checkpoints ------------------------------------------------------------
     def deployed_model(self) -> nn.Module:
@@ -326,11 +341,8 @@ class Trainer:
         from jdsr_cli.checkpoints.swap import replace_folder
 
         folder = self.run_dir / which
-        recipe = {"method": self.config.method, "step": self.step, "train_seconds": round(self.train_seconds),
-                  "hardware": _hardware(self.device), "command": self.commands[0],
-                  "resumed_with": self.commands[1:], **({"init_from": self.init_from} if self.init_from else {}),
-                  "config": json.loads(json.dumps(
-                      {k: v for k, v in vars(self.config).items() if v is not None}))}
+        recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
+                                 commands=self.commands, init_from=self.init_from)
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
         with shield, replace_folder(folder) as staging:  # parts and training state change as one
@@ -340,7 +352,7 @@ class Trainer:
                                  training=recipe, metrics=metrics)
             if which == "last":
                 with open(staging / STATE_NAME, "wb") as handle:
-                    torch.save(_to_cpu(self.state_dict()), handle)
+                    torch.save(to_cpu(self.state_dict()), handle)
         if which == "last":
             self.saved_step = self.step
 
@@ -349,42 +361,6 @@ class Trainer:
             handle.write(json.dumps(record) + "\n")
 
 
-def ema_decay_at(decay: float, step: int) -> float:
-    """EMA decay with a warm-up: min(decay, (1 + step) / (10 + step)).
-
-    A plain 0.999 EMA still holds 37% of the random initial weights after 1000 steps (0.999^1000), so
-    early validations and short runs would score the EMA far below the trained weights; the warm-up
-    forgets the start quickly and reaches the nominal decay after ~9000 steps (for 0.999).
-    """
-    return min(decay, (1 + step) / (10 + step))
-
-
-def _command_line() -> str:
-    """How this process was started, e.g. 'jdsr train --config configs/imdn-x4.toml' (for the recipe)."""
-    import shlex
-    import sys
-
-    program = Path(sys.argv[0]).name if sys.argv else "python"
-    if program in ("__main__.py", "-m"):
-        program = "python -m jdsr_cli"
-    return shlex.join([program, *sys.argv[1:]])
-
-
-def _hardware(device: torch.device) -> str:
-    """E.g. 'cpu: x86_64, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each checkpoint)."""
-    import platform
-
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"{device.type}: {platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def _to_cpu(value: Any) -> Any:
-    """Move every tensor of a nested state to the CPU, so a run resumes on any device."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
+def _total(losses: dict[str, float]) -> float:
+    """The loss progress shows: "loss", else the first named one."""
+    return losses["loss"] if "loss" in losses else next(iter(losses.values()), float("nan"))
