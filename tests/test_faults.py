@@ -283,6 +283,7 @@ def test_a_signal_stops_the_batch_with_a_summary_a_report_and_no_temp_files(
         [sys.executable, "-m", "jdsr_cli", "upscale", str(src), "-o", str(out), "-m", str(trained_checkpoint),
          "--tile", "64", "--json", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell prompt; CI may ignore it
     )
     assert process.stdout is not None and process.stderr is not None
     while not (line := process.stdout.readline()).startswith("done"):

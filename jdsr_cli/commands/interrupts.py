@@ -4,7 +4,8 @@ Python turns SIGINT into ``KeyboardInterrupt`` but lets SIGTERM kill the process
 temp files and no report. Inside :func:`signals_as_exceptions` both raise
 :class:`~jdsr_cli.errors.Interrupted` (exit 130 / 143) at the next bytecode, which unwinds through the
 atomic writers (they delete their temp file) to the command, which prints its summary and report.
-The previous handlers are restored on exit, so library users keep theirs.
+The previous handlers are restored on exit, so library users keep theirs. A signal the process was
+started with ignored (``nohup``-like launchers, background jobs of a script) stays ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum, _NAMES.get(signal.Signals(signum), f"stopped by signal {signum}"))
 
 
+def catchable(signum: int) -> bool:
+    """False for a signal this process ignores: whoever started it asked for that (Unix convention)."""
+    return signal.getsignal(signum) is not signal.SIG_IGN
+
+
 @contextlib.contextmanager
 def signals_as_exceptions() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM raise ``Interrupted``; outside, nothing changes.
@@ -34,7 +40,7 @@ def signals_as_exceptions() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _NAMES}
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in _NAMES if catchable(sig)}
     try:
         yield
     finally:

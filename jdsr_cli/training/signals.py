@@ -35,9 +35,12 @@ class StopSignals:
         self._deferred: int | None = None  # a second signal that arrived inside a shield
 
     def __enter__(self) -> StopSignals:
+        from jdsr_cli.commands.interrupts import catchable
+
         if threading.current_thread() is threading.main_thread():  # Python allows handlers only there
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
+                if catchable(signum):
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
