@@ -13,7 +13,7 @@ def check_output_folder(path: Path | None, option: str = "-o") -> None:
     """``path`` is a folder, or can be created as one and written to."""
     if path is None:
         return
-    _check_creatable(path.expanduser(), option, want_folder=True)
+    _check_creatable(path.expanduser(), option)
 
 
 def check_report_file(path: Path | None, option: str = "--json") -> None:
@@ -23,17 +23,18 @@ def check_report_file(path: Path | None, option: str = "--json") -> None:
     target = path.expanduser()
     if target.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name such as {path / 'report.json'}")
-    _check_creatable(target.parent, option, want_folder=True, shown=path)
+    _check_creatable(target.parent, option, shown=path)
 
 
-def _check_creatable(folder: Path, option: str, *, want_folder: bool, shown: Path | None = None) -> None:
+def _check_creatable(folder: Path, option: str, *, shown: Path | None = None) -> None:
+    """The nearest existing ancestor of ``folder`` is a writable folder (so ``folder`` exists or can be made)."""
     shown = shown if shown is not None else folder
     existing = folder
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():  # a dangling link: creating through it would surprise
             raise UsageError(f"{option} {shown}: {existing} is a broken symbolic link")
         existing = existing.parent
-    if want_folder and not existing.is_dir():
+    if not existing.is_dir():
         raise UsageError(f"{option} {shown}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {shown}: {existing} is not writable")

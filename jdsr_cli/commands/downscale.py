@@ -89,7 +89,7 @@ class Fit:
 
 def fit_to_scale(pixels: np.ndarray, scale: int, rule: str) -> tuple[np.ndarray, Fit]:
     """Crop (top-left kept) or edge-pad (bottom/right) an H×W×C array to multiples of ``scale``."""
-    check_fit_and_alpha(rule, "auto")
+    check_fit(rule)
     height, width = pixels.shape[:2]
     if rule == "crop":
         rows, cols = -(height % scale), -(width % scale)
@@ -280,8 +280,12 @@ class DownscaleTransform:
         return small, details
 
 
-def check_fit_and_alpha(fit: str, alpha: str) -> None:
+def check_fit(fit: str) -> None:
     if fit not in FIT_RULES:
         raise UsageError(f"--fit {fit!r}: choose crop or pad")
+
+
+def check_fit_and_alpha(fit: str, alpha: str) -> None:
+    check_fit(fit)
     if alpha not in ALPHA_MODES:
         raise UsageError(f"--alpha {alpha!r}: choose {', '.join(ALPHA_MODES)} for downscale")

@@ -17,7 +17,6 @@ from pathlib import Path
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.formats import INPUT_EXTENSIONS
 
-IMAGE_EXTENSIONS = INPUT_EXTENSIONS  # what a folder or glob picks up (jdsr_cli.io.formats)
 _GLOB_CHARS = set("*?[")
 
 
@@ -71,7 +70,7 @@ def _expand(spec: str, recursive: bool, excluded: Path | None) -> list[InputFile
 
 
 def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    return path.is_file() and path.suffix.lower() in INPUT_EXTENSIONS
 
 
 def _strictly_inside(path: Path, folder: Path) -> bool:

@@ -168,14 +168,16 @@ class Upscaler:
         """Run one CPU batch on the device; returns a CPU float32 batch and 1 if fp32 was needed."""
         try:
             out, fell_back = self._forward(inputs, self.precision), 0
-            if self.precision.is_reduced and not torch.isfinite(out).all():
+            finite = bool(torch.isfinite(out).all())
+            if self.precision.is_reduced and not finite:
                 out, fell_back = self._forward(inputs, Precision("fp32", torch.float32)), 1
+                finite = bool(torch.isfinite(out).all())
         except Exception as error:  # noqa: BLE001 - OOM detection needs the broad catch
             if is_out_of_memory(error):
                 self._release_cache()
                 raise _OutOfMemory from None
             raise
-        if not torch.isfinite(out).all():
+        if not finite:
             raise NonFiniteOutputError(
                 "the model produced non-finite values (NaN or infinity) even in fp32; its weights are broken"
             )

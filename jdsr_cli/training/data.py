@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jdsr_cli.io.formats import INPUT_EXTENSIONS as IMAGE_EXTENSIONS
+from jdsr_cli.io.formats import INPUT_EXTENSIONS
 from jdsr_cli.io.quantize import to_uint8
 
 
@@ -35,7 +35,7 @@ class Skipped:
 
 
 def find_images(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS)
 
 
 def make_pair(hr_rgb: np.ndarray, scale: int) -> ImagePair:
