@@ -26,7 +26,7 @@ from jdsr_cli.checkpoints.recipe import (
     mismatch_summary,
     read_weights,
 )
-from jdsr_cli.errors import JdsrError, ModelLoadError
+from jdsr_cli.errors import JdsrError, ModelLoadError, one_line
 
 if TYPE_CHECKING:
     from jdsr_cli.archs.base import SRNet
@@ -128,7 +128,7 @@ def build_and_load(
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as error:  # e.g. dtype that cannot be copied
-        raise ModelLoadError(f"{source}: cannot load the weights: {str(error).splitlines()[0]}") from error
+        raise ModelLoadError(f"{source}: cannot load the weights: {one_line(error)}") from error
     return model
 
 
