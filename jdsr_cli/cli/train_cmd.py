@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 def train(
     data: Path | None = typer.Argument(None, metavar="DATA_DIR", help="Folder tree of HR images."),
     scale: int | None = typer.Option(None, "-s", "--scale", help="2, 3 or 4."),
-    method: str | None = typer.Option(None, "--method", help="supervised (default) or superior-lr (JDSR stage 1: "
-                                      "learned downscaler + its decoder; --arch names the decoder)."),
+    method: str | None = typer.Option(None, "--method", help="supervised (default), superior-lr (JDSR stage 1: "
+                                      "learned downscaler + its decoder; --arch names the decoder) or jdsr "
+                                      "(joint distillation of --arch; options in a [jdsr] table)."),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (imdn, pan, fsrcnn, edsr, rcan)."),
     preset: str | None = typer.Option(None, "--preset", help="Architecture preset, e.g. edsr baseline."),
     config_file: Path | None = typer.Option(None, "--config", help="TOML file with any option below."),
@@ -38,6 +39,17 @@ def train(
     ema_decay: float | None = typer.Option(None, "--ema-decay", help="e.g. 0.999; 0 = off."),
     lr_weight: float | None = typer.Option(None, "--lr-weight", help="superior-lr: weight of L1(E(HR), bicubic LR)."),
     sr_weight: float | None = typer.Option(None, "--sr-weight", help="superior-lr: weight of L1(D(E(HR)), HR)."),
+    self_distill: bool | None = typer.Option(None, "--self-distill/--no-self-distill",
+                                             help="jdsr: sectioned target, heads supervised by HR and soft labels."),
+    meta: bool | None = typer.Option(None, "--meta/--no-meta", help="jdsr: meta-learn the soft-label generator."),
+    mutual: bool | None = typer.Option(None, "--mutual/--no-mutual",
+                                       help="jdsr: mutual learning with the peer fed the superior LR."),
+    curriculum: bool | None = typer.Option(None, "--curriculum/--no-curriculum",
+                                           help="jdsr: ramp the mutual term up, w = exp(-k(1-T)^2)."),
+    gap_threshold: str | None = typer.Option(None, "--gap-threshold", metavar="DB|none",
+                                             help="jdsr: pause the peer while it leads the target by more than "
+                                             "this (dB); none: never."),
+    ml_weight: float | None = typer.Option(None, "--ml-weight", help="jdsr: weight of the mutual-learning terms."),
     val_every: int | None = typer.Option(None, "--val-every"),
     save_every: int | None = typer.Option(None, "--save-every"),
     device: str | None = typer.Option(None, "--device"),
@@ -56,7 +68,7 @@ def train(
     """
     import os
 
-    from jdsr_cli.training.options import config_overrides
+    from jdsr_cli.training.options import config_overrides, method_overrides, parse_gap_threshold
 
     console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
     overrides = config_overrides(
@@ -65,6 +77,8 @@ def train(
         ema_decay=ema_decay, lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every, save_every=save_every,
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
+    overrides.update(method_overrides(self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
+                                      gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight))
     if debug:
         DEBUG.set(True)
     trainer = _start(console, resume, config_file, overrides)

@@ -109,11 +109,29 @@ def _check_method_options(method: str, options: dict[str, Any]) -> None:
         return
     from jdsr_cli.training.registry import method_class
 
-    known = method_class(method).OPTIONS
+    cls = method_class(method)
+    known = cls.OPTIONS
     unknown = sorted(set(options) - set(known))
     if unknown:
         choices = ", ".join(sorted(known)) or "none"
         raise UsageError(f"[{method}]: unknown option(s) {', '.join(unknown)}; known: {choices}")
+    check_values = getattr(cls, "check_options", None)  # a method may check its values too
+    if check_values is not None:
+        check_values(options)
+
+
+def _check_method_flags(method: str, flags: dict[str, Any]) -> None:
+    """A method flag given to a run of another method is refused by name (it would do nothing)."""
+    from jdsr_cli.training.options import flag_name
+    from jdsr_cli.training.registry import method_class, method_names
+
+    if method not in method_names():
+        return  # validate() names the unknown method
+    for key, value in flags.items():
+        if key not in method_class(method).OPTIONS:
+            owners = [name for name in method_names() if key in method_class(name).OPTIONS]
+            owner = f"an option of --method {owners[0]}" if owners else "not an option of any method"
+            raise UsageError(f"{flag_name(key, value)}: {owner}; this run's method is {method}")
 
 
 def _method_tables(values: dict[str, Any], method: str, path: Path) -> dict[str, Any]:
@@ -159,7 +177,12 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values["method_options"] = table
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    flags = dict(overrides)
+    method_flags = {k: v for k, v in (flags.pop("method_options", None) or {}).items() if v is not None}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if method_flags:  # flags such as --no-meta overlay the method's table
+        _check_method_flags(values.get("method", TrainConfig.method), method_flags)
+        values["method_options"] = {**values.get("method_options", {}), **method_flags}
     config = TrainConfig(**values)
     config.validate()
     return config

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from jdsr_cli.archs.registry import ArchConfig
     from jdsr_cli.training.config import TrainConfig
+    from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.step_context import StepContext
 
 Losses = dict[str, "torch.Tensor | float"]  # "loss" (or the first key) is the total shown in progress
@@ -75,9 +76,18 @@ class TrainingMethod(Protocol):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]: ...
 
+    def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
+        """The training images the Trainer samples its batches from; a method may keep some for itself (JDSR
+        holds out a meta split). Called once, before the first step, with the same pairs on every rank."""
+        ...
+
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         """Keyed like ``optimizers``; ``ctx.backward_and_step(loss, name)`` steps the one of that name."""
         ...
+
+    # Optional: ``check_options(options)`` (a classmethod/staticmethod) checks the values of its table;
+    # ``extra_state()`` / ``load_extra_state(state)`` keep a small state of its own across resumes;
+    # ``FIXED_ON_RESUME`` names the table's keys a resume may not change.
 
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         """One optimisation step (``step`` counts from 0); returns the named losses to log."""

@@ -14,7 +14,7 @@ sees every parameter used; the checkpoints exported are registry architectures t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from jdsr_cli.training.single_net import SingleNetMethod
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.format import LoadedModel
 
-__all__ = ["InitReport", "RoundTrip", "SuperiorLR", "Supervised", "Validation", "build_method"]
+__all__ = ["InitReport", "RoundTrip", "SuperiorLR", "Supervised", "Validation", "build_method", "score_upscaler"]
 
 
 def _to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -102,17 +102,23 @@ class Supervised(SingleNetMethod):
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (net, self.arch_config)}
 
-    @torch.inference_mode()
     def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
-        from jdsr_cli.ops.metrics import MetricConvention
+        return score_upscaler(net, pairs, device, self.scale)
 
-        convention = MetricConvention.standard(self.scale)
-        psnrs, ssims = [], []
-        for pair in pairs:
-            sr = _to_uint8(net(_to_batch(pair.lr, device)))
-            psnrs.append(convention.psnr(sr, pair.hr))
-            ssims.append(convention.ssim(sr, pair.hr))
-        return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
+
+@torch.inference_mode()
+def score_upscaler(net: nn.Module, pairs: list[Any], device: torch.device, scale: int,
+                   feed: Callable[[Any], torch.Tensor] | None = None) -> Validation:
+    """PSNR-Y/SSIM-Y (border = scale) of ``net`` on validation pairs, fed each pair's LR (or ``feed(pair)``)."""
+    from jdsr_cli.ops.metrics import MetricConvention
+
+    convention = MetricConvention.standard(scale)
+    psnrs, ssims = [], []
+    for pair in pairs:
+        sr = _to_uint8(net(feed(pair) if feed is not None else _to_batch(pair.lr, device)))
+        psnrs.append(convention.psnr(sr, pair.hr))
+        ssims.append(convention.ssim(sr, pair.hr))
+    return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
 
 
 class RoundTrip(nn.Module):

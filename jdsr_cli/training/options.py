@@ -23,3 +23,28 @@ def config_overrides(**flags: Any) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"not training options: {', '.join(unknown)}")
     return {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
+
+
+def method_overrides(**flags: Any) -> dict[str, Any]:
+    """Method flags (``--no-meta`` → ``meta=False``) → ``{"method_options": {...}}`` for ``load_config``, which
+    overlays them on the method's TOML table; a flag not given (None) leaves the table's value."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    return {"method_options": given} if given else {}
+
+
+def flag_name(key: str, value: Any) -> str:
+    """The command-line spelling of a method option: ``meta=False`` → ``--no-meta``."""
+    flag = key.replace("_", "-")
+    return f"--no-{flag}" if value is False else f"--{flag}"
+
+
+def parse_gap_threshold(text: str | None) -> float | str | None:
+    """``--gap-threshold``: a number of dB, or ``none`` (the gate off)."""
+    if text is None or text.strip().lower() == "none":
+        return None if text is None else "none"
+    try:
+        return float(text)
+    except ValueError:
+        from jdsr_cli.errors import UsageError
+
+        raise UsageError(f"--gap-threshold {text!r}: a number of dB or none") from None

@@ -21,6 +21,7 @@ T = TypeVar("T")
 REGISTRY: dict[str, Any] = {  # name → class, or 'module:Class' until first use
     "supervised": "jdsr_cli.training.methods:Supervised",
     "superior-lr": "jdsr_cli.training.methods:SuperiorLR",
+    "jdsr": "jdsr_cli.training.jdsr.method:JDSR",
 }
 
 

@@ -62,6 +62,7 @@ def check_unchanged(saved: TrainConfig, config: TrainConfig, run: Path) -> None:
                if getattr(saved, name) != getattr(config, name)]
     if (saved.ema_decay > 0) != (config.ema_decay > 0):
         changed.append(("ema_decay", saved.ema_decay, config.ema_decay))
+    changed += _changed_method_options(saved, config)
     if changed:
         name, before, now = changed[0]
         flag = _FLAGS.get(name)
@@ -70,6 +71,23 @@ def check_unchanged(saved: TrainConfig, config: TrainConfig, run: Path) -> None:
         hint = new_run_hint(run, saved, wanted, weights=name != "arch")
         raise ResumeError(f"{flag or name} {_show(now)}: {run} was trained with {name} {_show(before)}, and {name} "
                           f"cannot change on resume; {hint}")
+
+
+def _changed_method_options(saved: TrainConfig, config: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """The keys of the method's table that shape its saved networks and optimizers (``FIXED_ON_RESUME``)."""
+    from jdsr_cli.training.registry import method_class
+
+    if saved.method != config.method:
+        return []
+    cls = method_class(saved.method)
+    defaults = cls.OPTIONS
+    def value(options: dict[str, Any], key: str) -> Any:
+        found = options.get(key, defaults[key])
+        return str(found).lower() if isinstance(found, bool) else found  # as the TOML table writes it
+
+    return [(f"[{saved.method}] {key}", value(saved.method_options, key), value(config.method_options, key))
+            for key in getattr(cls, "FIXED_ON_RESUME", ())
+            if value(saved.method_options, key) != value(config.method_options, key)]
 
 
 def check_checkpoints(run: Path, saved: TrainConfig) -> None:

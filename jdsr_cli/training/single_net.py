@@ -16,6 +16,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
+    from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.method_api import Batch, Losses
     from jdsr_cli.training.step_context import StepContext
 
@@ -30,9 +31,11 @@ def lr_factor(config: TrainConfig) -> Callable[[int], float]:
     return lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
 
 
-def adam_with_schedule(params: Any, config: TrainConfig) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam (betas 0.9, 0.99) at ``--lr`` with the run's schedule: what every jdsr network trains with."""
-    optimizer = torch.optim.Adam(params, lr=config.lr, betas=(0.9, 0.99))
+def adam_with_schedule(params: Any, config: TrainConfig,
+                       lr: float | None = None) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam (betas 0.9, 0.99) at ``lr`` (default ``--lr``) with the run's schedule: what every jdsr network
+    trains with."""
+    optimizer = torch.optim.Adam(params, lr=config.lr if lr is None else lr, betas=(0.9, 0.99))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
 
 
@@ -76,6 +79,9 @@ class SingleNetMethod:
 
     def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         return self._schedulers
+
+    def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
+        return pairs
 
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         output = ctx.forward(self.net, self.batch_input(batch.lr, batch.hr))

@@ -1,6 +1,7 @@
 """The method's part of ``training_state.pt``: its trainable networks, optimizers and schedulers by name.
 
-Frozen networks are never written (they come from their own checkpoints). States written before methods
+A method may add its own small state (``extra_state()`` / ``load_extra_state()``, e.g. JDSR's gap gate) under
+"method". Frozen networks are never written (they come from their own checkpoints). States written before methods
 owned their optimizers hold one ``model``, ``optimizer`` and ``scheduler``; they still resume into a
 method with one trainable network and one optimizer (``supervised``, ``superior-lr``).
 """
@@ -20,11 +21,15 @@ LEGACY = {"trainable": "model", "optimizers": "optimizer", "schedulers": "schedu
 
 def method_state(method: TrainingMethod) -> dict[str, Any]:
     """``{"trainable": {name: state_dict}, "optimizers": {...}, "schedulers": {...}}``."""
-    return {
+    state = {
         "trainable": {name: module.state_dict() for name, module in method.trainable().items()},
         "optimizers": {name: opt.state_dict() for name, opt in method.optimizers().items()},
         "schedulers": {name: sched.state_dict() for name, sched in method.schedulers().items()},
     }
+    extra = getattr(method, "extra_state", None)  # e.g. JDSR's last gap measurement
+    if extra is not None:
+        state["method"] = extra()
+    return state
 
 
 def load_method_state(method: TrainingMethod, state: dict[str, Any]) -> None:
@@ -37,6 +42,9 @@ def load_method_state(method: TrainingMethod, state: dict[str, Any]) -> None:
             raise KeyError(f"{part}: saved {sorted(saved)}, the method has {sorted(objects)}")
         for name, target in objects.items():
             target.load_state_dict(saved[name])
+    load_extra = getattr(method, "load_extra_state", None)
+    if load_extra is not None:
+        load_extra(state.get("method", {}))
 
 
 def _upgraded(method: TrainingMethod, state: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,8 @@ cross-rank mean. The Trainer builds one per run, so methods never see DDP, autoc
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -44,28 +46,76 @@ class StepContext:
         """``module(*inputs)`` under the run's autocast and memory format, through its DDP wrapper if any
         (a trainable module called otherwise would skip the gradient all-reduce). Losses belong in fp32."""
         model = self._wrapped.get(id(module), module)
-        inputs = tuple(x.contiguous(memory_format=self.memory_format) if isinstance(x, torch.Tensor) and x.dim() == 4
-                       else x for x in inputs)
+        with self.autocast():
+            return model(*self.formatted(*inputs))
+
+    def formatted(self, *inputs: Any) -> tuple[Any, ...]:
+        """Image batches in the run's memory format (for a module called without ``forward``)."""
+        return tuple(x.contiguous(memory_format=self.memory_format) if isinstance(x, torch.Tensor) and x.dim() == 4
+                     else x for x in inputs)
+
+    @contextmanager
+    def autocast(self) -> Iterator[None]:
+        """The run's precision, for work that does not go through ``forward`` (e.g. ``functional_call``): such
+        calls bypass DDP, so use them only for what needs no gradient sync (a virtual look-ahead step)."""
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            return model(*inputs)
+            yield
 
     def backward_and_step(self, loss: torch.Tensor, optimizer: str) -> None:
-        """Zero the named optimizer's gradients, backpropagate ``loss``, step it and its scheduler. A loss that
-        is not finite on any rank stops every rank here, before any weight changes."""
-        if not torch.isfinite(mean_across_ranks(self.dist, loss.detach())):
-            raise TrainingError(
-                f"non-finite loss at step {self.step + 1}; stopped. The last good checkpoint is in "
-                f"{self.run_dir / 'last'} (try a lower --lr)"
-            )
+        """Zero the named optimizer's gradients, backpropagate ``loss`` into that optimizer's parameters only
+        (another network the loss touches keeps its gradients), step it and its scheduler. A loss that is not
+        finite on any rank stops every rank here, before any weight changes."""
+        self._check_finite(loss, optimizer)
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss.backward(inputs=_parameters(opt))
+        self._step(optimizer)
+
+    def step_with_gradients(self, optimizer: str, gradients: Sequence[torch.Tensor], loss: torch.Tensor) -> None:
+        """Step the named optimizer with gradients computed by hand (``torch.autograd.grad``, in the order of its
+        parameters), averaged over the ranks here since they bypassed DDP; ``loss`` is checked like a backward's."""
+        self._check_finite(loss, optimizer)
+        params = _parameters(self.optimizers[optimizer])
+        if len(params) != len(gradients):
+            raise ValueError(f"optimizer {optimizer!r} has {len(params)} parameters, got {len(gradients)} gradients")
+        for param, grad in zip(params, gradients, strict=True):
+            param.grad = mean_across_ranks(self.dist, grad.detach().to(param.dtype))
+        self._step(optimizer)
+
+    def _check_finite(self, loss: torch.Tensor, optimizer: str) -> None:
+        if not torch.isfinite(mean_across_ranks(self.dist, loss.detach().float())):
+            what = "loss" if optimizer == "main" else f"{optimizer} loss"
+            raise TrainingError(
+                f"non-finite {what} at step {self.step + 1}; stopped. The last good checkpoint is in "
+                f"{self.run_dir / 'last'} (try a lower --lr)"
+            )
+
+    def _step(self, optimizer: str) -> None:
+        self.optimizers[optimizer].step()
         if optimizer in self.schedulers:
             self.schedulers[optimizer].step()
+
+    def mean_gradients(self, grads: Sequence[torch.Tensor], differentiable: bool = False) -> list[torch.Tensor]:
+        """Each tensor averaged over the ranks (as DDP averages gradients), for gradients taken by hand, e.g. a
+        look-ahead step every rank must take alike; ``differentiable`` keeps the graph through the reduction."""
+        if self.dist.world == 1:
+            return list(grads)
+        if differentiable:
+            from torch.distributed.nn.functional import all_reduce
+
+            return [all_reduce(g) / self.dist.world for g in grads]
+        return [mean_across_ranks(self.dist, g.detach()) for g in grads]
+
+    def learning_rate(self, optimizer: str) -> float:
+        """The named optimizer's current learning rate (its first parameter group's)."""
+        return float(self.optimizers[optimizer].param_groups[0]["lr"])
 
     def mean_across_ranks(self, value: torch.Tensor | float) -> torch.Tensor:
         """The mean of ``value`` over all ranks (itself in a single process): for decisions every rank shares."""
         tensor = value.detach() if isinstance(value, torch.Tensor) else torch.tensor(float(value), device=self.device)
         return mean_across_ranks(self.dist, tensor)
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]

@@ -215,6 +215,7 @@ class Trainer:
         if config.resume:
             self.load_state(Path(config.resume))
         train_pairs, self.val_pairs, skipped = build_data(config)
+        train_pairs = self.method.training_pairs(train_pairs)
         self.dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
         for reason in skipped if self.dist.is_main else []:
             self.log(f"skipped: {reason}")

@@ -1,0 +1,255 @@
+"""``jdsr train --method jdsr``: the target trained by self-distillation and mutual learning with a peer.
+
+Per step (jdsr-method.md §12): the generator's meta step on a held-out batch (``meta``); the target's
+sectioned forward, its soft labels from the generator (detached); the peer's forward on the 8-bit superior
+LR of the frozen stage-1 encoder; the target's loss
+``hr·L1(out_K, HR) + isr·Σ L1(out_k, HR) + label·Σ d(out_k, y_k) + ml·w(T)·L1(out, sg(peer))`` (d:
+``label_loss``) and its step;
+the peer's loss ``L1(peer, HR) + ml·w(T)·L1(peer, sg(out_K))`` and its step unless the gap gate holds it.
+The checkpoints hold the plain target (``exports``); heads, generator and peer live only in the resume state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.training.jdsr.gap import GapCrops, measure_gap
+from jdsr_cli.training.jdsr.meta import GENERATOR, meta_step
+from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, build_peer, label_generator, load_encoder
+from jdsr_cli.training.jdsr.options import (
+    FIXED_ON_RESUME,
+    OPTIONS,
+    JdsrOptions,
+    check_options,
+    curriculum_weight,
+    label_distance,
+)
+from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
+from jdsr_cli.training.methods import _arch_config, _build, _to_batch, copy_matching, load_init, score_upscaler
+from jdsr_cli.training.single_net import adam_with_schedule
+
+if TYPE_CHECKING:
+    from jdsr_cli.archs.registry import ArchConfig
+    from jdsr_cli.training.config import TrainConfig
+    from jdsr_cli.training.data import ImagePair
+    from jdsr_cli.training.step_context import StepContext
+
+TARGET, PEER = "target", "peer"  # optimizer names (with GENERATOR)
+
+
+def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return nn.functional.l1_loss(a.float(), b.float())
+
+
+class JDSR:
+    """Joint distillation of one registry upscaler (IMDN, PAN, EDSR, ...): see the module docstring."""
+
+    name: ClassVar[str] = "jdsr"
+    OPTIONS: ClassVar[Mapping[str, Any]] = OPTIONS
+    FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = FIXED_ON_RESUME
+
+    @staticmethod
+    def check_options(options: Mapping[str, Any]) -> None:
+        check_options(options)
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.opts: JdsrOptions = check_options(config.method_options)
+        self.scale = config.scale
+        self.arch_config = _arch_config(config)
+        self.net = _build(self.arch_config)
+        opts = self.opts
+        self.target: nn.Module = SectionedTarget(self.net, opts.sections) if opts.self_distill else self.net
+        self.generator = label_generator(self.net, opts.sections) if opts.self_distill else None
+        self.peer: nn.Module | None = None
+        self.encoder: nn.Module | None = None
+        if opts.mutual:
+            self.peer, self.peer_config = build_peer(opts.peer_arch, opts.peer_preset, self.scale)
+            self.encoder = load_encoder(opts.encoder, self.scale).model
+            if opts.peer_init:
+                copy_matching(load_init(opts.peer_init).model.state_dict(), self.peer)
+        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self._add_optimizer(TARGET, self.target, config.lr)
+        if self.generator is not None:
+            self._add_optimizer(GENERATOR, self.generator, opts.meta_lr)
+        if self.peer is not None:
+            self._add_optimizer(PEER, self.peer, opts.peer_lr or config.lr)
+        self.held_out: list[ImagePair] = []
+        self._meta_data: Any = None
+        self._crops: GapCrops | None = None
+        self.gap: dict[str, float] = {}  # the last measurement: gap, peer_psnr, target_psnr, peer_paused
+
+    def _add_optimizer(self, name: str, module: nn.Module, lr: float) -> None:
+        self._optimizers[name], self._schedulers[name] = adam_with_schedule(module.parameters(), self.config, lr)
+
+    # ---- the contract ------------------------------------------------------------------------------
+    def describe(self) -> str:
+        parts = [p for p, on in (("self-distillation", self.opts.self_distill), ("meta", self.opts.uses_meta),
+                                 ("mutual", self.opts.mutual)) if on]
+        return f"{self.arch_config.arch} ×{self.scale} (JDSR: {' + '.join(parts) or 'plain L1'})"
+
+    def trainable(self) -> dict[str, nn.Module]:
+        nets = {TARGET: self.target, GENERATOR: self.generator, PEER: self.peer}
+        return {name: net for name, net in nets.items() if net is not None}
+
+    def frozen(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder} if self.encoder is not None else {}
+
+    def deployed(self) -> nn.Module:
+        return self.net
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return self._schedulers
+
+    def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
+        """Every k-th image (k = 1/meta_fraction, at least one) is held out for meta batches and the gap;
+        a single image is shared."""
+        if not self.opts.holds_out:
+            return pairs
+        step = max(2, round(1 / self.opts.meta_fraction))
+        self.held_out = pairs[step // 2::step] or pairs[-1:]
+        kept = [p for p in pairs if not any(p is h for h in self.held_out)]
+        return kept or pairs
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"gap": dict(self.gap)}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.gap = dict(state.get("gap", {}))
+
+    def initialise_from(self, spec: str) -> InitReport:
+        loaded = load_init(spec)
+        copied = copy_matching(loaded.model.state_dict(), self.net)
+        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
+
+    def exports(self, deployed: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
+        return {"": (deployed, self.arch_config)}
+
+    def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
+        scores = score_upscaler(net, pairs, device, self.scale)
+        if self.peer is not None and self.encoder is not None:
+            encoder = self.encoder
+            peer = score_upscaler(self.peer, pairs, device, self.scale,
+                                  feed=lambda pair: encoder(_to_batch(pair.hr, device)))
+            scores.extra = {"val_peer_psnr": peer.psnr, "val_gap": peer.psnr - scores.psnr}
+        return scores
+
+    # ---- the step ----------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
+        opts = self.opts
+        losses: dict[str, torch.Tensor | float] = {}
+        if opts.gate is not None and (not self.gap or step % (opts.gap_every or self.config.val_every) == 0):
+            self._measure_gap(ctx)
+        if opts.uses_meta and step % opts.meta_every == 0:
+            losses["meta"] = meta_step(self.target, self.generator, batch, self._meta_batch(step, ctx),  # type: ignore[arg-type]
+                                       self._inner_loss, self._label_loss,
+                                       opts.meta_inner_lr or ctx.learning_rate(TARGET), opts.meta_order, ctx)
+        outputs, labels, generator_loss = self._target_forward(batch, ctx)
+        weight = curriculum_weight(step, opts.curriculum_steps or self.config.steps, opts.curriculum_k) \
+            if opts.curriculum else 1.0
+        peer_sr, peer_learns = self._peer_forward(batch, ctx)
+        target_losses = self._target_losses(outputs, labels, peer_sr, batch.hr, weight)
+        ctx.backward_and_step(target_losses["loss"], TARGET)  # type: ignore[arg-type]
+        losses = {**target_losses, **losses}
+        if generator_loss is not None:
+            ctx.backward_and_step(generator_loss, GENERATOR)
+            losses["generator"] = generator_loss.detach()
+        if peer_sr is not None:
+            losses.update(self._peer_step(peer_sr, outputs[-1], batch.hr, weight, peer_learns, ctx))
+            losses["ml_w"] = weight
+        if opts.gate is not None:
+            losses.update(self.gap)
+        return losses
+
+    def _target_forward(self, batch: Batch, ctx: StepContext
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
+        """The target's outputs, the soft labels (detached) and, without meta, the generator's own L1 loss."""
+        if self.generator is None:
+            return [ctx.forward(self.target, batch.lr)], [], None
+        parts = ctx.forward(self.target, batch.lr)
+        trace = as_trace(parts, detach=True)
+        if self.opts.uses_meta:
+            with torch.no_grad(), ctx.autocast():
+                return parts[0], self.generator(trace), None
+        labels = ctx.forward(self.generator, trace)  # [I] no meta: the generator learns L1(y_k, HR) itself
+        generator_loss = sum(_l1(y, batch.hr) for y in labels) / len(labels)
+        return parts[0], [y.detach() for y in labels], generator_loss  # type: ignore[return-value]
+
+    def _target_losses(self, outputs: list[torch.Tensor], labels: list[torch.Tensor],
+                       peer_sr: torch.Tensor | None, hr: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
+        opts = self.opts
+        losses = {"l1": _l1(outputs[-1], hr)}
+        total = opts.hr_weight * losses["l1"]
+        if labels:
+            losses["sections"] = sum(_l1(o, hr) for o in outputs[:-1])  # type: ignore[assignment]
+            losses["labels"] = self._label_loss(outputs, labels, hr) / max(opts.label_weight, 1e-12)
+            total = total + opts.isr_weight * losses["sections"] + opts.label_weight * losses["labels"]
+        if peer_sr is not None:
+            touched = outputs if opts.ml_outputs == "all" else outputs[-1:]
+            losses["ml"] = sum(_l1(o, peer_sr.detach()) for o in touched)  # type: ignore[assignment]
+            total = total + opts.ml_weight * weight * losses["ml"]
+        return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
+
+    def _inner_loss(self, outputs: list[torch.Tensor], labels: list[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
+        """The target's loss the look-ahead steps on (without the mutual term, which does not involve φ)."""
+        opts = self.opts
+        sections = sum(_l1(o, hr) for o in outputs[:-1])
+        return opts.hr_weight * _l1(outputs[-1], hr) + opts.isr_weight * sections \
+            + self._label_loss(outputs, labels, hr)
+
+    def _label_loss(self, outputs: list[torch.Tensor], labels: list[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
+        kind = self.opts.label_loss
+        return self.opts.label_weight * sum(label_distance(kind, o, y)  # type: ignore[return-value]
+                                            for o, y in zip(outputs[:-1], labels, strict=True))
+
+    def _peer_forward(self, batch: Batch, ctx: StepContext) -> tuple[torch.Tensor | None, bool]:
+        """The peer's SR of the superior LR, and whether the peer updates this step (the gate may pause it)."""
+        if self.peer is None:
+            return None, False
+        learns = not (self.gap.get("peer_paused") and self.opts.gap_action == "pause-peer")
+        with torch.no_grad():
+            slr = ctx.forward(self.encoder, batch.hr)  # type: ignore[arg-type]
+        with torch.set_grad_enabled(learns):
+            return ctx.forward(self.peer, slr), learns
+
+    def _peer_step(self, peer_sr: torch.Tensor, target_sr: torch.Tensor, hr: torch.Tensor, weight: float,
+                   learns: bool, ctx: StepContext) -> dict[str, torch.Tensor | float]:
+        peer_l1 = _l1(peer_sr, hr)
+        peer_ml = _l1(peer_sr, target_sr.detach())
+        losses: dict[str, torch.Tensor | float] = {"peer_l1": peer_l1.detach(), "peer_ml": peer_ml.detach(),
+                                                    "peer_learns": float(learns)}
+        if learns:
+            hold_ml = self.gap.get("peer_paused") and self.opts.gap_action == "stop-peer-ml"
+            loss = peer_l1 + (0.0 if hold_ml else self.opts.ml_weight * weight) * peer_ml
+            ctx.backward_and_step(loss, PEER)
+        return losses
+
+    # ---- held-out data -----------------------------------------------------------------------------
+    def _meta_batch(self, step: int, ctx: StepContext) -> Batch:
+        """The meta batch of ``step``: a pure function of (seed, step, rank), like the training batches."""
+        from jdsr_cli.training.dataset import PatchDataset
+
+        if self._meta_data is None:
+            self._meta_data = PatchDataset(self.held_out, self.scale, self.config.patch_size, self.config.seed + 1)
+        size, world, rank = self.config.batch_size, ctx.dist.world, ctx.dist.rank
+        items = [self._meta_data[(step * size + i) * world + rank] for i in range(size)]
+        lr, hr = (torch.stack(t).to(ctx.device) for t in zip(*items, strict=True))
+        return Batch(lr, hr)
+
+    def _measure_gap(self, ctx: StepContext) -> None:
+        """Δ on the held-out crops; every rank takes the same decision (the mean of identical numbers)."""
+        if self._crops is None:
+            self._crops = GapCrops.from_pairs(self.held_out, self.opts.gap_images, self.scale, ctx.device)
+        peer, target = measure_gap(self._crops, self.net, self.peer, self.encoder)  # type: ignore[arg-type]
+        gap = float(ctx.mean_across_ranks(peer - target))
+        self.gap = {"gap": gap, "peer_psnr": peer, "target_psnr": target,
+                    "peer_paused": float(gap > self.opts.gate)}  # type: ignore[operator]

@@ -1,0 +1,173 @@
+"""The ``[jdsr]`` table: every switch and weight of the method, checked once, and the curriculum weight.
+
+Defaults follow the reconstruction in jdsr-method.md (§4.2 loss weights, §5.3 meta step, §7 curriculum and
+gap) except where docs/jdsr-results.md measured a better choice; each such choice is said there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+from jdsr_cli.errors import UsageError
+
+NONE = "none"  # gap_threshold = "none" switches the gap gate off (TOML has no null)
+META_ORDERS = ("second", "finite-difference")
+GAP_ACTIONS = ("pause-peer", "stop-peer-ml")
+ML_OUTPUTS = ("final", "all")
+LABEL_LOSSES = ("charbonnier", "l1", "mse")
+CHARBONNIER_EPS = 0.01  # ≈ 2.5/255: L1 for larger errors, smooth (non-zero curvature) below
+
+OPTIONS: dict[str, Any] = {
+    # the parts, each switchable for ablation
+    "self_distill": True,  # sectioned target, heads supervised by HR and by soft labels
+    "meta": True,  # the label generator meta-learned (else trained by its own L1 to HR)
+    "mutual": True,  # the peer fed the superior LR, both directions
+    "curriculum": True,  # w = exp(-k(1-T)^2) on the mutual terms (else w = 1)
+    "sections": 4,  # target split (IMDN's 6 blocks: 1/2/2/1)
+    # loss weights (jdsr-method.md §4.2)
+    "hr_weight": 1.0,  # L1(final, HR)
+    "isr_weight": 1.0,  # L1(intermediate, HR)
+    "label_weight": 1.0,  # distance(intermediate, soft label)
+    # that distance: the port's L1 has zero curvature, so the look-ahead's gradient for the generator is
+    # exactly zero with it (tests/test_train_jdsr.py); Charbonnier is L1 for errors above ~0.01 and smooth below
+    "label_loss": "charbonnier",
+    "ml_weight": 0.001,  # mutual term, both directions, times the curriculum weight
+    "ml_outputs": "final",  # which target outputs the peer's output supervises: final | all
+    # curriculum (§7.1)
+    "curriculum_k": 5.0,  # 5: the usual ramp-up; 0.5: the port's
+    "curriculum_steps": 0,  # T = step / this (0: the run's steps)
+    # performance gap (§7.2)
+    "gap_threshold": 1.0,  # dB; "none": never gate
+    "gap_action": "pause-peer",  # pause-peer | stop-peer-ml
+    "gap_every": 0,  # steps between measurements (0: --val-every)
+    "gap_images": 8,  # held-out images (centre crops) the gap is measured on
+    # meta-learning (§5.3)
+    "meta_order": "second",  # second: through the look-ahead | finite-difference: DARTS-style, no 2nd order
+    "meta_every": 1,  # a meta step every N steps
+    "meta_lr": 2e-4,  # the generator's Adam
+    "meta_inner_lr": 0.0,  # the look-ahead's step (0: the target's current lr)
+    "meta_fraction": 0.1,  # training images held out for meta batches and gap measurements
+    # networks
+    "encoder": "",  # the frozen stage-1 encoder ("": the bundled slr-down-x<scale>)
+    "peer_arch": "edsr",
+    "peer_preset": "tiny",  # the 2-block EDSR peer of the port (~0.2M parameters)
+    "peer_init": "",  # a checkpoint to start the peer from ("": from scratch, as the port)
+    "peer_lr": 0.0,  # 0: --lr
+}
+
+# what the saved networks and optimizer states mean: a resume may not change these
+FIXED_ON_RESUME = ("self_distill", "meta", "mutual", "sections", "encoder", "peer_arch", "peer_preset",
+                   "meta_lr", "peer_lr")
+
+
+@dataclass(frozen=True)
+class JdsrOptions:
+    """The ``[jdsr]`` table as typed values (see ``OPTIONS`` for each key's meaning)."""
+
+    values: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def gate(self) -> float | None:
+        """The gap threshold in dB, or None when the gate is off (or there is no peer)."""
+        if not self.mutual or self.values["gap_threshold"] == NONE:
+            return None
+        return float(self.values["gap_threshold"])
+
+    @property
+    def uses_meta(self) -> bool:
+        return bool(self.self_distill and self.meta)
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether the method keeps a held-out split (meta batches, gap measurements)."""
+        return self.uses_meta or self.gate is not None
+
+
+def check_options(options: Mapping[str, Any]) -> JdsrOptions:
+    """Defaults overlaid with ``options``; a wrong type or value is one UsageError naming ``[jdsr] key``."""
+    values = {**OPTIONS, **options}
+    for key, default in OPTIONS.items():
+        value = values[key]
+        if key == "gap_threshold" and value == NONE:
+            continue
+        if not _same_kind(value, default):
+            raise UsageError(f"[jdsr] {key} = {value!r}: expected {_kind(default)}"
+                             + (' or "none"' if key == "gap_threshold" else ""))
+    _check_choices(values)
+    _check_ranges(values)
+    return JdsrOptions(values)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, type(default)) and not isinstance(value, bool)
+
+
+def _kind(default: Any) -> str:
+    return {bool: "true or false", float: "a number", int: "a whole number", str: "a string"}[type(default)]
+
+
+def _check_choices(values: Mapping[str, Any]) -> None:
+    for key, choices in (("meta_order", META_ORDERS), ("gap_action", GAP_ACTIONS), ("ml_outputs", ML_OUTPUTS),
+                         ("label_loss", LABEL_LOSSES)):
+        if values[key] not in choices:
+            raise UsageError(f"[jdsr] {key} = {values[key]!r}: choose {' or '.join(choices)}")
+
+
+def _check_ranges(values: Mapping[str, Any]) -> None:
+    at_least_one = ("meta_every", "gap_images")
+    for key in at_least_one:
+        if values[key] < 1:
+            raise UsageError(f"[jdsr] {key} must be at least 1")
+    if values["sections"] < 2:
+        raise UsageError("[jdsr] sections must be at least 2 (one head and the final output)")
+    for key in ("hr_weight", "isr_weight", "label_weight", "ml_weight", "curriculum_k", "curriculum_steps",
+                "gap_every", "meta_inner_lr", "peer_lr"):
+        if values[key] < 0 or not math.isfinite(values[key]):
+            raise UsageError(f"[jdsr] {key} must be a finite number of at least 0")
+    if values["meta_lr"] <= 0:
+        raise UsageError("[jdsr] meta_lr must be above 0")
+    if not 0 < values["meta_fraction"] < 1:
+        raise UsageError("[jdsr] meta_fraction must be between 0 and 1")
+    if values["gap_threshold"] != NONE and values["gap_threshold"] < 0:
+        raise UsageError('[jdsr] gap_threshold must be at least 0 dB, or "none"')
+
+
+def curriculum_weight(step: int, span: int, k: float) -> float:
+    """w = exp(-k (1 - T)^2), T = step / span clamped to [0, 1] (jdsr-method.md §7.1): ramps to 1 at ``span``."""
+    t = min(max(step / max(span, 1), 0.0), 1.0)
+    return math.exp(-k * (1.0 - t) ** 2)
+
+
+def label_distance(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean distance between an intermediate output and its soft label (``label_loss``), in fp32."""
+    import torch
+
+    diff = at_least_fp32(a) - at_least_fp32(b)
+    if kind == "l1":
+        return diff.abs().mean()
+    if kind == "mse":
+        return diff.square().mean()
+    return (torch.sqrt(diff.square() + CHARBONNIER_EPS**2) - CHARBONNIER_EPS).mean()
+
+
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """Losses in fp32 (autocast's bf16 outputs are cast up); float64 stays float64."""
+    import torch
+
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
