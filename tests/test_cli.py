@@ -163,6 +163,18 @@ def test_models_list_shows_every_bundled_model_with_its_figures_in_80_columns(mo
         for name in ("Set5", "Set14", "B100"):
             figure = (entry.metrics or {}).get(name)
             assert (f"{figure['psnr']:.2f}" if figure else " -") in row, (entry.name, name, row)
+        assert (" L1 " if entry.name.startswith("imdn") else " SLR ") in row, row  # how it was trained
+
+
+def test_models_info_tells_the_whole_recipe_from_the_checkpoint() -> None:
+    import json
+
+    shown = jdsr("models", "info", "imdn-x4")
+    assert shown.exit_code == 0, shown.output
+    training = json.loads(shown.output)["training"]
+    assert training["method"] == "supervised" and len(training["stages"]) == 3
+    assert training["total_steps"] == sum(stage["steps"] for stage in training["stages"]) == 17000
+    assert training["stages"][-1]["command"] == "jdsr train --config configs/imdn-x4-ft2.toml"
 
 
 def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:

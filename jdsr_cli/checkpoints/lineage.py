@@ -24,3 +24,28 @@ def training_stages(training: dict[str, Any]) -> list[dict[str, Any]]:
 def total_steps_and_seconds(training: dict[str, Any]) -> tuple[int, float]:
     stages = training_stages(training)
     return sum(int(s.get("step", 0)) for s in stages), sum(float(s.get("train_seconds", 0)) for s in stages)
+
+
+def training_summary(training: dict[str, Any]) -> dict[str, Any]:
+    """How a checkpoint was trained, for ``jdsr models info``: the method (and its options), every stage's
+    method, steps and command, and the totals."""
+    stages = training_stages(training)
+    steps, seconds = total_steps_and_seconds(training)
+    config = training.get("config") or {}
+    summary: dict[str, Any] = {"method": method_of(training)}
+    if config.get("method_options"):
+        summary["method_options"] = config["method_options"]
+    summary["stages"] = [{"method": method_of(stage), "steps": stage.get("step"),
+                          "command": stage.get("command"), **({"resumed_with": stage["resumed_with"]}
+                                                               if stage.get("resumed_with") else {})}
+                         for stage in stages]
+    summary["total_steps"] = steps
+    summary["train_hours"] = round(seconds / 3600, 2)
+    if training.get("hardware"):
+        summary["hardware"] = training["hardware"]
+    return summary
+
+
+def method_of(training: dict[str, Any]) -> str:
+    """The training method a recipe names ('supervised' for recipes written before methods were named)."""
+    return str(training.get("method") or (training.get("config") or {}).get("method") or "supervised")

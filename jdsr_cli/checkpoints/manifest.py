@@ -139,6 +139,18 @@ class Manifest:
             raise ModelLoadError(f"{entry.name}: not a bundled model")
         return self.root / entry.path
 
+    def training_record(self, entry: ManifestEntry) -> dict[str, Any] | None:
+        """The ``training`` recipe of a bundled model's ``config.json`` (None for a Hub model or a checkpoint
+        without one); read without loading the weights."""
+        if entry.source != "bundled" or entry.path is None:
+            return None
+        try:
+            meta = json.loads((self.root / entry.path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        training = meta.get("training") if isinstance(meta, dict) else None
+        return training if isinstance(training, dict) else None
+
 
 def default_manifest_path() -> Path:
     """``manifest.json`` of the installed ``jdsr_weights`` package, or of ``weights/`` in a source tree."""

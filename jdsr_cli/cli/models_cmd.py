@@ -15,6 +15,7 @@ app = typer.Typer(help="List, describe, download and inspect models.", no_args_i
 
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
+METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR"}  # the `trained` column, for 80 columns
 
 
 def _set_psnr(metrics: dict[str, Any] | None, name: str) -> str:
@@ -29,8 +30,13 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
 
     from jdsr_cli.checkpoints.manifest import load_manifest
 
+    from jdsr_cli.checkpoints.lineage import method_of
+
     manifest = load_manifest()
-    entries = [e.to_dict() for e in manifest.entries]
+    entries = []
+    for entry in manifest.entries:
+        training = manifest.training_record(entry)
+        entries.append({**entry.to_dict(), **({"method": method_of(training)} if training is not None else {})})
     console = make_console()
     if as_json:
         console.print_json(json.dumps(entries))
@@ -44,10 +50,10 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         title="jdsr models", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, title_justify="left")
     # the name and the figures never shrink; the descriptive columns give way on a narrow terminal
     table.add_column("name", no_wrap=True, min_width=max(len(e["name"]) for e in entries))
-    table.add_column("role", no_wrap=True, overflow="ellipsis")
-    table.add_column("pair", no_wrap=True, overflow="ellipsis")
-    table.add_column("arch", no_wrap=True, overflow="ellipsis")
-    table.add_column("×", no_wrap=True, min_width=1)
+    table.add_column("pair", no_wrap=True, overflow="ellipsis", max_width=9)
+    table.add_column("arch", no_wrap=True, overflow="ellipsis", max_width=9)
+    table.add_column("scale", no_wrap=True, min_width=2)
+    table.add_column("trained", no_wrap=True, overflow="ellipsis")
     table.add_column("default", no_wrap=True, overflow="ellipsis")
     for name in BENCHMARK_SETS:
         table.add_column(name, justify="right", no_wrap=True, min_width=5)
@@ -57,24 +63,30 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     for e in entries:
         metrics = e.get("metrics")
         table.add_row(
-            e["name"], "down" if e.get("role") == "downscale" else "up", e.get("pair") or "", e["arch"], str(e["scale"]),
-            "yes" if e.get("default_for_scale") else "", *(_set_psnr(metrics, name) for name in BENCHMARK_SETS),
+            e["name"], e.get("pair") or "", e["arch"], ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"]),
+            METHOD_TAGS.get(e.get("method", ""), e.get("method", "")), "yes" if e.get("default_for_scale") else "", *(_set_psnr(metrics, name) for name in BENCHMARK_SETS),
             *([e["source"]] if show_source else []),
         )
     console.print(table)
     console.print(
-        "PSNR-Y dB, crop = scale, MATLAB-bicubic LR; a superior-LR pair's figure is its round trip "
-        "(HR → its downscaler → its upscaler). More: `jdsr models info NAME`.", markup=False,
+        "×s enlarges, ÷s shrinks; PSNR-Y dB, crop = scale, MATLAB-bicubic LR; a superior-LR pair's figure is its round trip "
+        "(HR → its downscaler → its upscaler); trained with `jdsr train --method` supervised (L1), superior-lr "
+        "(SLR) or jdsr (JDSR). "
+        "More (the whole recipe): `jdsr models info NAME`.", markup=False,
     )
 
 
 @app.command("info")
 def info(name: str = typer.Argument(..., help="A name from `jdsr models list`.")) -> None:
     """Everything the manifest and the checkpoint say about one model."""
+    from jdsr_cli.checkpoints.lineage import training_summary
     from jdsr_cli.checkpoints.manifest import load_manifest
 
-    entry = load_manifest().require(name)
-    make_console().print_json(json.dumps(entry.to_dict(), default=str))
+    manifest = load_manifest()
+    entry = manifest.require(name)
+    training = manifest.training_record(entry)
+    facts = {**entry.to_dict(), **({"training": training_summary(training)} if training is not None else {})}
+    make_console().print_json(json.dumps(facts, default=str))
 
 
 @app.command("download")
