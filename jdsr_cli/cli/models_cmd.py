@@ -28,9 +28,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     """Bundled and downloadable models, with their measured PSNR."""
     from rich.table import Table
 
-    from jdsr_cli.checkpoints.manifest import load_manifest
-
     from jdsr_cli.checkpoints.lineage import method_of
+    from jdsr_cli.checkpoints.manifest import load_manifest
 
     manifest = load_manifest()
     entries = []
@@ -62,10 +61,11 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         table.add_column("source", no_wrap=True, overflow="ellipsis")
     for e in entries:
         metrics = e.get("metrics")
+        scale = ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"])
+        method = METHOD_TAGS.get(e.get("method", ""), e.get("method", ""))
         table.add_row(
-            e["name"], e.get("pair") or "", e["arch"], ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"]),
-            METHOD_TAGS.get(e.get("method", ""), e.get("method", "")), "yes" if e.get("default_for_scale") else "", *(_set_psnr(metrics, name) for name in BENCHMARK_SETS),
-            *([e["source"]] if show_source else []),
+            e["name"], e.get("pair") or "", e["arch"], scale, method, "yes" if e.get("default_for_scale") else "",
+            *(_set_psnr(metrics, name) for name in BENCHMARK_SETS), *([e["source"]] if show_source else []),
         )
     console.print(table)
     console.print(
