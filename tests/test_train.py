@@ -292,3 +292,18 @@ def test_ema_warm_up_forgets_the_random_start() -> None:
     for step in range(1000):
         remaining *= ema_decay_at(0.999, step)
     assert remaining < 1e-3  # without the warm-up: 0.999**1000 = 0.37
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(messy_folder: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """oneDNN emulates bf16 on such CPUs (AVX2): a bf16 step ran ~9× slower than fp32, a trap worth a line."""
+    from jdsr_cli.engine import device
+
+    lines: list[str] = []
+    monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: False)
+    Trainer(_config(messy_folder, tmp_path / "a", precision="bf16"), log=lines.append)
+    Trainer(_config(messy_folder, tmp_path / "b", precision="fp32"), log=lines.append)
+    assert lines == [f"warning: {device.CPU_BF16_WARNING}"]
+    monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: True)
+    Trainer(_config(messy_folder, tmp_path / "c", precision="bf16"), log=lines.append)
+    assert len(lines) == 1

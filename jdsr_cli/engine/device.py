@@ -112,3 +112,16 @@ def free_memory_bytes(device: torch.device) -> int | None:
         except (ValueError, OSError, AttributeError):
             return None
     return None
+
+
+def cpu_bf16_is_native() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). Without it oneDNN emulates bf16 and
+    a bf16 training step ran about 9× slower than fp32 (IMDN ×4 on an AVX2 EPYC: 5.4 s against 0.57 s)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no reason to warn
+        return True
+
+
+CPU_BF16_WARNING = ("this CPU has no native bf16 (AVX512-BF16 or AMX), so --precision bf16 runs about 9× slower "
+                    "than fp32 here; use --precision fp32")

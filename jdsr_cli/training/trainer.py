@@ -85,7 +85,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
                  log: Callable[[str], None] = print) -> None:
-        from jdsr_cli.engine.device import resolve_device
+        from jdsr_cli.engine.device import CPU_BF16_WARNING, cpu_bf16_is_native, resolve_device
         from jdsr_cli.training.methods import build_method
 
         self.config = config
@@ -94,6 +94,8 @@ class Trainer:
         self.saved_config = self._check_resumable(config)
         self.dist = Distributed.from_env()
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu" and config.precision == "bf16" and not cpu_bf16_is_native():
+            log(f"warning: {CPU_BF16_WARNING}")
         if self.dist.world > 1:
             self.device = join_process_group(self.dist, self.device)
         torch.manual_seed(config.seed)
