@@ -278,3 +278,4 @@ def test_torchrun_shards_upscale_over_ranks(tmp_path: Path, data_dir: Path, trai
     reports = [json.loads((tmp_path / f"report.rank{r}.json").read_text()) for r in (0, 1)]
     inputs = [sorted(Path(f["input"]).name for f in rep["files"]) for rep in reports]
     assert [len(i) for i in inputs] == [3, 2] and not set(inputs[0]) & set(inputs[1])
+

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from jdsr_cli import __version__
-from jdsr_cli.cli import doctor_cmd, downscale_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
+from jdsr_cli.cli import distill_cmd, doctor_cmd, downscale_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
 
 EXIT_BUG = 1
 
@@ -60,6 +60,9 @@ class _MappedGroup(TyperGroup):
             from jdsr_cli.errors import Interrupted
 
             raise exit_for(Interrupted(2, "interrupted (Ctrl-C)")) from None
+        except BrokenPipeError:  # the reader left (`jdsr models list | head`): nothing to say, as other tools do
+            _silence_stdout()
+            raise typer.Exit(128 + 13) from None  # 141, as a shell reports SIGPIPE
         except Exception as error:  # noqa: BLE001 - the one place where errors become exit codes
             raise exit_for(error) from None
         except BaseException as error:  # Interrupted (SIGINT/SIGTERM), MemoryError outside a file's work
@@ -70,6 +73,15 @@ class _MappedGroup(TyperGroup):
             raise
         finally:
             DEBUG.reset(token)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail on the closed pipe again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 app = typer.Typer(
@@ -105,6 +117,7 @@ def _root(
 app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
 app.command("downscale", no_args_is_help=True)(downscale_cmd.downscale)
 app.command("train", no_args_is_help=True)(train_cmd.train)
+app.command("distill", no_args_is_help=True)(distill_cmd.distill)
 app.command("eval", no_args_is_help=True)(eval_cmd.evaluate)
 app.add_typer(models_cmd.app, name="models")
 app.command("doctor")(doctor_cmd.doctor)

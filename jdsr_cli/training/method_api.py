@@ -87,7 +87,8 @@ class TrainingMethod(Protocol):
 
     # Optional: ``check_options(options)`` (a classmethod/staticmethod) checks the values of its table;
     # ``extra_state()`` / ``load_extra_state(state)`` keep a small state of its own across resumes;
-    # ``FIXED_ON_RESUME`` names the table's keys a resume may not change.
+    # ``FIXED_ON_RESUME`` names the table's keys a resume may not change; ``recipe_extra()`` adds to every
+    # checkpoint's training record (e.g. the teachers of a distillation).
 
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         """One optimisation step (``step`` counts from 0); returns the named losses to log."""

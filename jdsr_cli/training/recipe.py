@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 
 
 def training_recipe(config: TrainConfig, *, step: int, train_seconds: float, device: torch.device,
-                    commands: list[str], init_from: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``training`` record of a checkpoint saved at ``step`` (JSON-ready)."""
+                    commands: list[str], init_from: list[dict[str, Any]],
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``training`` record of a checkpoint saved at ``step`` (JSON-ready); ``extra`` is what the method adds
+    (``recipe_extra()``, e.g. distillation's teachers)."""
     options = {k: v for k, v in vars(config).items() if v is not None and (v or k != "method_options")}
     return {"method": config.method, "step": step, "train_seconds": round(train_seconds),
             "hardware": hardware(device), "command": commands[0], "resumed_with": commands[1:],
-            **({"init_from": init_from} if init_from else {}), "config": json.loads(json.dumps(options))}
+            **({"init_from": init_from} if init_from else {}), **json.loads(json.dumps(extra or {})),
+            "config": json.loads(json.dumps(options))}
 
 
 def command_line() -> str:

@@ -22,6 +22,7 @@ REGISTRY: dict[str, Any] = {  # name → class, or 'module:Class' until first us
     "supervised": "jdsr_cli.training.methods:Supervised",
     "superior-lr": "jdsr_cli.training.methods:SuperiorLR",
     "jdsr": "jdsr_cli.training.jdsr.method:JDSR",
+    "distill": "jdsr_cli.training.distill.method:Distill",
 }
 
 

@@ -345,7 +345,8 @@ class Trainer:
 
         folder = self.run_dir / which
         recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
-                                 commands=self.commands, init_from=self.init_from)
+                                 commands=self.commands, init_from=self.init_from,
+                                 extra=getattr(self.method, "recipe_extra", dict)())
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
         with shield, replace_folder(folder) as staging:  # parts and training state change as one

@@ -1,0 +1,208 @@
+"""The ``distill`` training method: one student, one or more frozen teachers, one loss of ``options.LOSSES``.
+
+Per step: every teacher runs on the batch's LR under ``no_grad`` with its taps captured; the student runs
+(through DDP when there is one) with its taps and the feature term; the loss is
+``w_hr·L1(S, HR) + w_kd·L1(S, mean_n T_n) + w_feat·term``. Teachers are frozen (eval mode, no gradients,
+outside EMA, state, DDP and every optimizer); the student's adapters are trained with it and dropped at
+export, so ``best/`` and ``last/`` are plain checkpoints of ``--student-arch``, recording their teachers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
+from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.distill import terms
+from jdsr_cli.training.distill.options import FIXED_ON_RESUME, OPTIONS, DistillOptions, check_options, default_taps
+from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
+from jdsr_cli.training.methods import _arch_config, _build, copy_matching, load_init, score_upscaler
+from jdsr_cli.training.single_net import MAIN, adam_with_schedule
+
+if TYPE_CHECKING:
+    from jdsr_cli.archs.base import SRNet
+    from jdsr_cli.archs.registry import ArchConfig
+    from jdsr_cli.checkpoints.load import LoadedModel
+    from jdsr_cli.training.config import TrainConfig
+    from jdsr_cli.training.data import ImagePair
+    from jdsr_cli.training.step_context import StepContext
+
+PROBE_SIDE = 16  # LR side of the forward that finds each tap's channels
+
+
+class DistillStudent(nn.Module):
+    """The student network and the feature term's adapters, as one module (one DDP wrapper for both).
+
+    ``forward(lr, teacher_features)`` returns the SR and the feature term (None without one)."""
+
+    def __init__(self, net: SRNet, taps: list[str], term: terms.FeatureTerm | None) -> None:
+        super().__init__()
+        self.net = net
+        self.taps = taps
+        self.term = term
+
+    def forward(self, lr: torch.Tensor, teacher_features: Sequence[Sequence[torch.Tensor]] | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.term is None:
+            return self.net(lr), None
+        with capture_features(self.net, self.taps) as captured:
+            sr = self.net(lr)
+        return sr, self.term([captured[t] for t in self.taps], teacher_features or [])
+
+
+def load_teacher(spec: str, scale: int) -> LoadedModel:
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    loaded = resolve_model(spec, scale=scale, option="--teacher")
+    if loaded.config.scale != scale or loaded.config.arch == "slr-encoder":
+        raise UsageError(f"--teacher {spec}: {loaded.name} ({loaded.config.arch}) is ×{loaded.config.scale}, not an "
+                         f"upscaler ×{scale} like the student")
+    return loaded
+
+
+def tap_channels(model: nn.Module, taps: list[str]) -> list[tuple[int, int, int]]:
+    """(channels, height, width) of each tap for a PROBE_SIDE² input."""
+    with torch.no_grad(), capture_features(model, taps) as captured:  # type: ignore[arg-type]
+        model(torch.zeros(1, getattr(model, "in_channels", 3), PROBE_SIDE, PROBE_SIDE))
+    return [tuple(captured[t].shape[1:]) for t in taps]  # type: ignore[misc]
+
+
+class Distill:
+    """``jdsr distill``: see the module docstring."""
+
+    name: ClassVar[str] = "distill"
+    OPTIONS: ClassVar[Mapping[str, Any]] = OPTIONS
+    FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = FIXED_ON_RESUME
+
+    @staticmethod
+    def check_options(options: Mapping[str, Any]) -> None:
+        check_options(options)
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.opts: DistillOptions = check_options(config.method_options)
+        if not self.opts.teachers:
+            raise UsageError("jdsr distill needs a teacher: --teacher MODEL (a bundled name, a checkpoint or hf://)")
+        self.scale = config.scale
+        self.arch_config = _arch_config(config)
+        self.net = _build(self.arch_config)
+        self.loaded_teachers = [load_teacher(spec, self.scale) for spec in self.opts.teachers]
+        self.teachers = [loaded.model for loaded in self.loaded_teachers]
+        self.student_taps, self.teacher_taps = self._taps()
+        self.student = DistillStudent(self.net, self.student_taps, self._term())
+        if self.opts.init_from_teacher:
+            copied = copy_matching(self.teachers[0].state_dict(), self.net)
+            if not copied:
+                raise UsageError(f"--init-from-teacher: {self.loaded_teachers[0].name} shares no tensor with the "
+                                 f"{self.arch_config.arch} student")
+        optimizer, scheduler = adam_with_schedule(self.student.parameters(), config)
+        self._optimizers = {MAIN: optimizer}
+        self._schedulers = {MAIN: scheduler}
+
+    def _taps(self) -> tuple[list[str], list[list[str]]]:
+        loss = self.opts.loss
+        student = list(self.opts.taps_student) or default_taps(available_taps(self.net), loss)
+        try:
+            resolve_taps(self.net, student)
+        except ValueError as error:  # unknown names: one line listing the available ones
+            raise UsageError(f"--taps-student: {error}") from None
+        teachers = []
+        for model, loaded in zip(self.teachers, self.loaded_teachers, strict=True):
+            taps = list(self.opts.taps_teacher) or default_taps(available_taps(model), loss)
+            try:
+                resolve_taps(model, taps)
+            except ValueError as error:
+                raise UsageError(f"--taps-teacher: {error}") from None
+            if len(taps) != len(student):
+                raise UsageError(f"--taps-teacher: {len(taps)} taps on {loaded.name}, {len(student)} on the student; "
+                                 "give as many of each")
+            teachers.append(taps)
+        return student, teachers
+
+    def _term(self) -> terms.FeatureTerm | None:
+        loss = self.opts.loss
+        if loss == "output":
+            return None
+        student = tap_channels(self.net, self.student_taps)
+        teachers = [tap_channels(m, taps) for m, taps in zip(self.teachers, self.teacher_taps, strict=True)]
+        for shapes, loaded in zip(teachers, self.loaded_teachers, strict=True):
+            if [s[1:] for s in shapes] != [s[1:] for s in student]:
+                raise UsageError(f"--teacher {loaded.name}: its taps are not at the student's resolution "
+                                 f"({shapes} vs {student}); pick taps in LR space")
+        channels_s = [c for c, _, _ in student]
+        channels_t = [[c for c, _, _ in shapes] for shapes in teachers]
+        o = self.opts
+        if loss == "fitnet":
+            return terms.FitNet(channels_s, channels_t)
+        if loss == "lsfd":
+            return terms.LSFD(channels_s, channels_t, o.lsfd_kernel, o.lsfd_tau)
+        if loss == "srkd":
+            return terms.SRKD(o.srkd_stat)
+        if loss == "fakd":
+            return terms.FAKD(o.fakd_chunk, o.fakd_pool)
+        return terms.FEED(channels_s, channels_t)
+
+    # ---- the contract ------------------------------------------------------------------------------
+    def describe(self) -> str:
+        names = ", ".join(loaded.name for loaded in self.loaded_teachers)
+        return f"{self.arch_config.arch} ×{self.scale} from {names} ({self.opts.loss})"
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"student": self.student}
+
+    def frozen(self) -> dict[str, nn.Module]:
+        return {f"teacher{i}": model for i, model in enumerate(self.teachers)}
+
+    def deployed(self) -> nn.Module:
+        return self.net
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._optimizers
+
+    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return self._schedulers
+
+    def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
+        return pairs
+
+    def recipe_extra(self) -> dict[str, Any]:
+        """The teachers' identities and recipes, recorded in every checkpoint (``training.teachers``)."""
+        return {"teachers": [init_record(loaded) for loaded in self.loaded_teachers]}
+
+    def initialise_from(self, spec: str) -> InitReport:
+        loaded = load_init(spec)
+        copied = copy_matching(loaded.model.state_dict(), self.net)
+        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
+
+    def exports(self, deployed: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
+        return {"": (deployed, self.arch_config)}
+
+    def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
+        return score_upscaler(net, pairs, device, self.scale)
+
+    # ---- the step ----------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
+        o = self.opts
+        outputs, features = [], []
+        with torch.no_grad():
+            for model, taps in zip(self.teachers, self.teacher_taps, strict=True):
+                with capture_features(model, taps) as captured:  # type: ignore[arg-type]
+                    outputs.append(ctx.forward(model, batch.lr).float())
+                features.append([captured[t] for t in taps])
+        sr, feature_loss = ctx.forward(self.student, batch.lr, features if self.student.term is not None else None)
+        sr = sr.float()
+        losses: dict[str, torch.Tensor] = {"l1": nn.functional.l1_loss(sr, batch.hr)}
+        total = o.w_hr * losses["l1"]
+        if o.w_kd > 0:
+            losses["kd"] = nn.functional.l1_loss(sr, torch.stack(outputs).mean(dim=0))
+            total = total + o.w_kd * losses["kd"]
+        if feature_loss is not None:
+            losses["feat"] = feature_loss
+            total = total + self.opts.feature_weight * feature_loss
+        ctx.backward_and_step(total, MAIN)
+        return {"loss": total, **{k: v.detach() for k, v in losses.items()}}

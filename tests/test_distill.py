@@ -1,0 +1,175 @@
+"""``jdsr distill``: every loss end to end from the CLI, frozen teachers, non-zero feature gradients, FAKD's
+chunked affinity against the plain one, teachers recorded, exact resume, refusals and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from jdsr_cli.cli.main import app
+from jdsr_cli.training.config import TrainConfig, load_config
+from jdsr_cli.training.distill import terms
+from jdsr_cli.training.distill.options import LOSSES
+from jdsr_cli.training.trainer import Trainer
+
+SMALL_PAN = {"nf": 8, "unf": 8, "nb": 6}
+TEACHER = "imdn-x2"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    for path in sorted((data_dir / "train" / "BSD200").glob("*.png"))[:5]:
+        (root / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+def _config(data: Path, out: Path, loss: str, **kw: Any) -> TrainConfig:
+    options = {"loss": loss, "teachers": [TEACHER], **kw.pop("options", {})}
+    base = dict(data=str(data), scale=2, arch="pan", arch_kwargs=SMALL_PAN, method="distill", steps=4, batch_size=2,
+                patch_size=16, val_every=2, save_every=2, log_every=1, out=str(out), device="cpu", workers=0, seed=3,
+                val_fraction=0.3, method_options=options)
+    base.update(kw)
+    return load_config(None, base)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_every_loss_runs_from_the_cli_and_writes_a_plain_student(photos: Path, tmp_path: Path, loss: str) -> None:
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    config = tmp_path / "student.toml"
+    config.write_text(f"arch = \"pan\"\narch_kwargs = {{ nf = 8, unf = 8, nb = 6 }}\n")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "distill", str(photos), "-s", "2", "--teacher", TEACHER, "--method", loss, "--config", str(config),
+        "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "2", "--save-every", "2",
+        "--workers", "0", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert f"from {TEACHER} ({loss})" in result.output
+    loaded = resolve_model(str(run / "best"), scale=None)
+    assert (loaded.config.arch, loaded.config.kwargs) == ("pan", SMALL_PAN)
+    training = json.loads((run / "best" / "config.json").read_text())["training"]
+    assert training["method"] == "distill" and [t["name"] for t in training["teachers"]] == [TEACHER]
+    assert training["teachers"][0]["weights_sha256"]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert ("feat" in records[0]) == (loss != "output") and "kd" in records[0]
+
+
+def test_cli_help_names_every_loss_and_marks_the_reconstructions() -> None:
+    from jdsr_cli.cli.distill_cmd import METHOD_HELP
+
+    for name, (_, rebuilt, _) in LOSSES.items():
+        entry = next(part for part in METHOD_HELP.split("; ") if part.startswith(f"{name}:"))
+        assert entry.endswith("[reconstruction]") == rebuilt, entry
+
+
+def test_teachers_are_frozen_outside_state_ema_and_optimizers(photos: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_config(photos, tmp_path / "run", "fitnet", ema_decay=0.9))
+    teacher = trainer.method.teachers[0]
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    trainer.run()
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    teacher_ids = {id(p) for p in teacher.parameters()}
+    for optimizer in trainer.method.optimizers().values():
+        assert not teacher_ids & {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert trainer.ema is not None and len(trainer.ema.state_dict()) == len(trainer.method.net.state_dict())
+    state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=True)
+    assert set(state["trainable"]) == {"student"}
+    assert any(k.startswith("term.") for k in state["trainable"]["student"])  # the regressors resume too
+
+
+@pytest.mark.parametrize("loss", [name for name in LOSSES if name != "output"])
+def test_every_feature_term_gives_the_student_non_zero_gradients(photos: Path, tmp_path: Path, loss: str) -> None:
+    """The feature term alone must reach the student's body (a detached term would silently be output KD)."""
+    from jdsr_cli.archs.taps import capture_features
+
+    method = Trainer(_config(photos, tmp_path / "run", loss)).method
+    lr = torch.rand(2, 3, 12, 12)
+    with torch.no_grad(), capture_features(method.teachers[0], method.teacher_taps[0]) as captured:
+        method.teachers[0](lr)
+    _, feature_loss = method.student(lr, [[captured[t] for t in method.teacher_taps[0]]])
+    feature_loss.backward()
+    first_block = dict(method.net.named_parameters())["conv_first.weight"]
+    assert first_block.grad is not None and first_block.grad.abs().sum() > 0
+
+
+def test_chunked_affinity_equals_the_whole_matrix_and_ignores_channels_and_scale() -> None:
+    torch.manual_seed(0)
+    s = torch.randn(2, 8, 6, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 16, 6, 5, dtype=torch.float64)
+
+    def whole(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        fa, fb = terms._unit_columns(a), terms._unit_columns(b)
+        return (fa.transpose(1, 2) @ fa - fb.transpose(1, 2) @ fb).abs().mean()
+
+    expected = whole(s, t)
+    (grad_expected,) = torch.autograd.grad(expected, s)
+    chunked = terms.spatial_affinity_l1(s, t, chunk=7)
+    (grad_chunked,) = torch.autograd.grad(chunked, s)
+    torch.testing.assert_close(chunked, expected)
+    torch.testing.assert_close(grad_chunked, grad_expected)
+    torch.testing.assert_close(terms.spatial_affinity_l1(3 * s, t, chunk=4), expected)  # scale-free
+    assert terms.spatial_affinity_l1(t, t, chunk=5) < 1e-12
+
+
+def test_distill_resume_reproduces_the_uninterrupted_run(photos: Path, tmp_path: Path) -> None:
+    straight = Trainer(_config(photos, tmp_path / "straight", "lsfd", steps=5))
+    full = straight.run()
+    run = tmp_path / "split"
+    Trainer(_config(photos, run, "lsfd", steps=5)).run(stop_at=2)
+    resumed = Trainer(_config(photos, run, "lsfd", steps=5, resume=str(run)))
+    assert resumed.run().losses == pytest.approx(full.losses[2:], rel=1e-5, abs=1e-7)
+    for a, b in zip(straight.method.student.state_dict().values(), resumed.method.student.state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_distillations_are_refused_in_one_line(photos: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    base = ["distill", str(photos), "-s", "2", "--student-arch", "pan", "--out", str(tmp_path / "x")]
+    cases = [
+        ([], "jdsr distill needs a teacher: --teacher MODEL"),
+        (["--teacher", "imdn-x4"], "--teacher imdn-x4: imdn-x4 (imdn) is ×4, not an upscaler ×2"),
+        (["--teacher", TEACHER, "--method", "fitnet", "--taps-student", "body.99"],
+         "--taps-student: unknown feature tap(s) 'body.99' for PAN"),
+        (["--teacher", TEACHER, "--method", "fitnet", "--taps-student", "body_tail", "--taps-teacher", "head,body_tail"],
+         "--taps-teacher: 2 taps on imdn-x2, 1 on the student"),
+        (["--teacher", TEACHER, "--method", "magic"], "--method 'magic': choose output, fitnet"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_two_process_gloo_distill_equals_one_process_with_twice_the_batch(photos: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    config = tmp_path / "student.toml"
+    config.write_text("arch_kwargs = { nf = 8, unf = 8, nb = 6 }\n")
+    args = ["distill", str(photos), "-s", "2", "--teacher", TEACHER, "--student-arch", "pan", "--method", "fitnet",
+            "--config", str(config), "--steps", "3", "--patch-size", "16", "--val-every", "3", "--save-every", "3",
+            "--workers", "0", "--device", "cpu", "--seed", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+                          "--nproc_per_node", "2", "-m", "jdsr_cli", *args, "--batch-size", "2", "--out",
+                          str(tmp_path / "ddp")], capture_output=True, text=True, timeout=600, env=env)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "jdsr_cli", *args, "--batch-size", "4", "--out",
+                             str(tmp_path / "one")], capture_output=True, text=True, timeout=600, env=env)
+    assert single.returncode == 0, single.stderr[-3000:]
+    a = load_file(tmp_path / "ddp" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "one" / "last" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
