@@ -19,7 +19,7 @@ from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import FIXED_ON_RESUME, OPTIONS, DistillOptions, check_options, default_taps
+from jdsr_cli.training.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options, default_taps
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
 from jdsr_cli.training.methods import _arch_config, _build, copy_matching, load_init, score_upscaler
 from jdsr_cli.training.single_net import MAIN, adam_with_schedule
@@ -83,6 +83,14 @@ class Distill:
     def check_options(options: Mapping[str, Any]) -> None:
         check_options(options)
 
+    def __new__(cls, config: TrainConfig) -> Distill:
+        """An online loss (DML) builds ``MutualDistill``, whose --teacher networks train as peers."""
+        if cls is Distill and config.method_options.get("loss") in ONLINE:
+            from jdsr_cli.training.distill.mutual import MutualDistill
+
+            return super().__new__(MutualDistill)
+        return super().__new__(cls)
+
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.opts: DistillOptions = check_options(config.method_options)
@@ -126,7 +134,7 @@ class Distill:
 
     def _term(self) -> terms.FeatureTerm | None:
         loss = self.opts.loss
-        if loss == "output":
+        if loss in ("output", *ONLINE):
             return None
         student = tap_channels(self.net, self.student_taps)
         teachers = [tap_channels(m, taps) for m, taps in zip(self.teachers, self.teacher_taps, strict=True)]

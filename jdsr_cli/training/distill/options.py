@@ -22,7 +22,10 @@ LOSSES: dict[str, tuple[float, bool, str]] = {
     "lsfd": (0.1, True, "LSFD: local k×k regressor, per-pixel error weighted by a detached soft attention"),
     "srkd": (0.1, True, "SRKD: channel-statistic maps (energy, mean, max or std), normalised per sample"),
     "feed": (0.1, True, "FEED: one 3-conv transform per teacher on body_tail, Factor-Transfer distance"),
+    # online: the --teacher models are peers trained with the student (w_kd weighs the mutual term)
+    "dml": (0.0, True, "DML: student and peers learn together, each also pulled to the others' outputs"),
 }
+ONLINE = ("dml",)  # losses whose --teacher networks are trainable peers, not frozen teachers
 # the weights other than FAKD's are ours (scale-free terms start near 1, L1 near 0.05): starting points to tune
 STATS = ("energy", "mean", "max", "std")
 
@@ -40,9 +43,11 @@ OPTIONS: dict[str, Any] = {
     "lsfd_kernel": 3,  # LSFD: the regressor's kernel (1 is FitNet-like)
     "lsfd_tau": 1.0,  # LSFD: softmax temperature of the attention
     "srkd_stat": "energy",
+    "peer_init": "scratch",  # DML: peers start from scratch (the paper's cohort) or from the --teacher weights
+    "dml_ramp": 0.1,  # DML: the mutual weight ramps up linearly over this fraction of the run (early peers are poor)
 }
 
-FIXED_ON_RESUME = ("loss", "teachers", "taps_student", "taps_teacher", "lsfd_kernel")
+FIXED_ON_RESUME = ("loss", "teachers", "taps_student", "taps_teacher", "lsfd_kernel", "peer_init")
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,10 @@ def check_options(options: Mapping[str, Any]) -> DistillOptions:
             raise UsageError(f"[distill] {key} = {value!r}: expected a string")
     if values["loss"] not in LOSSES:
         raise UsageError(f"--method {values['loss']!r}: choose {', '.join(LOSSES)}")
+    if values["peer_init"] not in ("scratch", "teacher"):
+        raise UsageError(f"[distill] peer_init = {values['peer_init']!r}: choose scratch or teacher")
+    if not 0 <= values["dml_ramp"] <= 1:
+        raise UsageError("[distill] dml_ramp must be between 0 and 1")
     if values["srkd_stat"] not in STATS:
         raise UsageError(f"[distill] srkd_stat = {values['srkd_stat']!r}: choose {', '.join(STATS)}")
     for key in ("w_hr", "w_kd", "lsfd_tau"):
