@@ -53,15 +53,17 @@ def test_every_loss_runs_from_the_cli_and_writes_a_plain_student(photos: Path, t
         "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "2", "--save-every", "2",
         "--workers", "0", "--device", "cpu", "--out", str(run)])
     assert result.exit_code == 0, result.output
-    assert (f"from {TEACHER} ({loss})" if loss != "dml" else f"with peers like {TEACHER} (dml") in result.output
+    online = loss in ("dml", "afd")
+    assert (f"with peers like {TEACHER} ({loss}" if online else f"from {TEACHER} ({loss})") in result.output
     loaded = resolve_model(str(run / "best"), scale=None)
     assert (loaded.config.arch, loaded.config.kwargs) == ("pan", SMALL_PAN)
     training = json.loads((run / "best" / "config.json").read_text())["training"]
     assert training["method"] == "distill" and [t["name"] for t in training["teachers"]] == [TEACHER]
     assert training["teachers"][0]["weights_sha256"]
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
-    assert ("feat" in records[0]) == (loss not in ("output", "dml"))
-    assert ("kd" in records[0]) == (loss != "dml") and ("peer0_mutual" in records[0]) == (loss == "dml")
+    assert ("feat" in records[0]) == (loss != "output" and not online)
+    assert ("kd" in records[0]) == (not online) and ("peer0_mutual" in records[0]) == online
+    assert ("disc" in records[0]) == (loss == "afd")
 
 
 def test_cli_help_names_every_loss_and_marks_the_reconstructions() -> None:
@@ -89,7 +91,7 @@ def test_teachers_are_frozen_outside_state_ema_and_optimizers(photos: Path, tmp_
     assert any(k.startswith("term.") for k in state["trainable"]["student"])  # the regressors resume too
 
 
-@pytest.mark.parametrize("loss", [name for name in LOSSES if name not in ("output", "dml")])
+@pytest.mark.parametrize("loss", [name for name in LOSSES if name not in ("output", "dml", "afd")])
 def test_every_feature_term_gives_the_student_non_zero_gradients(photos: Path, tmp_path: Path, loss: str) -> None:
     """The feature term alone must reach the student's body (a detached term would silently be output KD)."""
     from jdsr_cli.archs.taps import capture_features
@@ -116,6 +118,29 @@ def test_dml_peers_learn_along_and_only_the_student_is_exported(photos: Path, tm
     state = torch.load(tmp_path / "run" / "last" / "training_state.pt", weights_only=True)
     assert set(state["trainable"]) == {"student", "peer0"} and set(state["optimizers"]) == {"main", "peer0"}
     assert resolve_model(str(tmp_path / "run" / "last"), scale=None).config.arch == "pan"
+
+
+def test_afd_steps_never_move_the_other_side(photos: Path, tmp_path: Path) -> None:
+    """The networks' adversarial steps leave the discriminators unchanged, and the discriminators' step leaves
+    every network (and transform) unchanged."""
+    trainer = Trainer(_config(photos, tmp_path / "run", "afd", steps=2, val_every=2, save_every=2))
+    method, ctx = trainer.method, trainer.ctx
+    step = ctx.step_with_gradients
+    checked: list[str] = []
+
+    def snapshot(modules: list[torch.nn.Module]) -> list[torch.Tensor]:
+        return [p.detach().clone() for m in modules for p in m.parameters()]
+
+    def spy(name: str, grads, loss) -> None:  # type: ignore[no-untyped-def]
+        other = [method.net, *method.peers, method.transforms] if name == "discriminators" else [method.discriminators]
+        before = snapshot(other)
+        step(name, grads, loss)
+        assert all(torch.equal(a, b) for a, b in zip(before, snapshot(other), strict=True)), name
+        checked.append(name)
+
+    ctx.step_with_gradients = spy  # type: ignore[method-assign]
+    trainer.run()
+    assert checked == ["main_adv", "peer0_adv", "discriminators"] * 2
 
 
 def test_chunked_affinity_equals_the_whole_matrix_and_ignores_channels_and_scale() -> None:

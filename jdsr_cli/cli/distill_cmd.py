@@ -14,7 +14,8 @@ from jdsr_cli.cli import training_options as opt
 METHOD_HELP = ("output: output KD (L1 to HR + L1 to the teachers' mean output); fitnet: 1×1-regressor hints; "
                "fakd: spatial-affinity KD; lsfd: local regressor + soft attention [reconstruction]; srkd: "
                "channel-statistic maps [reconstruction]; feed: per-teacher 3-conv transforms [reconstruction]; dml: "
-               "online mutual learning, the --teacher models are peers trained along [reconstruction]")
+               "online mutual learning, the --teacher models are peers trained along [reconstruction]; afd: dml plus "
+               "feature-map discriminators [reconstruction]")
 
 
 def _taps(text: str | None) -> list[str] | None:

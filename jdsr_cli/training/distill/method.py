@@ -84,11 +84,17 @@ class Distill:
         check_options(options)
 
     def __new__(cls, config: TrainConfig) -> Distill:
-        """An online loss (DML) builds ``MutualDistill``, whose --teacher networks train as peers."""
-        if cls is Distill and config.method_options.get("loss") in ONLINE:
+        """An online loss builds its subclass (DML: ``MutualDistill``, AFD: ``AdversarialDistill``), whose --teacher
+        networks train as peers."""
+        loss = config.method_options.get("loss")
+        if cls is Distill and loss == "dml":
             from jdsr_cli.training.distill.mutual import MutualDistill
 
             return super().__new__(MutualDistill)
+        if cls is Distill and loss == "afd":
+            from jdsr_cli.training.distill.adversarial import AdversarialDistill
+
+            return super().__new__(AdversarialDistill)
         return super().__new__(cls)
 
     def __init__(self, config: TrainConfig) -> None:

@@ -24,8 +24,9 @@ LOSSES: dict[str, tuple[float, bool, str]] = {
     "feed": (0.1, True, "FEED: one 3-conv transform per teacher on body_tail, Factor-Transfer distance"),
     # online: the --teacher models are peers trained with the student (w_kd weighs the mutual term)
     "dml": (0.0, True, "DML: student and peers learn together, each also pulled to the others' outputs"),
+    "afd": (0.0, True, "AFD: DML plus feature-map discriminators each network learns to fool"),
 }
-ONLINE = ("dml",)  # losses whose --teacher networks are trainable peers, not frozen teachers
+ONLINE = ("dml", "afd")  # losses whose --teacher networks are trainable peers, not frozen teachers
 # the weights other than FAKD's are ours (scale-free terms start near 1, L1 near 0.05): starting points to tune
 STATS = ("energy", "mean", "max", "std")
 
@@ -44,6 +45,7 @@ OPTIONS: dict[str, Any] = {
     "lsfd_tau": 1.0,  # LSFD: softmax temperature of the attention
     "srkd_stat": "energy",
     "peer_init": "scratch",  # DML: peers start from scratch (the paper's cohort) or from the --teacher weights
+    "afd_lr": 2e-5,  # AFD: the adversarial feature steps and the discriminators (the paper's slower rate)
     "dml_ramp": 0.1,  # DML: the mutual weight ramps up linearly over this fraction of the run (early peers are poor)
 }
 
@@ -89,7 +91,7 @@ def check_options(options: Mapping[str, Any]) -> DistillOptions:
         raise UsageError("[distill] dml_ramp must be between 0 and 1")
     if values["srkd_stat"] not in STATS:
         raise UsageError(f"[distill] srkd_stat = {values['srkd_stat']!r}: choose {', '.join(STATS)}")
-    for key in ("w_hr", "w_kd", "lsfd_tau"):
+    for key in ("w_hr", "w_kd", "lsfd_tau", "afd_lr"):
         if not (math.isfinite(values[key]) and values[key] >= 0):
             raise UsageError(f"[distill] {key} must be a finite number of at least 0")
     for key in ("fakd_pool", "fakd_chunk", "lsfd_kernel"):
