@@ -22,6 +22,11 @@ from jdsr_cli.training.trainer import Trainer
 
 SMALL_PAN = {"nf": 8, "unf": 8, "nb": 6}
 TEACHER = "imdn-x2"
+PRIVILEGED = "slr-up-x2"  # PISR's teacher: a superior-LR pair (its encoder comes along)
+
+
+def teacher_for(loss: str) -> str:
+    return PRIVILEGED if loss == "pisr" else TEACHER
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 
 
 def _config(data: Path, out: Path, loss: str, **kw: Any) -> TrainConfig:
-    options = {"loss": loss, "teachers": [TEACHER], **kw.pop("options", {})}
+    options = {"loss": loss, "teachers": [teacher_for(loss)], **kw.pop("options", {})}
     base = dict(data=str(data), scale=2, arch="pan", arch_kwargs=SMALL_PAN, method="distill", steps=4, batch_size=2,
                 patch_size=16, val_every=2, save_every=2, log_every=1, out=str(out), device="cpu", workers=0, seed=3,
                 val_fraction=0.3, method_options=options)
@@ -49,20 +54,21 @@ def test_every_loss_runs_from_the_cli_and_writes_a_plain_student(photos: Path, t
     config.write_text(f"arch = \"pan\"\narch_kwargs = {{ nf = 8, unf = 8, nb = 6 }}\n")
     run = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "distill", str(photos), "-s", "2", "--teacher", TEACHER, "--method", loss, "--config", str(config),
+        "distill", str(photos), "-s", "2", "--teacher", teacher_for(loss), "--method", loss, "--config", str(config),
         "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "2", "--save-every", "2",
         "--workers", "0", "--device", "cpu", "--out", str(run)])
     assert result.exit_code == 0, result.output
     online = loss in ("dml", "afd")
-    assert (f"with peers like {TEACHER} ({loss}" if online else f"from {TEACHER} ({loss})") in result.output
+    teacher = "slr-up-x2" if loss == "pisr" else TEACHER
+    assert (f"with peers like {teacher} ({loss}" if online else f"from {teacher} ({loss})") in result.output
     loaded = resolve_model(str(run / "best"), scale=None)
     assert (loaded.config.arch, loaded.config.kwargs) == ("pan", SMALL_PAN)
     training = json.loads((run / "best" / "config.json").read_text())["training"]
-    assert training["method"] == "distill" and [t["name"] for t in training["teachers"]] == [TEACHER]
+    assert training["method"] == "distill" and [t["name"] for t in training["teachers"]] == [teacher]
     assert training["teachers"][0]["weights_sha256"]
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert ("feat" in records[0]) == (loss != "output" and not online)
-    assert ("kd" in records[0]) == (not online) and ("peer0_mutual" in records[0]) == online
+    assert ("kd" in records[0]) == (not online and loss != "pisr") and ("peer0_mutual" in records[0]) == online
     assert ("disc" in records[0]) == (loss == "afd")
 
 
@@ -141,6 +147,27 @@ def test_afd_steps_never_move_the_other_side(photos: Path, tmp_path: Path) -> No
     ctx.step_with_gradients = spy  # type: ignore[method-assign]
     trainer.run()
     assert checked == ["main_adv", "peer0_adv", "discriminators"] * 2
+
+
+def test_pisr_teacher_sees_the_superior_lr_and_can_seed_the_student(photos: Path, tmp_path: Path) -> None:
+    """PISR's teacher decoder runs on its encoder's output of the HR patch; --init-from-teacher copies the whole
+    decoder into a student of the same architecture."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    trainer = Trainer(_config(photos, tmp_path / "run", "pisr", arch="edsr", arch_kwargs={}, preset="slr-decoder",
+                              options={"init_from_teacher": True}))
+    decoder = resolve_model(PRIVILEGED, scale=2).model
+    for key, value in decoder.state_dict().items():
+        torch.testing.assert_close(trainer.method.net.state_dict()[key], value, rtol=0, atol=0)
+    assert set(trainer.method.frozen()) == {"encoder", "teacher0"}
+    seen: list[torch.Tensor] = []
+    encoder = trainer.method.encoder
+    encoder.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    trainer.run(stop_at=1)
+    assert len(seen) == 1 and seen[0].shape[-1] == trainer.config.patch_size  # the superior LR of the HR patch
+    refused = CliRunner().invoke(app, ["distill", str(photos), "-s", "2", "--teacher", TEACHER, "--student-arch",
+                                       "pan", "--method", "pisr", "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "PISR needs a superior-LR pair" in refused.output
 
 
 def test_chunked_affinity_equals_the_whole_matrix_and_ignores_channels_and_scale() -> None:

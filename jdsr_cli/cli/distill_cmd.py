@@ -11,11 +11,18 @@ from jdsr_cli.cli import training_options as opt
 
 # what `jdsr upscale` must not import (training code) holds the loss table, so the help lists it here; a test
 # keeps the two in step (tests/test_distill.py)
-METHOD_HELP = ("output: output KD (L1 to HR + L1 to the teachers' mean output); fitnet: 1×1-regressor hints; "
-               "fakd: spatial-affinity KD; lsfd: local regressor + soft attention [reconstruction]; srkd: "
-               "channel-statistic maps [reconstruction]; feed: per-teacher 3-conv transforms [reconstruction]; dml: "
-               "online mutual learning, the --teacher models are peers trained along [reconstruction]; afd: dml plus "
-               "feature-map discriminators [reconstruction]")
+METHOD_HELP = "; ".join((
+    "output: output KD (L1 to HR + L1 to the teachers' mean output)",
+    "fitnet: 1×1-regressor hints",
+    "fakd: spatial-affinity KD",
+    "pisr: likelihood of a privileged teacher's features (--teacher: a superior-LR pair, e.g. from jdsr train "
+    "--method superior-lr --arch <student arch>; add --init-from-teacher)",
+    "lsfd: local regressor + soft attention [reconstruction]",
+    "srkd: channel-statistic maps [reconstruction]",
+    "feed: per-teacher 3-conv transforms [reconstruction]",
+    "dml: online mutual learning, the --teacher models are peers trained along [reconstruction]",
+    "afd: dml plus feature-map discriminators [reconstruction]",
+))
 
 
 def _taps(text: str | None) -> list[str] | None:

@@ -10,6 +10,7 @@ export, so ``best/`` and ``last/`` are plain checkpoints of ``--student-arch``, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -65,6 +66,31 @@ def load_teacher(spec: str, scale: int) -> LoadedModel:
     return loaded
 
 
+def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, LoadedModel]:
+    """PISR's teacher: a superior-LR pair (HR encoder + decoder), e.g. ``jdsr train --method superior-lr --arch
+    <the student's arch>`` (PISR's step 1) or a bundled pair; a run folder, its encoder/decoder or a pair name."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    if len(specs) != 1:
+        raise UsageError("--method pisr takes one --teacher: a superior-LR pair (e.g. a run of jdsr train --method "
+                         "superior-lr, or slr-up-x4)")
+    spec = specs[0]
+    folder = Path(spec).expanduser()
+    if (folder / "encoder").is_dir() and (folder / "decoder").is_dir():
+        halves = [resolve_model(str(folder / part), scale=scale, option="--teacher") for part in ("encoder", "decoder")]
+    else:
+        first = resolve_model(spec, scale=scale, option="--teacher")
+        pair = first.entry.pair if first.entry is not None else None
+        if pair is None:
+            raise UsageError(f"--teacher {spec}: PISR needs a superior-LR pair (an HR encoder and its decoder), "
+                             f"e.g. a run of jdsr train --method superior-lr --arch <student arch>, or slr-up-x{scale}")
+        halves = [first, resolve_model(pair, scale=scale, option="--teacher")]
+    encoder, decoder = sorted(halves, key=lambda loaded: loaded.config.arch != "slr-encoder")
+    if encoder.config.arch != "slr-encoder" or decoder.config.scale != scale or encoder.config.scale != scale:
+        raise UsageError(f"--teacher {spec}: not a superior-LR pair ×{scale}")
+    return encoder, decoder
+
+
 def tap_channels(model: nn.Module, taps: list[str]) -> list[tuple[int, int, int]]:
     """(channels, height, width) of each tap for a PROBE_SIDE² input."""
     with torch.no_grad(), capture_features(model, taps) as captured:  # type: ignore[arg-type]
@@ -105,7 +131,12 @@ class Distill:
         self.scale = config.scale
         self.arch_config = _arch_config(config)
         self.net = _build(self.arch_config)
-        self.loaded_teachers = [load_teacher(spec, self.scale) for spec in self.opts.teachers]
+        self.encoder: nn.Module | None = None  # PISR: the privileged teacher's HR encoder
+        if self.opts.loss == "pisr":
+            encoder, decoder = load_privileged_teacher(self.opts.teachers, self.scale)
+            self.encoder, self.loaded_teachers = encoder.model, [decoder]
+        else:
+            self.loaded_teachers = [load_teacher(spec, self.scale) for spec in self.opts.teachers]
         self.teachers = [loaded.model for loaded in self.loaded_teachers]
         self.student_taps, self.teacher_taps = self._taps()
         self.student = DistillStudent(self.net, self.student_taps, self._term())
@@ -159,6 +190,8 @@ class Distill:
             return terms.SRKD(o.srkd_stat)
         if loss == "fakd":
             return terms.FAKD(o.fakd_chunk, o.fakd_pool)
+        if loss == "pisr":
+            return terms.VID(channels_s, channels_t)
         return terms.FEED(channels_s, channels_t)
 
     # ---- the contract ------------------------------------------------------------------------------
@@ -170,7 +203,8 @@ class Distill:
         return {"student": self.student}
 
     def frozen(self) -> dict[str, nn.Module]:
-        return {f"teacher{i}": model for i, model in enumerate(self.teachers)}
+        encoder = {"encoder": self.encoder} if self.encoder is not None else {}
+        return {**encoder, **{f"teacher{i}": model for i, model in enumerate(self.teachers)}}
 
     def deployed(self) -> nn.Module:
         return self.net
@@ -204,15 +238,17 @@ class Distill:
         o = self.opts
         outputs, features = [], []
         with torch.no_grad():
+            # PISR's teacher sees the privileged input: the superior LR of the HR patch
+            teacher_input = batch.lr if self.encoder is None else ctx.forward(self.encoder, batch.hr)
             for model, taps in zip(self.teachers, self.teacher_taps, strict=True):
                 with capture_features(model, taps) as captured:  # type: ignore[arg-type]
-                    outputs.append(ctx.forward(model, batch.lr).float())
+                    outputs.append(ctx.forward(model, teacher_input).float())
                 features.append([captured[t] for t in taps])
         sr, feature_loss = ctx.forward(self.student, batch.lr, features if self.student.term is not None else None)
         sr = sr.float()
         losses: dict[str, torch.Tensor] = {"l1": nn.functional.l1_loss(sr, batch.hr)}
         total = o.w_hr * losses["l1"]
-        if o.w_kd > 0:
+        if o.w_kd > 0 and self.encoder is None:  # PISR's output answers the HR, not the student's input
             losses["kd"] = nn.functional.l1_loss(sr, torch.stack(outputs).mean(dim=0))
             total = total + o.w_kd * losses["kd"]
         if feature_loss is not None:

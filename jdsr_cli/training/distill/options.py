@@ -22,6 +22,8 @@ LOSSES: dict[str, tuple[float, bool, str]] = {
     "lsfd": (0.1, True, "LSFD: local k×k regressor, per-pixel error weighted by a detached soft attention"),
     "srkd": (0.1, True, "SRKD: channel-statistic maps (energy, mean, max or std), normalised per sample"),
     "feed": (0.1, True, "FEED: one 3-conv transform per teacher on body_tail, Factor-Transfer distance"),
+    # the paper's λ2 with mean reduction: the likelihood term is tiny, the decoder init does most (§5)
+    "pisr": (1e-6, False, "PISR: VID likelihood of a privileged teacher's features (a superior-LR pair)"),
     # online: the --teacher models are peers trained with the student (w_kd weighs the mutual term)
     "dml": (0.0, True, "DML: student and peers learn together, each also pulled to the others' outputs"),
     "afd": (0.0, True, "AFD: DML plus feature-map discriminators each network learns to fool"),
@@ -104,9 +106,9 @@ def check_options(options: Mapping[str, Any]) -> DistillOptions:
 
 def default_taps(names: list[str], loss: str) -> list[str]:
     """The body in thirds (the end of the first and second third) plus ``body_tail``, as FAKD taps EDSR;
-    FEED reads ``body_tail`` only."""
+    FEED and PISR read ``body_tail`` only (PISR's last feature before the upsampler)."""
     body = [n for n in names if n.startswith("body.")]
-    if loss == "feed" or len(body) < 3:
+    if loss in ("feed", "pisr") or len(body) < 3:
         return ["body_tail"]
     third = len(body) / 3
     return [body[round(third) - 1], body[round(2 * third) - 1], "body_tail"]

@@ -164,3 +164,30 @@ class FEED(FeatureTerm):
         u = u / (u.norm(dim=1, keepdim=True) + 1e-8)
         v = v / (v.norm(dim=1, keepdim=True) + 1e-8)
         return ((u - v).abs().sum(dim=1) / u.shape[1] ** 0.5).mean()  # ‖û − v̂‖₁ / √n: O(1) at any size
+
+
+class VID(FeatureTerm):
+    """PISR's variational information distillation: the Laplace negative log-likelihood of the teacher map t
+    under a student prediction μ(s) with scale b(s): ``log(2b') + |t − μ|/b'``, b' = 0.1·b + 1e-8, mean over
+    elements; μ and b are 1×1 conv → PReLU → 1×1 conv (b through Softplus). t is divided by its RMS first,
+    as for the regression terms."""
+
+    def __init__(self, student: Sequence[int], teachers: Sequence[Sequence[int]]) -> None:
+        super().__init__()
+
+        def head(cs: int, ct: int, positive: bool) -> nn.Sequential:
+            layers = [nn.Conv2d(cs, ct, 1), nn.PReLU(), nn.Conv2d(ct, ct, 1)]
+            return nn.Sequential(*layers, *([nn.Softplus()] if positive else []))
+
+        self.means = nn.ModuleList(nn.ModuleList(head(cs, ct, False) for cs, ct in zip(student, channels,
+                                                                                        strict=True))
+                                   for channels in teachers)
+        self.scales = nn.ModuleList(nn.ModuleList(head(cs, ct, True) for cs, ct in zip(student, channels,
+                                                                                        strict=True))
+                                    for channels in teachers)
+
+    def pair(self, tap: int, teacher: int, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t / _teacher_scale(t)
+        mean = _fp32(self.means[teacher][tap](s))
+        scale = 0.1 * _fp32(self.scales[teacher][tap](s)) + 1e-8
+        return (torch.log(2 * scale) + (t - mean).abs() / scale).mean()
