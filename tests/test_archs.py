@@ -322,3 +322,21 @@ def test_captured_student_features_keep_their_graph():
         model(X)
     feats["body.2"].pow(2).mean().backward()
     assert model.IMDB1.c1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("arch", ["imdn", "pan"])
+def test_small_student_presets_cost_about_a_third_of_imdn(arch: str) -> None:
+    """The distillation student presets: about a third of imdn-x4's multiply-adds per output pixel."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.archs.registry import ArchConfig
+
+    def macs(name: str, kwargs: dict) -> float:
+        net = REGISTRY.build(ArchConfig(name, 4, kwargs)).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            net(torch.rand(1, 3, 16, 16))
+        return counter.get_total_flops() / 2
+
+    ratio = macs(arch, REGISTRY.get(arch).presets["small"]) / macs("imdn", REGISTRY.get("imdn").presets["default"])
+    assert 0.28 < ratio < 0.36, ratio

@@ -161,7 +161,12 @@ SPEC = ArchSpec(
     name="imdn",
     build=build,
     detect=detect,
-    presets={"default": {"nf": 64, "num_modules": 6, "distillation_rate": 0.25}},
+    presets={
+        "default": {"nf": 64, "num_modules": 6, "distillation_rate": 0.25},
+        # a distillation student: a third of the default's multiply-adds per output pixel at every scale
+        # (14,489 against 44,364 at ×4; 234K parameters), measured with torch.utils.flop_counter
+        "small": {"nf": 36, "num_modules": 6, "distillation_rate": 0.25},
+    },
     scales=SPEC_SCALES,
     # fp16: on. Input and features stay in the [0, 1] range (no mean shift, no ×255), the network is
     # shallow (6 blocks) and every block is normalised by its own residual, so activations stay far
