@@ -51,7 +51,7 @@ def test_every_loss_runs_from_the_cli_and_writes_a_plain_student(photos: Path, t
     from jdsr_cli.checkpoints.resolve import resolve_model
 
     config = tmp_path / "student.toml"
-    config.write_text(f"arch = \"pan\"\narch_kwargs = {{ nf = 8, unf = 8, nb = 6 }}\n")
+    config.write_text("arch = \"pan\"\narch_kwargs = { nf = 8, unf = 8, nb = 6 }\n")
     run = tmp_path / "run"
     result = CliRunner().invoke(app, [
         "distill", str(photos), "-s", "2", "--teacher", teacher_for(loss), "--method", loss, "--config", str(config),
