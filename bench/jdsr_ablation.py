@@ -2,6 +2,7 @@
 
     python bench/jdsr_ablation.py                       # the table in docs/jdsr-results.md (≈70 min, 2 cores)
     python bench/jdsr_ablation.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/abl  # rehearsal
+    python bench/jdsr_ablation.py --timing              # s/step of each variant in one process, ratio to plain
 
 Every variant fine-tunes the bundled ``imdn-x4`` (``--init``) on ../shared/data/train (T91 + BSD200) with the
 same options; only the method and its ``[jdsr]`` switches differ. Each run is its own ``jdsr train``
@@ -84,6 +85,32 @@ def seconds_per_step(out: Path) -> float:
     return float(state["train_seconds"]) / int(state["step"])
 
 
+def time_variants(args: argparse.Namespace, variants: list[str], steps: int = 8) -> dict[str, float]:
+    """Seconds per training step of each variant, in this process, one after another (warm-up excluded):
+    the s/step column, as ratios to plain L1 measured alongside (the runs' own wall-clock shares the CPU with
+    whatever else ran)."""
+    import tempfile
+    import time
+
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.trainer import Trainer
+
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in variants:
+            method, options = VARIANTS[variant]
+            out = Path(tmp) / variant.replace(" ", "_")
+            path = Path(tmp) / "run.toml"
+            path.write_text(run_config(args, method, options, 1, out).replace(f"steps = {args.steps}", "steps = 100000"))
+            trainer = Trainer(load_config(path, {}), log=lambda _line: None)
+            trainer.prepare()
+            trainer.run(stop_at=2)  # warm-up: oneDNN primitives, the first meta step
+            start = time.perf_counter()
+            trainer.run(stop_at=2 + steps)
+            seconds[variant] = (time.perf_counter() - start) / steps
+    return seconds
+
+
 def table(rows: list[dict[str, Any]], sets: list[str]) -> str:
     head = "| variant | seed | " + " | ".join(f"{s} PSNR / SSIM" for s in sets) + " | s/step | peak RSS |"
     lines = [head, "|" + "---|" * (len(sets) + 4)]
@@ -119,6 +146,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--jdsr", type=json.loads, default={"meta_every": 4, "peer_lr": 2e-4},
                         help="[jdsr] options shared by every jdsr variant (JSON)")
+    parser.add_argument("--timing", action="store_true", help="only time each variant's step (in one process)")
     args = parser.parse_args()
     args.val_every = args.save_every = max(1, min(200, args.steps))
     args.log_every = max(1, min(50, args.steps))
@@ -126,6 +154,12 @@ def main() -> None:
     sets = args.sets.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "results.json"
+    if args.timing:
+        seconds = time_variants(args, args.variants.split(","))
+        for variant, value in seconds.items():
+            print(f"| {variant} | {value:.2f} s/step | {value / seconds[next(iter(seconds))]:.2f}× |")
+        (args.out / "timing.json").write_text(json.dumps(seconds, indent=1))
+        return
     rows: list[dict[str, Any]] = json.loads(results.read_text()) if results.is_file() else []
     for variant in args.variants.split(","):
         method, options = VARIANTS[variant]
