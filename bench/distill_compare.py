@@ -1,0 +1,99 @@
+"""The `jdsr distill` comparison (issue 15): one student, every method, equal steps, data, seed and schedule.
+
+    python bench/distill_compare.py                        # ×4: imdn-x4 → IMDN small, table on stdout
+    python bench/distill_compare.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/dc  # rehearsal
+
+The student (``--student-arch``/``--student-preset``, default IMDN ``small``: a third of imdn-x4's
+multiply-adds) trains from scratch on ../shared/data/train with the same options in every row; only the
+method differs. "student alone" is plain supervised training; ``jdsr`` is JDSR without a teacher; PISR's
+teacher is the bundled superior-LR pair (its decoder is not the student's architecture, so no decoder init).
+Runs, resumption, evaluation (last/, PSNR-Y/SSIM-Y crop = scale) and the table are those of
+``bench/jdsr_ablation.py``; rows already in ``<out>/results.json`` are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jdsr_ablation import DATA, ROOT, evaluate, seconds_per_step, table, train  # noqa: E402
+
+# name → (method, its table's options); "distill" rows take the teacher from --teacher
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "student alone": ("supervised", {}),
+    "output KD": ("distill", {"loss": "output"}),
+    "FitNet": ("distill", {"loss": "fitnet"}),
+    "FAKD": ("distill", {"loss": "fakd"}),
+    "LSFD": ("distill", {"loss": "lsfd"}),
+    "SRKD": ("distill", {"loss": "srkd"}),
+    "FEED": ("distill", {"loss": "feed"}),
+    "PISR": ("distill", {"loss": "pisr", "teachers": ["slr-up-x{scale}"]}),
+    "DML": ("distill", {"loss": "dml"}),
+    "AFD": ("distill", {"loss": "afd"}),
+    "JDSR": ("jdsr", {"meta_every": 4}),
+}
+SEEDED = ("student alone", "output KD")
+
+
+def run_config(args: argparse.Namespace, method: str, options: dict[str, Any], seed: int, out: Path) -> str:
+    lines = [f'data = "{args.data / "train"}"', f"scale = {args.scale}", f'arch = "{args.student_arch}"',
+             f'preset = "{args.student_preset}"', f'method = "{method}"', f'out = "{out}"', f"steps = {args.steps}",
+             f"batch_size = {args.batch_size}", f"patch_size = {args.patch_size}", f"lr = {args.lr}",
+             'schedule = "cosine"', f'precision = "{args.precision}"', f"val_every = {args.val_every}",
+             f"save_every = {args.save_every}", f"log_every = {args.log_every}", "workers = 0", f"seed = {seed}"]
+    if method == "distill":
+        options = {"teachers": [args.teacher], **options}
+        options["teachers"] = [t.format(scale=args.scale) for t in options["teachers"]]
+    if options:
+        lines += ["", f"[{method}]", *(f"{k} = {json.dumps(v)}" for k, v in options.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "distill-compare")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--teacher", default="imdn-x{scale}")
+    parser.add_argument("--student-arch", default="imdn")
+    parser.add_argument("--student-preset", default="small")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patch-size", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--sets", default="Set5,Set14,B100")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    args.teacher = args.teacher.format(scale=args.scale)
+    args.val_every = args.save_every = max(1, min(500, args.steps))
+    args.log_every = max(1, min(50, args.steps))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sets = args.sets.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "results.json"
+    rows: list[dict[str, Any]] = json.loads(results.read_text()) if results.is_file() else []
+    for variant in args.variants.split(","):
+        method, options = VARIANTS[variant]
+        for seed in seeds if variant in SEEDED else seeds[:1]:
+            if any(r["variant"] == variant and r["seed"] == seed for r in rows):
+                continue
+            out = args.out / f"{variant.replace(' ', '_')}-s{seed}"
+            config = args.out / f"{out.name}.toml"
+            config.write_text(run_config(args, method, options, seed, out))
+            rss = train(config, out, args.steps)
+            rows.append({"variant": variant, "seed": seed, "method": method, "options": options,
+                         "steps": args.steps, "s_per_step": seconds_per_step(out), "peak_rss_kib": rss,
+                         "scores": evaluate(out / "last", sets, args.data)})
+            results.write_text(json.dumps(rows, indent=1))
+            print(table(rows, sets, SEEDED), flush=True)
+    print(table(rows, sets, SEEDED))
+
+
+if __name__ == "__main__":
+    main()
