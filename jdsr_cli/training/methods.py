@@ -75,6 +75,13 @@ def copy_matching(source: Mapping[str, torch.Tensor], target: nn.Module) -> int:
     return len(shared)
 
 
+def initialise_net(net: nn.Module, spec: str) -> InitReport:
+    """``--init`` for a method that deploys one SR network: copy what matches, record where it came from."""
+    loaded = load_init(spec)
+    copied = copy_matching(loaded.model.state_dict(), net)
+    return InitReport(copied, len(net.state_dict()), [init_record(loaded)])
+
+
 class Supervised(SingleNetMethod):
     """One SR network trained with L1 to HR."""
 
@@ -95,9 +102,7 @@ class Supervised(SingleNetMethod):
         return {"loss": nn.functional.l1_loss(output.float(), batch.hr)}
 
     def initialise_from(self, spec: str) -> InitReport:
-        loaded = load_init(spec)
-        copied = copy_matching(loaded.model.state_dict(), self.net)
-        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
+        return initialise_net(self.net, spec)
 
     def exports(self, net: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (net, self.arch_config)}

@@ -22,7 +22,7 @@ from jdsr_cli.errors import UsageError
 from jdsr_cli.training.distill import terms
 from jdsr_cli.training.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options, default_taps
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
-from jdsr_cli.training.methods import _arch_config, _build, copy_matching, load_init, score_upscaler
+from jdsr_cli.training.methods import _arch_config, _build, copy_matching, initialise_net, score_upscaler
 from jdsr_cli.training.single_net import MAIN, adam_with_schedule
 
 if TYPE_CHECKING:
@@ -223,9 +223,7 @@ class Distill:
         return {"teachers": [init_record(loaded) for loaded in self.loaded_teachers]}
 
     def initialise_from(self, spec: str) -> InitReport:
-        loaded = load_init(spec)
-        copied = copy_matching(loaded.model.state_dict(), self.net)
-        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
+        return initialise_net(self.net, spec)
 
     def exports(self, deployed: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (deployed, self.arch_config)}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.training.options import TableOptions, check_table_types
 
 # loss → (w_feat default, reconstruction?, one line for --help)
 LOSSES: dict[str, tuple[float, bool, str]] = {
@@ -54,15 +54,8 @@ OPTIONS: dict[str, Any] = {
 FIXED_ON_RESUME = ("loss", "teachers", "taps_student", "taps_teacher", "lsfd_kernel", "peer_init")
 
 
-@dataclass(frozen=True)
-class DistillOptions:
-    values: Mapping[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+class DistillOptions(TableOptions):
+    """The ``[distill]`` table as typed values (see ``OPTIONS``)."""
 
     @property
     def feature_weight(self) -> float:
@@ -73,18 +66,7 @@ class DistillOptions:
 def check_options(options: Mapping[str, Any]) -> DistillOptions:
     """Defaults overlaid with ``options``; a wrong type or value is one UsageError naming ``[distill] key``."""
     values = {**OPTIONS, **options}
-    for key, default in OPTIONS.items():
-        value = values[key]
-        if isinstance(default, list):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise UsageError(f"[distill] {key} = {value!r}: expected a list of strings")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise UsageError(f"[distill] {key} = {value!r}: expected true or false")
-        elif isinstance(default, (int, float)) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise UsageError(f"[distill] {key} = {value!r}: expected a number")
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise UsageError(f"[distill] {key} = {value!r}: expected a string")
+    check_table_types("distill", OPTIONS, values)
     if values["loss"] not in LOSSES:
         raise UsageError(f"--method {values['loss']!r}: choose {', '.join(LOSSES)}")
     if values["peer_init"] not in ("scratch", "teacher"):
@@ -97,7 +79,7 @@ def check_options(options: Mapping[str, Any]) -> DistillOptions:
         if not (math.isfinite(values[key]) and values[key] >= 0):
             raise UsageError(f"[distill] {key} must be a finite number of at least 0")
     for key in ("fakd_pool", "fakd_chunk", "lsfd_kernel"):
-        if int(values[key]) != values[key] or values[key] < 1:
+        if values[key] < 1:
             raise UsageError(f"[distill] {key} must be a whole number of at least 1")
     if values["lsfd_kernel"] % 2 == 0:
         raise UsageError("[distill] lsfd_kernel must be odd (1, 3, 5...)")

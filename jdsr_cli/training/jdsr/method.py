@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.training.jdsr.gap import GapCrops, measure_gap
 from jdsr_cli.training.jdsr.meta import GENERATOR, meta_step
 from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, build_peer, label_generator, load_encoder
@@ -30,7 +29,15 @@ from jdsr_cli.training.jdsr.options import (
     label_distance,
 )
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
-from jdsr_cli.training.methods import _arch_config, _build, _to_batch, copy_matching, load_init, score_upscaler
+from jdsr_cli.training.methods import (
+    _arch_config,
+    _build,
+    _to_batch,
+    copy_matching,
+    initialise_net,
+    load_init,
+    score_upscaler,
+)
 from jdsr_cli.training.single_net import adam_with_schedule
 
 if TYPE_CHECKING:
@@ -127,9 +134,7 @@ class JDSR:
         self.gap = dict(state.get("gap", {}))
 
     def initialise_from(self, spec: str) -> InitReport:
-        loaded = load_init(spec)
-        copied = copy_matching(loaded.model.state_dict(), self.net)
-        return InitReport(copied, len(self.net.state_dict()), [init_record(loaded)])
+        return initialise_net(self.net, spec)
 
     def exports(self, deployed: nn.Module) -> dict[str, tuple[nn.Module, ArchConfig]]:
         return {"": (deployed, self.arch_config)}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.training.options import TableOptions, check_table_types
 
 NONE = "none"  # gap_threshold = "none" switches the gap gate off (TOML has no null)
 META_ORDERS = ("second", "finite-difference")
@@ -68,17 +68,8 @@ FIXED_ON_RESUME = ("self_distill", "meta", "mutual", "sections", "encoder", "pee
                    "meta_lr", "peer_lr")
 
 
-@dataclass(frozen=True)
-class JdsrOptions:
+class JdsrOptions(TableOptions):
     """The ``[jdsr]`` table as typed values (see ``OPTIONS`` for each key's meaning)."""
-
-    values: Mapping[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def gate(self) -> float | None:
@@ -100,28 +91,13 @@ class JdsrOptions:
 def check_options(options: Mapping[str, Any]) -> JdsrOptions:
     """Defaults overlaid with ``options``; a wrong type or value is one UsageError naming ``[jdsr] key``."""
     values = {**OPTIONS, **options}
-    for key, default in OPTIONS.items():
-        value = values[key]
-        if key == "gap_threshold" and value == NONE:
-            continue
-        if not _same_kind(value, default):
-            raise UsageError(f"[jdsr] {key} = {value!r}: expected {_kind(default)}"
-                             + (' or "none"' if key == "gap_threshold" else ""))
+    check_table_types("jdsr", OPTIONS, values, skip=("gap_threshold",))
+    gap = values["gap_threshold"]
+    if gap != NONE and (isinstance(gap, bool) or not isinstance(gap, (int, float))):
+        raise UsageError(f'[jdsr] gap_threshold = {gap!r}: expected a number or "none"')
     _check_choices(values)
     _check_ranges(values)
     return JdsrOptions(values)
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, type(default)) and not isinstance(value, bool)
-
-
-def _kind(default: Any) -> str:
-    return {bool: "true or false", float: "a number", int: "a whole number", str: "a string"}[type(default)]
 
 
 def _check_choices(values: Mapping[str, Any]) -> None:
