@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jdsr_ablation import DATA, ROOT, evaluate, seconds_per_step, table, train  # noqa: E402
+from jdsr_ablation import DATA, ROOT, run_variants  # noqa: E402
 
 # name → (method, its table's options); "distill" rows take the teacher from --teacher
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -73,26 +73,8 @@ def main() -> None:
     args.teacher = args.teacher.format(scale=args.scale)
     args.val_every = args.save_every = max(1, min(500, args.steps))
     args.log_every = max(1, min(50, args.steps))
-    seeds = [int(s) for s in args.seeds.split(",")]
-    sets = args.sets.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
-    results = args.out / "results.json"
-    rows: list[dict[str, Any]] = json.loads(results.read_text()) if results.is_file() else []
-    for variant in args.variants.split(","):
-        method, options = VARIANTS[variant]
-        for seed in seeds if variant in SEEDED else seeds[:1]:
-            if any(r["variant"] == variant and r["seed"] == seed for r in rows):
-                continue
-            out = args.out / f"{variant.replace(' ', '_')}-s{seed}"
-            config = args.out / f"{out.name}.toml"
-            config.write_text(run_config(args, method, options, seed, out))
-            rss = train(config, out, args.steps)
-            rows.append({"variant": variant, "seed": seed, "method": method, "options": options,
-                         "steps": args.steps, "s_per_step": seconds_per_step(out), "peak_rss_kib": rss,
-                         "scores": evaluate(out / "last", sets, args.data)})
-            results.write_text(json.dumps(rows, indent=1))
-            print(table(rows, sets, SEEDED), flush=True)
-    print(table(rows, sets, SEEDED))
+    run_variants(args, VARIANTS, SEEDED, run_config)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,34 @@ def table(rows: list[dict[str, Any]], sets: list[str], seeded: tuple[str, ...] =
     return "\n".join(lines)
 
 
+RunConfig = Callable[[argparse.Namespace, str, dict[str, Any], int, Path], str]
+
+
+def run_variants(args: argparse.Namespace, variants: dict[str, tuple[str, dict[str, Any]]],
+                 seeded: tuple[str, ...], run_config: RunConfig) -> None:
+    """Train (or resume) and score every ``--variants`` row not yet in ``<out>/results.json``, every seed for
+    the ``seeded`` ones and the first for the others; print the table after each row."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sets = args.sets.split(",")
+    results = args.out / "results.json"
+    rows: list[dict[str, Any]] = json.loads(results.read_text()) if results.is_file() else []
+    for variant in args.variants.split(","):
+        method, options = variants[variant]
+        for seed in seeds if variant in seeded else seeds[:1]:
+            if any(r["variant"] == variant and r["seed"] == seed for r in rows):
+                continue
+            out = args.out / f"{variant.replace(' ', '_').replace('+', 'p')}-s{seed}"
+            config = args.out / f"{out.name}.toml"
+            config.write_text(run_config(args, method, options, seed, out))
+            rss = train(config, out, args.steps)
+            rows.append({"variant": variant, "seed": seed, "method": method, "options": options,
+                         "steps": args.steps, "s_per_step": seconds_per_step(out), "peak_rss_kib": rss,
+                         "scores": evaluate(out / "last", sets, args.data)})
+            results.write_text(json.dumps(rows, indent=1))
+            print(table(rows, sets, seeded), flush=True)
+    print(table(rows, sets, seeded))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "jdsr-ablation")
@@ -155,32 +184,14 @@ def main() -> None:
     args = parser.parse_args()
     args.val_every = args.save_every = max(1, min(200, args.steps))
     args.log_every = max(1, min(50, args.steps))
-    seeds = [int(s) for s in args.seeds.split(",")]
-    sets = args.sets.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
-    results = args.out / "results.json"
     if args.timing:
         seconds = time_variants(args, args.variants.split(","))
         for variant, value in seconds.items():
             print(f"| {variant} | {value:.2f} s/step | {value / seconds[next(iter(seconds))]:.2f}× |")
         (args.out / "timing.json").write_text(json.dumps(seconds, indent=1))
         return
-    rows: list[dict[str, Any]] = json.loads(results.read_text()) if results.is_file() else []
-    for variant in args.variants.split(","):
-        method, options = VARIANTS[variant]
-        for seed in seeds if variant in SEEDED else seeds[:1]:
-            if any(r["variant"] == variant and r["seed"] == seed for r in rows):
-                continue
-            out = args.out / f"{variant.replace(' ', '_').replace('+', 'p')}-s{seed}"
-            config = args.out / f"{out.name}.toml"
-            config.write_text(run_config(args, method, options, seed, out))
-            rss = train(config, out, args.steps)
-            rows.append({"variant": variant, "seed": seed, "method": method, "options": options,
-                         "steps": args.steps, "s_per_step": seconds_per_step(out), "peak_rss_kib": rss,
-                         "scores": evaluate(out / "last", sets, args.data)})
-            results.write_text(json.dumps(rows, indent=1))
-            print(table(rows, sets), flush=True)
-    print(table(rows, sets))
+    run_variants(args, VARIANTS, SEEDED, run_config)
 
 
 if __name__ == "__main__":
