@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jdsr_ablation import DATA, ROOT, run_variants  # noqa: E402
+from jdsr_ablation import DATA, ROOT, print_timing, run_variants, time_variants  # noqa: E402
 
 # name → (method, its table's options); "distill" rows take the teacher from --teacher
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -69,11 +69,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--sets", default="Set5,Set14,B100")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--timing", action="store_true", help="only time each variant's step (in one process)")
     args = parser.parse_args()
     args.teacher = args.teacher.format(scale=args.scale)
     args.val_every = args.save_every = max(1, min(500, args.steps))
     args.log_every = max(1, min(50, args.steps))
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.timing:
+        print_timing(args, time_variants(args, args.variants.split(","), table=VARIANTS, make_config=run_config))
+        return
     run_variants(args, VARIANTS, SEEDED, run_config)
 
 

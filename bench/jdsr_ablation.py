@@ -90,7 +90,12 @@ def seconds_per_step(out: Path) -> float:
     return float(state["train_seconds"]) / int(state["step"])
 
 
-def time_variants(args: argparse.Namespace, variants: list[str], steps: int = 8) -> dict[str, float]:
+RunConfig = Callable[[argparse.Namespace, str, dict[str, Any], int, Path], str]
+
+
+def time_variants(args: argparse.Namespace, variants: list[str], steps: int = 8,
+                  table: dict[str, tuple[str, dict[str, Any]]] | None = None,
+                  make_config: RunConfig | None = None) -> dict[str, float]:
     """Seconds per training step of each variant, in this process, one after another (warm-up excluded):
     the s/step column, as ratios to plain L1 measured alongside (the runs' own wall-clock shares the CPU with
     whatever else ran)."""
@@ -103,10 +108,11 @@ def time_variants(args: argparse.Namespace, variants: list[str], steps: int = 8)
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant in variants:
-            method, options = VARIANTS[variant]
+            method, options = (table or VARIANTS)[variant]
             out = Path(tmp) / variant.replace(" ", "_")
             path = Path(tmp) / "run.toml"
-            path.write_text(run_config(args, method, options, 1, out).replace(f"steps = {args.steps}", "steps = 100000"))
+            text = (make_config or run_config)(args, method, options, 1, out)
+            path.write_text(text.replace(f"steps = {args.steps}", "steps = 100000"))
             trainer = Trainer(load_config(path, {}), log=lambda _line: None)
             trainer.prepare()
             trainer.run(stop_at=2)  # warm-up: oneDNN primitives, the first meta step
@@ -135,7 +141,11 @@ def table(rows: list[dict[str, Any]], sets: list[str], seeded: tuple[str, ...] =
     return "\n".join(lines)
 
 
-RunConfig = Callable[[argparse.Namespace, str, dict[str, Any], int, Path], str]
+def print_timing(args: argparse.Namespace, seconds: dict[str, float]) -> None:
+    """The s/step column as a table with ratios to the first variant; also ``<out>/timing.json``."""
+    for variant, value in seconds.items():
+        print(f"| {variant} | {value:.2f} s/step | {value / seconds[next(iter(seconds))]:.2f}× |")
+    (args.out / "timing.json").write_text(json.dumps(seconds, indent=1))
 
 
 def run_variants(args: argparse.Namespace, variants: dict[str, tuple[str, dict[str, Any]]],
@@ -186,10 +196,7 @@ def main() -> None:
     args.log_every = max(1, min(50, args.steps))
     args.out.mkdir(parents=True, exist_ok=True)
     if args.timing:
-        seconds = time_variants(args, args.variants.split(","))
-        for variant, value in seconds.items():
-            print(f"| {variant} | {value:.2f} s/step | {value / seconds[next(iter(seconds))]:.2f}× |")
-        (args.out / "timing.json").write_text(json.dumps(seconds, indent=1))
+        print_timing(args, time_variants(args, args.variants.split(",")))
         return
     run_variants(args, VARIANTS, SEEDED, run_config)
 

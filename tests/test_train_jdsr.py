@@ -258,8 +258,43 @@ def test_cli_switches_reach_the_run_and_a_resume_keeps_the_structure(photos: Pat
     other = runner.invoke(app, ["train", str(photos), "-s", "2", "--no-mutual", "--out", str(tmp_path / "x")])
     assert other.exit_code == 2 and "--no-mutual: an option of --method jdsr; this run's method is supervised" \
         in other.output
+    taught = runner.invoke(app, [*args[:-1], str(tmp_path / "t"), "--teacher", "imdn-x2", "--kd-loss", "srkd"])
+    assert taught.exit_code == 0 and "+ srkd from imdn-x2" in taught.output, taught.output
     bad = runner.invoke(app, [*args[:-1], str(tmp_path / "y"), "--gap-threshold", "lots"])
     assert bad.exit_code == 2 and "--gap-threshold 'lots': a number of dB or none" in bad.output
+
+
+@pytest.mark.parametrize("kd_loss", ["fitnet", "fakd"])
+def test_jdsr_with_a_teacher_adds_the_offline_terms_and_keeps_the_teacher_frozen(photos: Path, tmp_path: Path,
+                                                                                kd_loss: str) -> None:
+    """JDSR + an offline method (issue 15): the target's loss gains output KD and the feature term, whose
+    adapters train with the target and resume exactly; the teacher never moves and is recorded."""
+    options = {"teachers": ["imdn-x2"], "kd_loss": kd_loss, "meta_every": 2}
+    straight = Trainer(_config(photos, tmp_path / "straight", options, steps=4))
+    teacher = straight.method.teachers[0]
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    full = straight.run()
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert set(straight.method.frozen()) == {"encoder", "teacher0"}
+    has_adapters = kd_loss == "fitnet"
+    assert ("kd_term" in straight.method.trainable()) == has_adapters
+    logged = {k for row in _log(tmp_path / "straight") for k in row}
+    assert {"kd", "feat", "labels", "ml"} <= logged
+    run = tmp_path / "split"
+    Trainer(_config(photos, run, options, steps=4)).run(stop_at=2)
+    resumed = Trainer(_config(photos, run, options, steps=4, resume=str(run)))
+    assert resumed.run().losses == pytest.approx(full.losses[2:], rel=1e-5, abs=1e-7)
+    training = json.loads((run / "last" / "config.json").read_text())["training"]
+    assert [t["name"] for t in training["teachers"]] == ["imdn-x2"]
+    assert "+ " + kd_loss + " from imdn-x2" in straight.method.describe()
+
+
+def test_jdsr_teacher_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"\[jdsr\] kd_loss = 'pisr': choose output or fitnet or fakd"):
+        load_config(None, {"data": "x", "method": "jdsr", "method_options": {"kd_loss": "pisr"}})
+    with pytest.raises(UsageError, match=r"\[jdsr\] teachers = 'imdn-x2': expected a list of strings"):
+        load_config(None, {"data": "x", "method": "jdsr", "method_options": {"teachers": "imdn-x2"}})
 
 
 @pytest.mark.slow

@@ -48,6 +48,12 @@ def train(
         "this (dB); none: never.")] = None,
     ml_weight: Annotated[float | None, typer.Option("--ml-weight", help="jdsr: weight of the mutual-learning "
                                                     "terms.")] = None,
+    teacher: Annotated[list[str] | None, typer.Option(
+        "--teacher", help="jdsr: also learn from this frozen model (as --model takes it) by --kd-loss; "
+        "repeat for several.")] = None,
+    kd_loss: Annotated[str | None, typer.Option(
+        "--kd-loss", metavar="output|fitnet|fakd|lsfd|srkd|feed", help="jdsr with --teacher: the offline loss, "
+        "as jdsr distill --method.")] = None,
     val_every: opt.ValEvery = None,
     save_every: opt.SaveEvery = None,
     device: opt.Device = None,
@@ -71,5 +77,6 @@ def train(
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
     overrides.update(method_overrides(self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
-                                      gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight))
+                                      gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight,
+                                      teachers=teacher or None, kd_loss=kd_loss))
     run_training(resume, config_file, overrides, debug)

@@ -39,7 +39,7 @@ class AdversarialDistill(MutualDistill):
     """``--method afd``: see the module docstring."""
 
     def __init__(self, config: TrainConfig) -> None:
-        from jdsr_cli.training.distill.method import tap_channels
+        from jdsr_cli.training.distill.teachers import tap_channels
 
         super().__init__(config)
         nets = [self.net, *self.peers]

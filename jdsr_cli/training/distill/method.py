@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
+from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options, default_taps
+from jdsr_cli.training.distill.options import FIXED_ON_RESUME, OPTIONS, DistillOptions, check_options
+from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
 from jdsr_cli.training.methods import _arch_config, _build, copy_matching, initialise_net, score_upscaler
 from jdsr_cli.training.single_net import MAIN, adam_with_schedule
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.step_context import StepContext
-
-PROBE_SIDE = 16  # LR side of the forward that finds each tap's channels
-
 
 class DistillStudent(nn.Module):
     """The student network and the feature term's adapters, as one module (one DDP wrapper for both).
@@ -54,16 +52,6 @@ class DistillStudent(nn.Module):
         with capture_features(self.net, self.taps) as captured:
             sr = self.net(lr)
         return sr, self.term([captured[t] for t in self.taps], teacher_features or [])
-
-
-def load_teacher(spec: str, scale: int) -> LoadedModel:
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
-    loaded = resolve_model(spec, scale=scale, option="--teacher")
-    if loaded.config.scale != scale or loaded.config.arch == "slr-encoder":
-        raise UsageError(f"--teacher {spec}: {loaded.name} ({loaded.config.arch}) is ×{loaded.config.scale}, not an "
-                         f"upscaler ×{scale} like the student")
-    return loaded
 
 
 def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, LoadedModel]:
@@ -89,13 +77,6 @@ def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, 
     if encoder.config.arch != "slr-encoder" or decoder.config.scale != scale or encoder.config.scale != scale:
         raise UsageError(f"--teacher {spec}: not a superior-LR pair ×{scale}")
     return encoder, decoder
-
-
-def tap_channels(model: nn.Module, taps: list[str]) -> list[tuple[int, int, int]]:
-    """(channels, height, width) of each tap for a PROBE_SIDE² input."""
-    with torch.no_grad(), capture_features(model, taps) as captured:  # type: ignore[arg-type]
-        model(torch.zeros(1, getattr(model, "in_channels", 3), PROBE_SIDE, PROBE_SIDE))
-    return [tuple(captured[t].shape[1:]) for t in taps]  # type: ignore[misc]
 
 
 class Distill:
@@ -138,8 +119,9 @@ class Distill:
         else:
             self.loaded_teachers = [load_teacher(spec, self.scale) for spec in self.opts.teachers]
         self.teachers = [loaded.model for loaded in self.loaded_teachers]
-        self.student_taps, self.teacher_taps = self._taps()
-        self.student = DistillStudent(self.net, self.student_taps, self._term())
+        self.student_taps, self.teacher_taps = select_taps(self.net, self.loaded_teachers, self.opts)
+        term = build_term(self.net, self.student_taps, self.loaded_teachers, self.teacher_taps, self.opts)
+        self.student = DistillStudent(self.net, self.student_taps, term)
         if self.opts.init_from_teacher:
             copied = copy_matching(self.teachers[0].state_dict(), self.net)
             if not copied:
@@ -148,51 +130,6 @@ class Distill:
         optimizer, scheduler = adam_with_schedule(self.student.parameters(), config)
         self._optimizers = {MAIN: optimizer}
         self._schedulers = {MAIN: scheduler}
-
-    def _taps(self) -> tuple[list[str], list[list[str]]]:
-        loss = self.opts.loss
-        student = list(self.opts.taps_student) or default_taps(available_taps(self.net), loss)
-        try:
-            resolve_taps(self.net, student)
-        except ValueError as error:  # unknown names: one line listing the available ones
-            raise UsageError(f"--taps-student: {error}") from None
-        teachers = []
-        for model, loaded in zip(self.teachers, self.loaded_teachers, strict=True):
-            taps = list(self.opts.taps_teacher) or default_taps(available_taps(model), loss)
-            try:
-                resolve_taps(model, taps)
-            except ValueError as error:
-                raise UsageError(f"--taps-teacher: {error}") from None
-            if len(taps) != len(student):
-                raise UsageError(f"--taps-teacher: {len(taps)} taps on {loaded.name}, {len(student)} on the student; "
-                                 "give as many of each")
-            teachers.append(taps)
-        return student, teachers
-
-    def _term(self) -> terms.FeatureTerm | None:
-        loss = self.opts.loss
-        if loss in ("output", *ONLINE):
-            return None
-        student = tap_channels(self.net, self.student_taps)
-        teachers = [tap_channels(m, taps) for m, taps in zip(self.teachers, self.teacher_taps, strict=True)]
-        for shapes, loaded in zip(teachers, self.loaded_teachers, strict=True):
-            if [s[1:] for s in shapes] != [s[1:] for s in student]:
-                raise UsageError(f"--teacher {loaded.name}: its taps are not at the student's resolution "
-                                 f"({shapes} vs {student}); pick taps in LR space")
-        channels_s = [c for c, _, _ in student]
-        channels_t = [[c for c, _, _ in shapes] for shapes in teachers]
-        o = self.opts
-        if loss == "fitnet":
-            return terms.FitNet(channels_s, channels_t)
-        if loss == "lsfd":
-            return terms.LSFD(channels_s, channels_t, o.lsfd_kernel, o.lsfd_tau)
-        if loss == "srkd":
-            return terms.SRKD(o.srkd_stat)
-        if loss == "fakd":
-            return terms.FAKD(o.fakd_chunk, o.fakd_pool)
-        if loss == "pisr":
-            return terms.VID(channels_s, channels_t)
-        return terms.FEED(channels_s, channels_t)
 
     # ---- the contract ------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -234,20 +171,15 @@ class Distill:
     # ---- the step ----------------------------------------------------------------------------------
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         o = self.opts
-        outputs, features = [], []
-        with torch.no_grad():
-            # PISR's teacher sees the privileged input: the superior LR of the HR patch
+        with torch.no_grad():  # PISR's teacher sees the privileged input: the superior LR of the HR patch
             teacher_input = batch.lr if self.encoder is None else ctx.forward(self.encoder, batch.hr)
-            for model, taps in zip(self.teachers, self.teacher_taps, strict=True):
-                with capture_features(model, taps) as captured:  # type: ignore[arg-type]
-                    outputs.append(ctx.forward(model, teacher_input).float())
-                features.append([captured[t] for t in taps])
+        outputs, features = teachers_forward(self.teachers, self.teacher_taps, teacher_input, ctx)
         sr, feature_loss = ctx.forward(self.student, batch.lr, features if self.student.term is not None else None)
         sr = sr.float()
         losses: dict[str, torch.Tensor] = {"l1": nn.functional.l1_loss(sr, batch.hr)}
         total = o.w_hr * losses["l1"]
         if o.w_kd > 0 and self.encoder is None:  # PISR's output answers the HR, not the student's input
-            losses["kd"] = nn.functional.l1_loss(sr, torch.stack(outputs).mean(dim=0))
+            losses["kd"] = output_kd(sr, outputs)
             total = total + o.w_kd * losses["kd"]
         if feature_loss is not None:
             losses["feat"] = feature_loss

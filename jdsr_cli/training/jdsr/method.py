@@ -6,6 +6,9 @@ LR of the frozen stage-1 encoder; the target's loss
 ``hr·L1(out_K, HR) + isr·Σ L1(out_k, HR) + label·Σ d(out_k, y_k) + ml·w(T)·L1(out, sg(peer))`` (d:
 ``label_loss``) and its step;
 the peer's loss ``L1(peer, HR) + ml·w(T)·L1(peer, sg(out_K))`` and its step unless the gap gate holds it.
+With ``[jdsr] teachers`` the target also learns from frozen teachers by one offline loss of ``jdsr distill``
+(``kd_weight·L1(out_K, mean teacher output) + kd_feat_weight·term``; the look-ahead of the meta step leaves it
+out, as it leaves out the mutual term) [I]: JDSR + an offline method, to check whether their gains add up.
 The checkpoints hold the plain target (``exports``); heads, generator and peer live only in the resume state.
 """
 
@@ -17,6 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from jdsr_cli.archs.taps import capture_features
+from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
 from jdsr_cli.training.jdsr.gap import GapCrops, measure_gap
 from jdsr_cli.training.jdsr.meta import GENERATOR, meta_step
 from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, build_peer, label_generator, load_encoder
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from jdsr_cli.training.step_context import StepContext
 
 TARGET, PEER = "target", "peer"  # optimizer names (with GENERATOR)
+KD_TERM = "kd_term"  # the offline term's adapters (trained by the target's optimizer)
 
 
 def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -80,33 +87,55 @@ class JDSR:
             self.encoder = load_encoder(opts.encoder, self.scale).model
             if opts.peer_init:
                 copy_matching(load_init(opts.peer_init).model.state_dict(), self.peer)
+        self._init_teachers()
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
-        self._add_optimizer(TARGET, self.target, config.lr)
+        adapters = list(self.kd_term.parameters()) if self.kd_term is not None else []
+        self._add_optimizer(TARGET, [*self.target.parameters(), *adapters], config.lr)
         if self.generator is not None:
-            self._add_optimizer(GENERATOR, self.generator, opts.meta_lr)
+            self._add_optimizer(GENERATOR, self.generator.parameters(), opts.meta_lr)
         if self.peer is not None:
-            self._add_optimizer(PEER, self.peer, opts.peer_lr or config.lr)
+            self._add_optimizer(PEER, self.peer.parameters(), opts.peer_lr or config.lr)
         self.held_out: list[ImagePair] = []
         self._meta_data: Any = None
         self._crops: GapCrops | None = None
         self.gap: dict[str, float] = {}  # the last measurement: gap, peer_psnr, target_psnr, peer_paused
 
-    def _add_optimizer(self, name: str, module: nn.Module, lr: float) -> None:
-        self._optimizers[name], self._schedulers[name] = adam_with_schedule(module.parameters(), self.config, lr)
+    def _init_teachers(self) -> None:
+        """The offline part (``[jdsr] teachers``): frozen teachers, taps and the feature term (its adapters train
+        with the target)."""
+        self.kd = self.opts.distill_options()
+        self.loaded_teachers = [load_teacher(spec, self.scale) for spec in self.kd.teachers] if self.kd else []
+        self.teachers = [loaded.model for loaded in self.loaded_teachers]
+        self.kd_term: nn.Module | None = None
+        self.student_taps: list[str] = []
+        self.teacher_taps: list[list[str]] = []
+        if self.kd is not None:
+            self.student_taps, self.teacher_taps = select_taps(self.net, self.loaded_teachers, self.kd)
+            self.kd_term = build_term(self.net, self.student_taps, self.loaded_teachers, self.teacher_taps, self.kd)
+
+    def _add_optimizer(self, name: str, parameters: Any, lr: float) -> None:
+        self._optimizers[name], self._schedulers[name] = adam_with_schedule(parameters, self.config, lr)
 
     # ---- the contract ------------------------------------------------------------------------------
     def describe(self) -> str:
         parts = [p for p, on in (("self-distillation", self.opts.self_distill), ("meta", self.opts.uses_meta),
                                  ("mutual", self.opts.mutual)) if on]
-        return f"{self.arch_config.arch} ×{self.scale} (JDSR: {' + '.join(parts) or 'plain L1'})"
+        teachers = f" + {self.kd.loss} from {', '.join(t.name for t in self.loaded_teachers)}" if self.kd else ""
+        return f"{self.arch_config.arch} ×{self.scale} (JDSR: {' + '.join(parts) or 'plain L1'}{teachers})"
 
     def trainable(self) -> dict[str, nn.Module]:
-        nets = {TARGET: self.target, GENERATOR: self.generator, PEER: self.peer}
+        adapters = self.kd_term if self.kd_term is not None and any(True for _ in self.kd_term.parameters()) else None
+        nets = {TARGET: self.target, GENERATOR: self.generator, PEER: self.peer, KD_TERM: adapters}
         return {name: net for name, net in nets.items() if net is not None}
 
     def frozen(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder} if self.encoder is not None else {}
+        encoder = {"encoder": self.encoder} if self.encoder is not None else {}
+        return {**encoder, **{f"teacher{i}": model for i, model in enumerate(self.teachers)}}
+
+    def recipe_extra(self) -> dict[str, Any]:
+        """The teachers' identities and recipes (``training.teachers``), as jdsr distill records them."""
+        return {"teachers": [init_record(loaded) for loaded in self.loaded_teachers]} if self.teachers else {}
 
     def deployed(self) -> nn.Module:
         return self.net
@@ -158,11 +187,17 @@ class JDSR:
             losses["meta"] = meta_step(self.target, self.generator, batch, self._meta_batch(step, ctx),  # type: ignore[arg-type]
                                        self._inner_loss, self._label_loss,
                                        opts.meta_inner_lr or ctx.learning_rate(TARGET), opts.meta_order, ctx)
-        outputs, labels, generator_loss = self._target_forward(batch, ctx)
+        teacher_outputs, teacher_features = teachers_forward(self.teachers, self.teacher_taps, batch.lr, ctx)
+        with capture_features(self.net, self.student_taps if self.kd_term is not None else []) as captured:
+            outputs, labels, generator_loss = self._target_forward(batch, ctx)
         weight = curriculum_weight(step, opts.curriculum_steps or self.config.steps, opts.curriculum_k) \
             if opts.curriculum else 1.0
         peer_sr, peer_learns = self._peer_forward(batch, ctx)
         target_losses = self._target_losses(outputs, labels, peer_sr, batch.hr, weight)
+        if self.kd is not None:
+            student_features = [captured[t] for t in self.student_taps] if self.kd_term is not None else []
+            target_losses = self._add_teacher_losses(target_losses, outputs[-1], teacher_outputs,
+                                                     student_features, teacher_features, ctx)
         ctx.backward_and_step(target_losses["loss"], TARGET)  # type: ignore[arg-type]
         losses = {**target_losses, **losses}
         if generator_loss is not None:
@@ -203,6 +238,22 @@ class JDSR:
             losses["ml"] = sum(_l1(o, peer_sr.detach()) for o in touched)  # type: ignore[assignment]
             total = total + opts.ml_weight * weight * losses["ml"]
         return {"loss": total, **{k: v.detach() for k, v in losses.items()}}
+
+    def _add_teacher_losses(self, losses: dict[str, torch.Tensor], sr: torch.Tensor,
+                            teacher_outputs: list[torch.Tensor], student_features: list[torch.Tensor],
+                            teacher_features: list[list[torch.Tensor]], ctx: StepContext) -> dict[str, torch.Tensor]:
+        """The offline method's terms added to the target's loss: output KD and the feature term."""
+        kd = self.kd
+        assert kd is not None
+        total = losses["loss"]
+        extra: dict[str, torch.Tensor] = {}
+        if kd.w_kd > 0:
+            extra["kd"] = output_kd(sr, teacher_outputs)
+            total = total + kd.w_kd * extra["kd"]
+        if self.kd_term is not None:
+            extra["feat"] = ctx.forward(self.kd_term, student_features, teacher_features)
+            total = total + kd.feature_weight * extra["feat"]
+        return {**losses, "loss": total, **{k: v.detach() for k, v in extra.items()}}
 
     def _inner_loss(self, outputs: list[torch.Tensor], labels: list[torch.Tensor], hr: torch.Tensor) -> torch.Tensor:
         """The target's loss the look-ahead steps on (without the mutual term, which does not involve φ)."""

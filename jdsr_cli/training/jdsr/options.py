@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
+    from jdsr_cli.training.distill.options import DistillOptions
+
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.options import TableOptions, check_table_types
 
@@ -61,11 +63,19 @@ OPTIONS: dict[str, Any] = {
     "peer_preset": "tiny",  # the 2-block EDSR peer of the port (~0.2M parameters)
     "peer_init": "",  # a checkpoint to start the peer from ("": from scratch, as the port)
     "peer_lr": 0.0,  # 0: --lr
+    # JDSR plus an offline distillation method (issue 15): frozen teachers and one loss of jdsr distill's
+    "teachers": [],  # what --model takes; [] = JDSR alone
+    "kd_loss": "output",  # output | fitnet | fakd | lsfd | srkd | feed (jdsr distill --method)
+    "kd_weight": 1.0,  # L1(final output, the teachers' mean output), as jdsr distill's w_kd
+    "kd_feat_weight": -1.0,  # the feature term (-1: the loss's default), as jdsr distill's w_feat
+    "kd_taps_student": [],  # [] = the loss's default taps
+    "kd_taps_teacher": [],
 }
+KD_LOSSES = ("output", "fitnet", "fakd", "lsfd", "srkd", "feed")  # offline, plain-LR teachers
 
 # what the saved networks and optimizer states mean: a resume may not change these
 FIXED_ON_RESUME = ("self_distill", "meta", "mutual", "sections", "encoder", "peer_arch", "peer_preset",
-                   "meta_lr", "peer_lr")
+                   "meta_lr", "peer_lr", "teachers", "kd_loss", "kd_taps_student", "kd_taps_teacher")
 
 
 class JdsrOptions(TableOptions):
@@ -81,6 +91,16 @@ class JdsrOptions(TableOptions):
     @property
     def uses_meta(self) -> bool:
         return bool(self.self_distill and self.meta)
+
+    def distill_options(self) -> DistillOptions | None:
+        """The offline distillation part as ``jdsr distill`` options (None without teachers)."""
+        if not self.teachers:
+            return None
+        from jdsr_cli.training.distill.options import check_options as check_distill
+
+        return check_distill({"loss": self.kd_loss, "teachers": list(self.teachers), "w_kd": self.kd_weight,
+                              "w_feat": self.kd_feat_weight, "taps_student": list(self.kd_taps_student),
+                              "taps_teacher": list(self.kd_taps_teacher)})
 
     @property
     def holds_out(self) -> bool:
@@ -102,7 +122,7 @@ def check_options(options: Mapping[str, Any]) -> JdsrOptions:
 
 def _check_choices(values: Mapping[str, Any]) -> None:
     for key, choices in (("meta_order", META_ORDERS), ("gap_action", GAP_ACTIONS), ("ml_outputs", ML_OUTPUTS),
-                         ("label_loss", LABEL_LOSSES)):
+                         ("label_loss", LABEL_LOSSES), ("kd_loss", KD_LOSSES)):
         if values[key] not in choices:
             raise UsageError(f"[jdsr] {key} = {values[key]!r}: choose {' or '.join(choices)}")
 
@@ -122,6 +142,8 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
         raise UsageError("[jdsr] meta_lr must be above 0")
     if not 0 < values["meta_fraction"] < 1:
         raise UsageError("[jdsr] meta_fraction must be between 0 and 1")
+    if values["kd_weight"] < 0 or not math.isfinite(values["kd_weight"]):
+        raise UsageError("[jdsr] kd_weight must be a finite number of at least 0")
     if values["gap_threshold"] != NONE and values["gap_threshold"] < 0:
         raise UsageError('[jdsr] gap_threshold must be at least 0 dB, or "none"')
 
