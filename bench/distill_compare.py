@@ -5,7 +5,8 @@
 
 The student (``--student-arch``/``--student-preset``, default IMDN ``small``: a third of imdn-x4's
 multiply-adds) trains from scratch on ../shared/data/train with the same options in every row; only the
-method differs. "student alone" is plain supervised training; ``jdsr`` is JDSR without a teacher; PISR's
+method differs. "student alone" is plain supervised training; ``JDSR`` is JDSR without a teacher and ``JDSR + X``
+JDSR with the teacher by method X (``--variants "JDSR + FAKD"``); PISR's
 teacher is the bundled superior-LR pair (its decoder is not the student's architecture, so no decoder init).
 Runs, resumption, evaluation (last/, PSNR-Y/SSIM-Y crop = scale) and the table are those of
 ``bench/jdsr_ablation.py``; rows already in ``<out>/results.json`` are kept.
@@ -36,6 +37,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "AFD": ("distill", {"loss": "afd"}),
     "JDSR": ("jdsr", {"meta_every": 4}),
 }
+# JDSR plus each offline method (issue 15: do the gains add up?); run the one that matters by name
+VARIANTS.update({f"JDSR + {name}": ("jdsr", {"meta_every": 4, "teachers": ["{teacher}"], "kd_loss": opts["loss"]})
+                 for name, (method, opts) in list(VARIANTS.items())
+                 if method == "distill" and opts["loss"] in ("output", "fitnet", "fakd", "lsfd", "srkd", "feed")})
 SEEDED = ("student alone", "output KD")
 
 
@@ -46,8 +51,9 @@ def run_config(args: argparse.Namespace, method: str, options: dict[str, Any], s
              'schedule = "cosine"', f'precision = "{args.precision}"', f"val_every = {args.val_every}",
              f"save_every = {args.save_every}", f"log_every = {args.log_every}", "workers = 0", f"seed = {seed}"]
     if method == "distill":
-        options = {"teachers": [args.teacher], **options}
-        options["teachers"] = [t.format(scale=args.scale) for t in options["teachers"]]
+        options = {"teachers": ["{teacher}"], **options}
+    if "teachers" in options:
+        options = {**options, "teachers": [t.format(scale=args.scale, teacher=args.teacher) for t in options["teachers"]]}
     if options:
         lines += ["", f"[{method}]", *(f"{k} = {json.dumps(v)}" for k, v in options.items())]
     return "\n".join(lines) + "\n"
@@ -68,7 +74,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--sets", default="Set5,Set14,B100")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(v for v in VARIANTS if not v.startswith("JDSR +")),
+                        help="comma-separated; every row but the JDSR + method ones by default, those by name")
     parser.add_argument("--timing", action="store_true", help="only time each variant's step (in one process)")
     args = parser.parse_args()
     args.teacher = args.teacher.format(scale=args.scale)

@@ -29,6 +29,8 @@ RUNNABLE = [
     ("rcan", "tiny", {}),
     ("fsrcnn", "fsrcnn", {}),
     ("fsrcnn", "fsrcnn-s", {}),
+    ("span", "small", {}),
+    ("srvgg", "animevideo-v3", {"num_conv": 4}),
 ]
 RUNNABLE_IDS = [f"{a}-{p}" for a, p, _ in RUNNABLE]
 
@@ -78,9 +80,11 @@ def test_parameter_counts_near_published():
 
 
 def test_specs_are_complete():
-    assert set(REGISTRY.names()) == {"fsrcnn", "edsr", "rcan", "imdn", "pan", "slr-encoder"}
+    assert set(REGISTRY.names()) == {"fsrcnn", "edsr", "rcan", "imdn", "pan", "slr-encoder", "span", "srvgg",
+                                     "rrdbnet"}
     for spec in REGISTRY.specs():
-        assert spec.scales == SCALES
+        assert spec.scales == ((2, 4) if spec.name == "rrdbnet" else SCALES)  # RRDBNet: ×4 trunk, ×2 unshuffles
+        assert spec.family
         assert spec.presets and spec.summary and spec.reference
         # SR networks allow bf16; the superior-LR encoder rounds to 8-bit levels, where bf16 could flip one
         assert spec.supports_bf16 == (spec.direction == "up")
@@ -109,6 +113,8 @@ def test_forward_shape_and_trace_bitwise(arch, preset, overrides, scale):
             if arch == "pan":
                 ilr = F.interpolate(X, scale_factor=scale, mode="bilinear", align_corners=False)
                 assert torch.equal(trace.base, ilr)
+            elif arch == "srvgg":
+                assert torch.equal(trace.base, F.interpolate(X, scale_factor=scale, mode="nearest"))
             else:
                 assert trace.base is None
 
@@ -219,6 +225,8 @@ ALL_PRESETS = [(spec.name, preset) for spec in REGISTRY.specs() for preset in sp
 @pytest.mark.parametrize(("arch", "preset"), ALL_PRESETS, ids=[f"{a}-{p}" for a, p in ALL_PRESETS])
 @pytest.mark.parametrize("scale", SCALES)
 def test_detection_round_trip_presets(arch, preset, scale):
+    if scale not in REGISTRY.get(arch).scales:
+        pytest.skip(f"{arch} has no ×{scale}")
     model = build(arch, preset, scale, meta=True)
     config = REGISTRY.detect(model.state_dict())
     assert config.arch == arch

@@ -7,7 +7,7 @@ order (most distinctive layouts first) only matters for speed and for ``names()`
 
 from __future__ import annotations
 
-from jdsr_cli.archs import edsr, fsrcnn, imdn, pan, rcan, slr_encoder
+from jdsr_cli.archs import edsr, fsrcnn, imdn, pan, rcan, rrdbnet, slr_encoder, span, srvgg
 from jdsr_cli.archs.base import SectionTrace, SRNet, section_boundaries
 from jdsr_cli.archs.registry import (
     ArchConfig,
@@ -19,7 +19,8 @@ from jdsr_cli.archs.registry import (
 from jdsr_cli.archs.sections import LabelGenerator, SectionHeads
 from jdsr_cli.archs.taps import available_taps, capture_features
 
-REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC, slr_encoder.SPEC))
+REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC, span.SPEC, srvgg.SPEC, rrdbnet.SPEC,
+                         slr_encoder.SPEC))
 
 
 def ambiguous_scales(config: ArchConfig) -> tuple[int, ...]:

@@ -136,6 +136,7 @@ SPEC_SCALES = (2, 3, 4)
 
 SPEC = ArchSpec(
     name="edsr",
+    family="EDSR / MSRResNet-style (BasicSR EDSR layout)",
     build=build,
     detect=detect,
     presets={

@@ -128,6 +128,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
 
 SPEC = ArchSpec(
     name="fsrcnn",
+    family="FSRCNN (common PyTorch port)",
     build=build,
     detect=detect,
     presets={

@@ -159,6 +159,7 @@ SPEC_SCALES = (2, 3, 4)
 
 SPEC = ArchSpec(
     name="imdn",
+    family="IMDN (official layout)",
     build=build,
     detect=detect,
     presets={

@@ -156,6 +156,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
 
 SPEC = ArchSpec(
     name="pan",
+    family="PAN (official layout)",
     build=build,
     detect=detect,
     presets={

@@ -140,6 +140,7 @@ SPEC_SCALES = (2, 3, 4)
 
 SPEC = ArchSpec(
     name="rcan",
+    family="RCAN (BasicSR layout)",
     build=build,
     detect=detect,
     presets={

@@ -47,6 +47,8 @@ class ArchSpec:
     direction: str = "up"
     summary: str = ""
     reference: str = ""
+    #: the known model family a detected file belongs to (``jdsr models inspect``)
+    family: str = ""
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
 
 SPEC = ArchSpec(
     name="slr-encoder",
+    family="jdsr superior-LR encoder",
     build=build,
     detect=detect,
     presets={

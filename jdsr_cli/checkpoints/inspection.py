@@ -64,6 +64,7 @@ def inspect_checkpoint(path: str | os.PathLike[str], registry: ArchRegistry | No
         "kwargs": dict(config.kwargs) if config else None,
         "config_source": recipe.source if recipe else None,
         "detected": detected[0].to_dict() if detected else None,
+        "family": registry.get(detected[0].arch).family if detected else None,
         "detected_matches_config": (
             _same_config(registry, detected[0], config)
             if detected and config and recipe and recipe.source != DETECTED
