@@ -132,6 +132,10 @@ class SPAN(MeanShiftMixin, SectionedNet):
         self.upsampler = nn.Sequential(conv3x3(feature_channels, num_out_ch * self.scale**2),
                                        nn.PixelShuffle(self.scale))
 
+    def deployed_form(self) -> SPAN:
+        """The folded network for inference and export (itself when already folded)."""
+        return self if self.conv_1.folded else fold_span(self)
+
     def blocks(self) -> list[SPAB]:
         return [getattr(self, f"block_{i}") for i in range(1, NUM_BLOCKS + 1)]
 

@@ -1,4 +1,4 @@
-"""``jdsr models list | info | download | inspect``."""
+"""``jdsr models list | info | download | inspect | export``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import typer
 
 from jdsr_cli.cli.console import make_console
 
-app = typer.Typer(help="List, describe, download and inspect models.", no_args_is_help=True)
-
-
+app = typer.Typer(help="List, describe, download, inspect and export models.", no_args_is_help=True)
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
 METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR"}  # the `trained` column, for 80 columns
@@ -112,3 +110,28 @@ def inspect(path: Path = typer.Argument(..., help="A checkpoint folder, .safeten
     for key, value in facts.items():
         table.add_row(str(key), json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     make_console().print(table)
+
+
+@app.command("export")
+def export(
+    model: str = typer.Argument(..., help="What --model takes: a bundled name, a checkpoint or an hf:// reference."),
+    fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (at least 18)."),
+    fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and input/output (checked to 45 dB PSNR)."),
+    out: Path | None = typer.Option(None, "-o", "--output", help="The .onnx file (default: <model name>.onnx)."),
+) -> None:
+    """Export a model to ONNX with dynamic height and width, checked against PyTorch before it is written.
+
+    Example: jdsr models export imdn-x4 --format onnx -o imdn-x4.onnx
+    """
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.export import FORMATS, export_onnx
+    from jdsr_cli.errors import UsageError
+
+    if fmt.lower() not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
+    report = export_onnx(resolve_model(model, scale=None), out, opset=opset, fp16=fp16)
+    make_console().print(
+        f"{report.path}: ONNX opset {report.opset}, {'fp16' if report.fp16 else 'fp32'}, "
+        f"{report.size_bytes / 1e6:.2f} MB; against PyTorch max |Δ| {report.max_abs_diff:.2e}, "
+        f"PSNR {report.psnr:.1f} dB; {report.seconds:.0f} s", markup=False)

@@ -48,6 +48,8 @@ def upscale(
     tile_overlap: int = typer.Option(16, "--tile-overlap", help="Tile overlap in input pixels."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Tiles per device batch."),
     tta: bool = typer.Option(False, "--tta", help="×8 self-ensemble (slower, slightly better)."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU, fp32; needs jdsr-cli[onnx]; "
+                                "the first run exports and caches the model)."),
     outscale: float | None = typer.Option(None, "--outscale", help="Final scale factor (any value)."),
     width: int | None = typer.Option(None, "--width", help="Final width in pixels."),
     height: int | None = typer.Option(None, "--height", help="Final height in pixels."),
@@ -66,7 +68,7 @@ def upscale(
         overwrite=overwrite, read=ReadOptions(max_pixels, strict),
         write=WriteOptions(fmt, quality, lossless, strip_metadata),
         alpha=alpha, device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
-        tta=tta, outscale=outscale, width=width, height=height, report=json_report,
+        tta=tta, outscale=outscale, width=width, height=height, report=json_report, backend=backend,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
                    quiet=quiet)

@@ -3,7 +3,7 @@ direction (upscaler or learned downscaler), on a resolved device and precision, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jdsr_cli.errors import UsageError
 
@@ -35,21 +35,28 @@ def create_runner(
     overlap: int = 16,
     batch_size: int | None = None,
     tta: bool = False,
+    backend: str = "torch",
 ) -> Upscaler:
     """An ``Upscaler`` for ``loaded``: ``direction`` "up" runs it at its scale, "down" (the superior-LR
-    encoder) on a grid of scale×scale input cells giving one output pixel each."""
+    encoder) on a grid of scale×scale input cells giving one output pixel each. ``backend`` "onnxruntime"
+    runs the model's checked ONNX export (made once, cached) on the CPU in fp32, with the same tiling."""
     from jdsr_cli.archs import REGISTRY
     from jdsr_cli.engine.device import resolve_device, resolve_precision
     from jdsr_cli.engine.upscaler import Upscaler
 
     spec = REGISTRY.get(loaded.config.arch)
     _check_direction(loaded, spec.direction, direction)
+    model = loaded.model
+    if backend == "onnxruntime":
+        model, device, precision = onnx_model(loaded, device, precision)
+    elif backend != "torch":
+        raise UsageError(f"--backend {backend!r}: choose torch or onnxruntime")
     torch_device = resolve_device(device)
     chosen = resolve_precision(precision, torch_device, supports_fp16=spec.supports_fp16,
                                supports_bf16=spec.supports_bf16)
     down = direction == "down"
     return Upscaler(
-        loaded.model,
+        model,
         scale=1 if down else loaded.config.scale,
         input_stride=loaded.config.scale if down else 1,
         device=torch_device,
@@ -61,6 +68,18 @@ def create_runner(
         size_requirement=spec.size,
         feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
     )
+
+
+def onnx_model(loaded: LoadedModel, device: str, precision: str) -> tuple[Any, str, str]:
+    """(the ONNX Runtime model, "cpu", "fp32") for ``--backend onnxruntime``, or a UsageError."""
+    from jdsr_cli.commands.export import cached_onnx
+    from jdsr_cli.engine.onnx_runtime import OnnxNet
+
+    if device not in ("auto", "cpu"):
+        raise UsageError(f"--backend onnxruntime runs on the CPU; drop --device {device} or use --backend torch")
+    if precision not in ("auto", "fp32"):
+        raise UsageError(f"--backend onnxruntime runs fp32; drop --precision {precision} or use --backend torch")
+    return OnnxNet(cached_onnx(loaded)), "cpu", "fp32"
 
 
 def _check_direction(loaded: LoadedModel, found: str, wanted: str) -> None:

@@ -78,12 +78,13 @@ def create_upscaler(
     overlap: int = 16,
     batch_size: int | None = None,
     tta: bool = False,
+    backend: str = "torch",
 ) -> Upscaler:
     """An ``Upscaler`` for a loaded checkpoint, with device and precision validated up front."""
     from jdsr_cli.commands.runner import create_runner
 
     return create_runner(loaded, direction="up", device=device, precision=precision, tile=tile, overlap=overlap,
-                         batch_size=batch_size, tta=tta)
+                         batch_size=batch_size, tta=tta, backend=backend)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ class UpscaleRequest(BatchRequest):
     batch_size: int | None = None
     tta: bool = False
     outscale: float | None = None
+    backend: str = "torch"
 
 
 def prepare_upscale(request: UpscaleRequest) -> ImageJob:
@@ -47,17 +48,17 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
         )
     check_scale(r.scale, loaded.config.scale, loaded.source)
     upscaler = create_upscaler(loaded, device=rank_device(r.device), precision=r.precision, tile=tile,
-                               overlap=r.tile_overlap, batch_size=r.batch_size, tta=r.tta)
+                               overlap=r.tile_overlap, batch_size=r.batch_size, tta=r.tta, backend=r.backend)
     plan = r.plan(items, size.suffix(loaded.config.scale))
     name = loaded.name or loaded.source
     banner = [f"model {name} (×{upscaler.scale}, {loaded.config.arch}) on {upscaler.device} "
-              f"{upscaler.precision.name}; {len(plan)} image(s)"]
+              f"{upscaler.precision.name}{' (onnxruntime)' if r.backend == 'onnxruntime' else ''}; {len(plan)} image(s)"]
     pair = loaded.entry.pair if loaded.entry is not None else None
     if pair is not None:
         banner.append(f"note: {name} is made for images shrunk by {pair} (jdsr downscale --method superior); "
                       "on other images prefer the default model")
     header = {"model": name, "arch": loaded.config.arch, "scale": upscaler.scale, "device": str(upscaler.device),
-              "precision": upscaler.precision.name}
+              "precision": upscaler.precision.name, "backend": r.backend}
     defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(upscaler.device)}
     transform = UpscaleTransform(upscaler, size, r.alpha)
     return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults)
