@@ -184,9 +184,15 @@ def test_device_validation() -> None:
         resolve_device("cuda:99")
 
 
-def test_precision_rules() -> None:
+def test_precision_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jdsr_cli.engine import device
+
     cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: False)
     assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=True).name == "fp32"
+    monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: True)  # AVX512-BF16 / AMX: bf16 where it is safe
+    assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=True).name == "bf16"
+    assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=False).name == "fp32"
     with pytest.raises(DeviceError, match="CPU"):
         resolve_precision("fp16", cpu, supports_fp16=True, supports_bf16=True)
     assert resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=True).dtype == torch.bfloat16
@@ -194,6 +200,15 @@ def test_precision_rules() -> None:
         resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=False)
     with pytest.raises(DeviceError, match="choose one"):
         resolve_precision("int8", cpu, supports_fp16=True, supports_bf16=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jdsr_cli.engine import device
+
+    for flags, native in (({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True)):
+        monkeypatch.setattr(device, "_cpu_flags", lambda flags=flags: flags)
+        assert device.cpu_bf16_is_native() is native
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -65,7 +65,8 @@ class Precision:
 
 
 def resolve_precision(requested: str, device: torch.device, *, supports_fp16: bool, supports_bf16: bool) -> Precision:
-    """Choose the compute precision for ``device`` and an architecture's half-precision flags."""
+    """Choose the compute precision for ``device`` and an architecture's half-precision flags: "auto" is bf16
+    (else fp16) on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere, each only where the architecture is safe."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise DeviceError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
@@ -75,6 +76,8 @@ def resolve_precision(requested: str, device: torch.device, *, supports_fp16: bo
                 return Precision("bf16", torch.bfloat16)
             if supports_fp16:
                 return Precision("fp16", torch.float16)
+        if device.type == "cpu" and supports_bf16 and cpu_bf16_is_native():
+            return Precision("bf16", torch.bfloat16)  # about 2× fp32's speed where the CPU has it (issue 16)
         return Precision("fp32", torch.float32)
     if requested == "fp16":
         if device.type == "cpu":
@@ -116,11 +119,28 @@ def free_memory_bytes(device: torch.device) -> int | None:
 
 def cpu_bf16_is_native() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX). Without it oneDNN emulates bf16 and
-    a bf16 training step ran about 9× slower than fp32 (IMDN ×4 on an AVX2 EPYC: 5.4 s against 0.57 s)."""
+    a bf16 training step ran about 9× slower than fp32 (IMDN ×4 on an AVX2 EPYC: 5.4 s against 0.57 s).
+
+    Read from the kernel's CPU flags where there are any (Linux), else oneDNN's own check; unknown is False."""
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN: no reason to warn
-        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _cpu_flags() -> set[str] | None:
+    """The x86 feature flags of /proc/cpuinfo (None off Linux/x86)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
 
 
 CPU_BF16_WARNING = ("this CPU has no native bf16 (AVX512-BF16 or AMX), so --precision bf16 runs about 9× slower "
