@@ -57,6 +57,53 @@ def test_blend_weights_sum_to_one() -> None:
     np.testing.assert_allclose(acc.result(), 1.0, atol=1e-5)
 
 
+def _whole_buffer_blend(plan, outputs, shape, scale):  # the oracle: one float32 sum and weight for the image
+    from jdsr_cli.engine.tiling import blend_weights
+
+    total, weight = np.zeros(shape, np.float32), np.zeros(shape[:2] + (1,), np.float32)
+    for t, out in zip(plan, outputs, strict=True):
+        w = blend_weights(t, scale)[:, :, None]
+        region = (slice(t.y * scale, (t.y + t.height) * scale), slice(t.x * scale, (t.x + t.width) * scale))
+        total[region] += out * w
+        weight[region] += w
+    return np.clip(total / np.maximum(weight, 1e-12), 0, 1)
+
+
+def test_banded_blend_equals_the_whole_buffer_blend_and_holds_one_band() -> None:
+    """Rows are finished as soon as the plan passes them: same pixels as one whole-image buffer, while the
+    float32 band never exceeds two tile rows; quantized output is the one rounding rule applied to it."""
+    from jdsr_cli.io.quantize import quantize
+
+    rng = np.random.default_rng(0)
+    plan = plan_tiles(150, 97, 40, 12)
+    scale = 2
+    outputs = [rng.random((t.height * scale, t.width * scale, 3), dtype=np.float32) * 1.2 - 0.1 for t in plan]
+    expected = _whole_buffer_blend(plan, outputs, (300, 194, 3), scale)
+    floats = TileAccumulator(150, 97, 3, scale)
+    quantized = TileAccumulator(150, 97, 3, scale, out=np.empty((300, 194, 3), np.uint16),
+                                finish=lambda rows: quantize(rows, 16))
+    band = 0
+    for t, out in zip(plan, outputs, strict=True):
+        floats.add(t, out)
+        quantized.add(t, out)
+        band = max(band, len(floats._sum))
+    np.testing.assert_allclose(floats.result(), expected, atol=1e-6)
+    assert np.abs(quantized.result().astype(int) - quantize(expected, 16).astype(int)).max() <= 1
+    assert band <= 2 * plan[0].height * scale
+    with pytest.raises(ValueError, match="plan order"):
+        floats.add(plan[0], outputs[0])
+
+
+def test_upscaler_quantizes_as_the_writer_would() -> None:
+    from jdsr_cli.io.quantize import to_uint8
+
+    image = _image(90, 70)
+    upscaler = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=32, overlap=8)
+    floats = upscaler.upscale(image)
+    uint8 = upscaler.upscale(image, depth=8)
+    assert uint8.pixels.dtype == np.uint8 and np.array_equal(uint8.pixels, to_uint8(floats.pixels))
+
+
 @pytest.mark.parametrize("tile", [0, 32, 40, 64])
 def test_pointwise_model_tiling_is_exact(tile: int) -> None:
     image = _image()

@@ -9,6 +9,7 @@ Every tile of a plan has the same size, so tiles batch without padding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,28 +92,71 @@ def blend_weights(tile: Tile, scale: int) -> np.ndarray:
     return np.outer(wy, wx)
 
 
-class TileAccumulator:
-    """Collects weighted tile outputs in host memory and returns the blended image."""
+Finish = Callable[[np.ndarray], np.ndarray]  # blended float rows -> the output's samples (clip, quantize...)
 
-    def __init__(self, height: int, width: int, channels: int, scale: int) -> None:
+
+class TileAccumulator:
+    """Blends tile outputs band by band into ``out``, so only one band of tile rows is ever held in float32.
+
+    Tiles must arrive in plan order (row by row, top to bottom): when a tile starts below the band's top, the
+    rows above it are final (no later tile reaches them), so they are divided by their weight, passed through
+    ``finish`` (default: clip to [0, 1]) and written into ``out`` (default: a float32 image), and the band
+    moves down. Peak host memory is ``out`` plus about two tile rows of float32 sums and weights, not a
+    float32 copy of the whole output: a 12 MP photo ×4 to uint8 stays near the output's own size.
+    """
+
+    def __init__(self, height: int, width: int, channels: int, scale: int, *, out: np.ndarray | None = None,
+                 finish: Finish | None = None) -> None:
         self.scale = scale
-        self._sum = np.zeros((height * scale, width * scale, channels), dtype=np.float32)
-        self._weight = np.zeros((height * scale, width * scale, 1), dtype=np.float32)
+        shape = (height * scale, width * scale, channels)
+        self.out = np.empty(shape, dtype=np.float32) if out is None else out
+        if self.out.shape != shape:
+            raise ValueError(f"out is {self.out.shape}, the blended image is {shape}")
+        self.finish = finish or _clip01
+        self._top = 0  # output row of the band's first row
+        self._sum = np.zeros((0, shape[1], channels), dtype=np.float32)
+        self._weight = np.zeros((0, shape[1], 1), dtype=np.float32)
         # A plan's tiles share one size, so only a few overlap patterns recur (corners, edges, inside).
         self._maps: dict[tuple[int, ...], np.ndarray] = {}
 
     def add(self, tile: Tile, output: np.ndarray) -> None:
         """Add one tile's H×W×C output (already at output scale)."""
         s = self.scale
+        top, bottom = tile.y * s, (tile.y + tile.height) * s
+        if top < self._top:
+            raise ValueError(f"tile at row {tile.y} arrived after the band moved past it (tiles must come in plan order)")
+        self._finish_rows_above(top)
+        self._extend_to(bottom)
         key = (tile.height, tile.width, tile.overlap_top, tile.overlap_bottom, tile.overlap_left, tile.overlap_right)
         weights = self._maps.get(key)
         if weights is None:
             weights = self._maps[key] = blend_weights(tile, s)[:, :, None]
-        region = (slice(tile.y * s, (tile.y + tile.height) * s), slice(tile.x * s, (tile.x + tile.width) * s))
-        self._sum[region] += output * weights
-        self._weight[region] += weights
+        rows = slice(top - self._top, bottom - self._top)
+        cols = slice(tile.x * s, (tile.x + tile.width) * s)
+        self._sum[rows, cols] += output * weights
+        self._weight[rows, cols] += weights
 
     def result(self) -> np.ndarray:
-        """The blended image. Divides in place: the accumulator is spent afterwards (no second full-size copy)."""
-        np.maximum(self._weight, 1e-12, out=self._weight)
-        return np.divide(self._sum, self._weight, out=self._sum)
+        """The blended image (``out``), every row finished."""
+        self._finish_rows_above(self._top + len(self._sum))
+        return self.out
+
+    def _finish_rows_above(self, row: int) -> None:
+        done = row - self._top
+        if done <= 0:
+            return
+        blended = np.divide(self._sum[:done], np.maximum(self._weight[:done], 1e-12))
+        self.out[self._top:row] = self.finish(blended)
+        self._sum, self._weight = self._sum[done:].copy(), self._weight[done:].copy()
+        self._top = row
+
+    def _extend_to(self, row: int) -> None:
+        missing = row - (self._top + len(self._sum))
+        if missing > 0:
+            width, channels = self._sum.shape[1], self._sum.shape[2]
+            self._sum = np.concatenate([self._sum, np.zeros((missing, width, channels), np.float32)])
+            self._weight = np.concatenate([self._weight, np.zeros((missing, width, 1), np.float32)])
+
+
+def _clip01(rows: np.ndarray) -> np.ndarray:
+    return np.clip(rows, 0.0, 1.0, out=rows)

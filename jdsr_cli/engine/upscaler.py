@@ -32,7 +32,7 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class UpscaleResult:
-    pixels: np.ndarray  # H·s × W·s × C float32, clamped to [0, 1]
+    pixels: np.ndarray  # H·s × W·s × C float32 clamped to [0, 1], or uint8/uint16 when ``depth`` was asked
     tile: int | None  # tile side actually used (None: the whole image in one pass)
     tiles: int  # number of tiles run
     fp32_fallbacks: int  # tile batches re-run in fp32 because the output was not finite
@@ -79,10 +79,13 @@ class Upscaler:
         self.input_stride = input_stride
 
     # ---- public -----------------------------------------------------------------------------
-    def upscale(self, pixels: np.ndarray, progress: ProgressCallback | None = None) -> UpscaleResult:
+    def upscale(self, pixels: np.ndarray, progress: ProgressCallback | None = None, *,
+                depth: int | None = None) -> UpscaleResult:
         """Upscale an H×W×C float32 image in [0, 1]; C must equal the model's input channels.
 
-        H and W must be multiples of ``input_stride`` (the caller crops or pads by its own rule).
+        H and W must be multiples of ``input_stride`` (the caller crops or pads by its own rule). ``depth`` 8 or
+        16 returns the samples quantized (``jdsr_cli.io.quantize``) band by band as tiles finish, so no float32
+        copy of the whole output is ever held (a 12 MP ×4 photo: 0.58 GB of uint8 instead of 2.3 GB of float).
         """
         k = self.input_stride
         if pixels.shape[0] % k or pixels.shape[1] % k:
@@ -91,9 +94,9 @@ class Upscaler:
         tile = self._initial_tile(height, width)
         while True:
             try:
-                out, tiles, fallbacks = self._run_image(pixels, tile, progress)
+                out, tiles, fallbacks = self._run_image(pixels, tile, progress, depth)
                 used = None if tile >= max(height, width) else tile
-                return UpscaleResult(np.clip(out, 0.0, 1.0, out=out), used, tiles, fallbacks, self.precision.name)
+                return UpscaleResult(out, used, tiles, fallbacks, self.precision.name)
             except _OutOfMemory:
                 smaller = min(tile, max(height, width)) // 2
                 if smaller < MIN_TILE:
@@ -140,13 +143,13 @@ class Upscaler:
         return max(peak, 1) / (side * side)
 
     def _run_image(
-        self, pixels: np.ndarray, tile: int, progress: ProgressCallback | None
+        self, pixels: np.ndarray, tile: int, progress: ProgressCallback | None, depth: int | None = None
     ) -> tuple[np.ndarray, int, int]:
         k = self.input_stride
         height, width, channels = pixels.shape[0] // k, pixels.shape[1] // k, pixels.shape[2]
         req = self.size_requirement
         plan = plan_tiles(height, width, tile, self.overlap, req.multiple_of)
-        accumulator = TileAccumulator(height, width, channels, self.scale)
+        accumulator = _accumulator(height, width, channels, self.scale, depth)
         source = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         fallbacks = 0
         done = 0
@@ -207,6 +210,17 @@ class Upscaler:
             torch.cuda.empty_cache()
         elif self.device.type == "mps":
             torch.mps.empty_cache()
+
+
+def _accumulator(height: int, width: int, channels: int, scale: int, depth: int | None) -> TileAccumulator:
+    """Float32 output clipped to [0, 1], or samples quantized to ``depth`` bits as bands finish."""
+    if depth is None:
+        return TileAccumulator(height, width, channels, scale)
+    from jdsr_cli.io.quantize import quantize
+
+    dtype = {8: np.uint8, 16: np.uint16}[depth]
+    out = np.empty((height * scale, width * scale, channels), dtype=dtype)
+    return TileAccumulator(height, width, channels, scale, out=out, finish=lambda rows: quantize(rows, depth))
 
 
 def _chunks(items: list[Tile], size: int) -> Iterator[list[Tile]]:
