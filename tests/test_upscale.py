@@ -50,11 +50,23 @@ def test_upscale_is_sharper_than_bicubic(loaded, data_dir: Path) -> None:  # typ
         image = Image(pixels=lr.astype(np.float32) / 255, bit_depth=8, icc_profile=None, exif=None, source_format="PNG")
         out, report = upscale_image(image, create_upscaler(loaded, device="cpu"))
         assert report.size_out == (hr.shape[1], hr.shape[0])
-        sr = np.floor(out.pixels * 255 + 0.5).astype(np.uint8)
+        assert out.pixels.dtype == np.uint8  # an 8-bit RGB image at the model's scale: quantized band by band
+        sr = out.pixels
         bicubic = imresize(torch.from_numpy(lr).permute(2, 0, 1).double(), scale=2).clamp(0, 255)
         bicubic = np.floor(bicubic.permute(1, 2, 0).numpy() + 0.5).astype(np.uint8)
         gains.append(convention.psnr(sr, hr) - convention.psnr(bicubic, hr))
     assert min(gains) > 0.3, f"{convention.psnr_label} gains over bicubic: {gains}"
+
+
+def test_8bit_output_is_the_writers_rounding_of_the_float_output(loaded) -> None:  # type: ignore[no-untyped-def]
+    from jdsr_cli.io.quantize import quantize
+
+    rgb = np.random.default_rng(3).random((37, 29, 3))
+    upscaler = create_upscaler(loaded, device="cpu", tile=16, overlap=4)
+    fast, _ = upscale_image(_image(rgb), upscaler)
+    deep, _ = upscale_image(_image(rgb, depth=16), upscaler)  # 16-bit sources keep the float path
+    assert fast.pixels.dtype == np.uint8 and deep.pixels.dtype == np.float32
+    assert np.array_equal(fast.pixels, quantize(deep.pixels, 8))
 
 
 def _image(pixels: np.ndarray, depth: int = 8) -> Image:

@@ -16,9 +16,17 @@ _TOP = {8: 255, 16: 65535}
 
 
 def quantize(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
-    """``pixels`` (floats, nominally in [0, 1]) as uint8 (depth 8) or uint16 (depth 16), same shape."""
+    """``pixels`` (floats, nominally in [0, 1]) as uint8 (depth 8) or uint16 (depth 16), same shape.
+
+    Samples already quantized at ``depth`` come back as they are (no copy); at the other depth they are
+    read as the floats they stand for (x / 255 or x / 65535) and rounded by the same rule."""
     if depth not in _TOP:
         raise ValueError(f"depth must be 8 or 16, got {depth}")
+    own = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(np.asarray(pixels).dtype)
+    if own == depth:
+        return pixels
+    if own is not None:
+        pixels = pixels.astype(np.float32) / np.float32(_TOP[own])
     # nan_to_num copies, so the caller's array is never modified.
     scaled = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(scaled, 0.0, 1.0, out=scaled)
