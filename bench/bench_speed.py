@@ -1,0 +1,153 @@
+"""Speed on this CPU against the peers, in one process (issue 16): one table, ratios to SRVGGNetCompact fp32.
+
+For each model at ×4 on a ``--size``² input: output MP/s of the bare forward (channels-last, inference mode)
+in fp32 and bf16, its multiply-adds per output pixel, and its share of this machine's sustained 3×3-conv rate
+(measured here on a 64→64 conv, fp32 and bf16); then the default model through the product path
+(``create_upscaler``, ``--precision auto``, whole image and tiled, torch and onnxruntime) and OpenCV bicubic;
+then the large-image peak memory as a ratio to the uint8 output (``bench_upscale.py``'s child process).
+Peers run with random weights (speed does not depend on them). Absolute MP/s drift from run to run on a
+shared machine; the ratios, measured alternately in one process, much less.
+
+Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PEERS = {  # name → (arch, kwargs): random-weight peers, ×4
+    "SRVGGNetCompact 64×32 (realesr-general-x4v3)": ("srvgg", {"num_feat": 64, "num_conv": 32}),
+    "SPAN 48, folded": ("span", {"feature_channels": 48, "folded": True}),
+    "FSRCNN": ("fsrcnn", {"d": 56, "s": 12, "m": 4}),
+}
+
+
+def best_time(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def macs_per_output_pixel(net: torch.nn.Module, scale: int, side: int = 32) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.rand(1, 3, side, side))
+    return counter.get_total_flops() / 2 / (side * scale) ** 2
+
+
+def bare_forward(net: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> Callable[[], object]:
+    net = net.eval().to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def run() -> object:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            return net(x)
+
+    return run
+
+
+def conv_rate(dtype: torch.dtype | None, repeat: int, side: int = 192) -> float:
+    """Sustained multiply-adds per second of a 64→64 3×3 conv on a side² map (the machine's ceiling)."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    run = bare_forward(conv, torch.rand(1, 64, side, side), dtype)
+    return 64 * 64 * 9 * side * side / best_time(run, repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
+    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--tile", type=int, default=128)
+    parser.add_argument("--large", type=int, default=1024, help="input side of the peak-memory run")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    import cv2
+
+    from jdsr_cli.archs import REGISTRY, ArchConfig
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.upscale import create_upscaler
+
+    torch.manual_seed(0)
+    scale = 4
+    x = torch.rand(1, 3, args.size, args.size)
+    out_mp = (args.size * scale) ** 2 / 1e6
+    rates = {"fp32": conv_rate(None, args.repeat), "bf16": conv_rate(torch.bfloat16, args.repeat)}
+    loaded = resolve_model(args.model, scale=None)
+    nets = {f"{args.model} (bare)": loaded.model, **{name: REGISTRY.build(ArchConfig(arch, scale, kwargs))
+                                                      for name, (arch, kwargs) in PEERS.items()}}
+    rows = []
+    for name, net in nets.items():
+        macs = macs_per_output_pixel(net, scale)
+        row = {"model": name, "params": sum(p.numel() for p in net.parameters()), "macs_per_output_px": round(macs)}
+        for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            mp_s = out_mp / best_time(bare_forward(net, x, dtype), args.repeat)
+            row[f"{label}_mp_per_s"] = round(mp_s, 3)
+            row[f"{label}_share_of_conv_rate"] = round(mp_s * 1e6 * macs / rates[label], 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    baseline = rows[1]["fp32_mp_per_s"]  # SRVGGNetCompact fp32: the issue's yardstick
+    for row in rows:
+        row["fp32_vs_srvgg_fp32"] = round(row["fp32_mp_per_s"] / baseline, 2)
+        row["bf16_vs_srvgg_fp32"] = round(row["bf16_mp_per_s"] / baseline, 2)
+
+    image = np.random.default_rng(0).random((args.size, args.size, 3), dtype=np.float32)
+    product = {}
+    for label, kwargs in (("auto whole", {"tile": 0}), ("auto tiled", {"tile": args.tile}),
+                          ("onnxruntime whole", {"tile": 0, "backend": "onnxruntime"})):
+        try:
+            upscaler = create_upscaler(loaded, device="cpu", **kwargs)
+        except Exception as error:  # noqa: BLE001 - the onnx extra may be missing: say so in the table
+            product[label] = f"unavailable: {error}"
+            continue
+        product[label] = {"precision": upscaler.precision.name,
+                          "mp_per_s": round(out_mp / best_time(lambda u=upscaler: u.upscale(image), args.repeat), 3)}
+    whole, tiled = product["auto whole"], product["auto tiled"]
+    u8 = (image * 255).astype(np.uint8)
+    bicubic = out_mp / best_time(lambda: cv2.resize(u8, (args.size * scale,) * 2, interpolation=cv2.INTER_CUBIC),
+                                 max(10, args.repeat))
+
+    from bench_upscale import _peak_rss_child
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_rss_child, args=(args.model, "cpu", args.large, args.tile, queue))
+    child.start()
+    peak = queue.get()
+    child.join()
+    output_bytes = (args.large * scale) ** 2 * 3
+
+    report = {
+        "cpu_threads": torch.get_num_threads(), "input": f"{args.size}x{args.size}", "scale": scale,
+        "conv_rate_gmac_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
+        "models": rows, "product_path": product,
+        "default_auto_vs_srvgg_fp32": round(whole["mp_per_s"] / baseline, 2),
+        "tiled_over_whole_time": round(whole["mp_per_s"] / tiled["mp_per_s"], 3),
+        "opencv_bicubic_mp_per_s": round(bicubic, 1),
+        "large_input": f"{args.large}x{args.large}", "large_peak_rss_growth_mib": round(peak / 2**20, 1),
+        "large_peak_over_uint8_output": round(peak / output_bytes, 2),
+        "targets": "default auto ≥ 3× SRVGGNetCompact fp32 and ≥ 0.75 of the bf16 conv rate; tiled/whole ≤ 1.10; "
+                   "large peak ≤ 1.5× the uint8 output (plus the model's working set)",
+        "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(report, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
