@@ -53,6 +53,7 @@ def distill(
     out: opt.Out = None,
     resume: opt.Resume = None,
     lr_dir: opt.LrDir = None,
+    degradation: opt.Degradation = None,
     val: opt.Val = None,
     init: opt.Init = None,
     steps: opt.Steps = None,
@@ -78,6 +79,7 @@ def distill(
     from jdsr_cli.training.options import config_overrides, method_overrides
 
     overrides = config_overrides(
+        degradation=degradation,
         data=data, scale=scale, method=None if resume else "distill", arch=student_arch, preset=student_preset,
         out=out, lr_dir=lr_dir, val=val, init=init, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr,
         schedule=schedule, ema_decay=ema_decay, val_every=val_every, save_every=save_every, device=device,

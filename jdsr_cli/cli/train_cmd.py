@@ -22,6 +22,7 @@ def train(
     out: opt.Out = None,
     resume: opt.Resume = None,
     lr_dir: opt.LrDir = None,
+    degradation: opt.Degradation = None,
     val: opt.Val = None,
     init: opt.Init = None,
     steps: opt.Steps = None,
@@ -71,6 +72,7 @@ def train(
     from jdsr_cli.training.options import config_overrides, method_overrides, parse_gap_threshold
 
     overrides = config_overrides(
+        degradation=degradation,
         data=data, scale=scale, method=method, arch=arch, preset=preset, out=out, lr_dir=lr_dir, val=val,
         init=init, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, schedule=schedule,
         ema_decay=ema_decay, lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every, save_every=save_every,

@@ -14,6 +14,9 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML file wit
 Out = Annotated[Path | None, typer.Option("--out", help="Run folder (checkpoints, log, config).")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder.")]
 LrDir = Annotated[Path | None, typer.Option("--lr-dir", help="Paired LR images (default: MATLAB bicubic).")]
+Degradation = Annotated[str | None, typer.Option(
+    "--degradation", metavar="bicubic|realistic", help="How the LR is made: MATLAB bicubic (or --lr-dir), or the "
+    "realistic blur/resize/noise/JPEG chain, settings in a [degradation] table.")]
 Val = Annotated[Path | None, typer.Option("--val", help="Validation HR folder (default: a split of DATA_DIR).")]
 Init = Annotated[str | None, typer.Option(
     "--init", help="Start from the matching tensors of a checkpoint, an hf:// model or a bundled model "

@@ -28,6 +28,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+DEGRADATIONS = ("bicubic", "realistic")
+
+
 @dataclass
 class TrainConfig:
     data: str = ""
@@ -66,6 +69,21 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2
     method_options: dict[str, Any] = field(default_factory=dict)  # the [<method>] table: the method's own options
+    # the [degradation] table: mode = "bicubic" (the LR files or MATLAB bicubic) or "realistic" (ops.degrade,
+    # with any of its settings); --degradation sets the mode
+    degradation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def degradation_mode(self) -> str:
+        return str(self.degradation.get("mode", "bicubic"))
+
+    def degradation_settings(self) -> Any:
+        """The realistic chain's settings (``ops.degrade.Degradation``), checked; None for bicubic."""
+        if self.degradation_mode != "realistic":
+            return None
+        from jdsr_cli.ops.degrade import Degradation
+
+        return Degradation.from_table({k: v for k, v in self.degradation.items() if k != "mode"})
 
     def validate(self) -> None:
         from jdsr_cli.training.registry import method_names
@@ -77,6 +95,14 @@ class TrainConfig:
         if self.method not in method_names():
             raise UsageError(f"--method {self.method!r}: choose {' or '.join(method_names())}")
         _check_method_options(self.method, self.method_options)
+        if self.degradation_mode not in DEGRADATIONS:
+            raise UsageError(f"--degradation {self.degradation_mode!r}: choose {' or '.join(DEGRADATIONS)}")
+        if self.degradation_mode == "realistic" and self.method == "superior-lr":
+            raise UsageError("--degradation realistic: the superior-LR method learns its LR from bicubic; train it "
+                             "with --degradation bicubic")
+        if self.degradation_mode == "realistic" and self.lr_dir:
+            raise UsageError("--degradation realistic makes its own LR; drop --lr-dir")
+        self.degradation_settings()
         if self.slr_rounding not in ("ste", "none"):
             raise UsageError(f"slr_rounding {self.slr_rounding!r}: choose ste or none")
         if self.schedule not in ("cosine", "multistep"):
@@ -95,11 +121,12 @@ class TrainConfig:
         config.toml given to ``--config`` starts a new run)."""
         lines = []
         for key, value in dataclasses.asdict(self).items():
-            if value is None or key in ("resume", "method_options"):
+            if value is None or key in ("resume", "method_options", "degradation"):
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
-        if self.method_options:  # a table after the top-level keys, as users write it
-            lines += ["", f"[{self.method}]", *(f"{k} = {_toml_value(v)}" for k, v in self.method_options.items())]
+        for name, table in ((self.method, self.method_options), ("degradation", self.degradation)):
+            if table:  # tables after the top-level keys, as users write them
+                lines += ["", f"[{name}]", *(f"{k} = {_toml_value(v)}" for k, v in table.items())]
         return "\n".join(lines) + "\n"
 
 
@@ -177,7 +204,11 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values["method_options"] = table
+        if isinstance(values.get("degradation"), str):  # degradation = "realistic" at the top level
+            values["degradation"] = {"mode": values["degradation"]}
     flags = dict(overrides)
+    if isinstance(flags.get("degradation"), str):  # --degradation MODE overlays the table's mode
+        flags["degradation"] = {**values.get("degradation", {}), "mode": flags["degradation"]}
     method_flags = {k: v for k, v in (flags.pop("method_options", None) or {}).items() if v is not None}
     values.update({k: v for k, v in flags.items() if v is not None})
     if method_flags:  # flags such as --no-meta overlay the method's table

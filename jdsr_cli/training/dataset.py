@@ -1,13 +1,15 @@
 """Training and validation data from any folder tree of HR images.
 
-Sample ``i`` of a run is a pure function of ``(seed, i)``: which image, where the crop sits and which of
-the 8 dihedral views. So a resumed run draws exactly the batches the uninterrupted run would have drawn,
-on any number of DataLoader workers, without saving any sampler or worker state.
+Sample ``i`` of a run is a pure function of ``(seed, i)``: which image, where the crop sits, which of
+the 8 dihedral views and, with the realistic degradation, every choice of its chain. So a resumed run draws
+exactly the batches the uninterrupted run would have drawn, on any number of DataLoader workers, without
+saving any sampler or worker state.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,10 +66,19 @@ def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path,
     return pairs, skipped
 
 
-class PatchDataset(torch.utils.data.Dataset):
-    """Item ``i`` = one aligned (LR, HR) patch pair drawn from an RNG seeded with ``(seed, i)``."""
+REALISTIC_MARGIN = 10  # LR pixels of context around a patch the chain degrades (its kernels reach 10 px)
+VAL_STREAM = 2**31  # the validation LR's generator: (seed, VAL_STREAM, image index), apart from the samples'
 
-    def __init__(self, pairs: list[ImagePair], scale: int, lr_patch: int, seed: int) -> None:
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Item ``i`` = one aligned (LR, HR) patch pair drawn from an RNG seeded with ``(seed, i)``.
+
+    With a ``degradation`` (``ops.degrade.Degradation``) the LR is made from the HR on the fly: the chain runs
+    on the HR crop plus ``REALISTIC_MARGIN`` LR pixels of context (where the image has them), so no border
+    padding reaches the patch; the HR target is unsharp-masked first when the settings say so."""
+
+    def __init__(self, pairs: list[ImagePair], scale: int, lr_patch: int, seed: int,
+                 degradation: Any = None) -> None:
         usable = [p for p in pairs if min(p.lr.shape[:2]) >= lr_patch]
         if not usable:
             raise UsageError(f"no training image is at least {lr_patch * scale} px on its short side")
@@ -75,6 +86,7 @@ class PatchDataset(torch.utils.data.Dataset):
         self.scale = scale
         self.lr_patch = lr_patch
         self.seed = seed
+        self.degradation = degradation
 
     def __len__(self) -> int:  # the index space is unbounded; DataLoader only needs the sampler's range
         return 2**62
@@ -86,9 +98,34 @@ class PatchDataset(torch.utils.data.Dataset):
         y = int(rng.integers(pair.lr.shape[0] - p + 1))
         x = int(rng.integers(pair.lr.shape[1] - p + 1))
         view = int(rng.integers(8))
-        lr = dihedral(pair.lr[y : y + p, x : x + p], view)
-        hr = dihedral(pair.hr[y * s : (y + p) * s, x * s : (x + p) * s], view)
-        return _to_tensor(lr), _to_tensor(hr)
+        if self.degradation is not None:
+            lr, hr = self._degraded(pair, y, x, rng)
+        else:
+            lr, hr = pair.lr[y : y + p, x : x + p], pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
+        return _to_tensor(dihedral(lr, view)), _to_tensor(dihedral(hr, view))
+
+    def _degraded(self, pair: ImagePair, y: int, x: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        from jdsr_cli.ops.degrade import degrade, sharpen
+
+        p, s, m = self.lr_patch, self.scale, REALISTIC_MARGIN
+        top, left = min(m, y), min(m, x)
+        bottom, right = min(m, pair.lr.shape[0] - y - p), min(m, pair.lr.shape[1] - x - p)
+        region = pair.hr[(y - top) * s : (y + p + bottom) * s, (x - left) * s : (x + p + right) * s]
+        hr = region.astype(np.float32) / np.float32(255.0)
+        if self.degradation.sharpen_hr:  # [recalled] Real-ESRGAN degrades the sharpened HR and learns it
+            hr = sharpen(hr, self.degradation)
+        lr = degrade(hr, s, rng, self.degradation)[top : top + p, left : left + p]
+        return lr, to_uint8(hr[top * s : (top + p) * s, left * s : (left + p) * s])
+
+
+def realistic_pairs(pairs: list[ImagePair], scale: int, seed: int, degradation: Any) -> list[ImagePair]:
+    """Validation pairs whose LR is the chain's fixed, seeded degradation of each HR (image k: generator
+    ``(seed, VAL_STREAM, k)``), so validation measures what the run trains for."""
+    from jdsr_cli.ops.degrade import degrade
+
+    return [ImagePair(degrade(pair.hr.astype(np.float32) / np.float32(255.0), scale,
+                              np.random.default_rng([seed, VAL_STREAM, k]), degradation), pair.hr)
+            for k, pair in enumerate(pairs)]
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:

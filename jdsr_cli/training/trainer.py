@@ -209,7 +209,7 @@ class Trainer:
 
         ``run`` calls it when the caller has not; the CLI calls it first so that such a failure is its only line.
         """
-        from jdsr_cli.training.dataset import PatchDataset, build_data
+        from jdsr_cli.training.dataset import PatchDataset, build_data, realistic_pairs
 
         if self.dataset is not None:
             return
@@ -218,7 +218,10 @@ class Trainer:
             self.load_state(Path(config.resume))
         train_pairs, self.val_pairs, skipped = build_data(config)
         train_pairs = self.method.training_pairs(train_pairs)
-        self.dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed)
+        degradation = config.degradation_settings()
+        self.dataset = PatchDataset(train_pairs, config.scale, config.patch_size, config.seed, degradation)
+        if degradation is not None:
+            self.val_pairs = realistic_pairs(self.val_pairs, config.scale, config.seed, degradation)
         for reason in skipped if self.dist.is_main else []:
             self.log(f"skipped: {reason}")
         if config.resume and self.dist.is_main:

@@ -295,7 +295,8 @@ class JDSR:
         from jdsr_cli.training.dataset import PatchDataset
 
         if self._meta_data is None:
-            self._meta_data = PatchDataset(self.held_out, self.scale, self.config.patch_size, self.config.seed + 1)
+            self._meta_data = PatchDataset(self.held_out, self.scale, self.config.patch_size, self.config.seed + 1,
+                                           self.config.degradation_settings())
         size, world, rank = self.config.batch_size, ctx.dist.world, ctx.dist.rank
         items = [self._meta_data[(step * size + i) * world + rank] for i in range(size)]
         lr, hr = (torch.stack(t).to(ctx.device) for t in zip(*items, strict=True))
