@@ -137,3 +137,37 @@ def test_train_with_realistic_degradation_records_it_and_resumes_exactly(tmp_pat
     assert resumed.losses == pytest.approx(full.losses[2:], rel=1e-5, abs=1e-7)
     with pytest.raises(UsageError, match="superior-LR method"):
         load_config(None, dict(data="x", method="superior-lr", degradation={"mode": "realistic"}))
+
+
+def test_eval_and_downscale_share_one_seeded_realistic_lr(tmp_path: Path, data_dir: Path) -> None:
+    """`jdsr downscale --method realistic` writes exactly the LR `jdsr eval --degradation realistic` scores, whose
+    header names the chain's settings and seed; another seed is another LR."""
+    import json
+
+    from PIL import Image
+
+    from jdsr_cli.cli.main import app
+
+    runner = CliRunner()
+    bird = data_dir / "benchmark" / "Set5" / "HR" / "bird.png"
+    for seed in ("0", "1"):
+        done = runner.invoke(app, ["downscale", str(bird), "-s", "4", "--method", "realistic", "--seed", seed,
+                                   "-o", str(tmp_path / seed)])
+        assert done.exit_code == 0, done.output
+    first, second = (np.asarray(Image.open(tmp_path / s / "bird_down_x4.png")) for s in ("0", "1"))
+    assert first.shape == (72, 72, 3) and not np.array_equal(first, second)
+    report = tmp_path / "eval.json"
+    scored = runner.invoke(app, ["eval", "bicubic", "-s", "4", "--data", str(data_dir), "--sets", "Set5",
+                                 "--degradation", "realistic", "--json", str(report)])
+    assert scored.exit_code == 0, scored.output
+    assert "realistic LR, seed 0: blur σ 0.2–3.0" in scored.output and "JPEG q 30–95" in scored.output
+    payload = json.loads(report.read_text())
+    assert payload["degradation"] == "realistic" and payload["seed"] == 0
+    bird_lr_psnr = next(i for i in payload["sets"][0]["images"] if i["name"] == "bird")["lr_psnr"]
+    oracle = np.asarray(Image.open(data_dir / "benchmark" / "Set5" / "LR_bicubic" / "X4" / "birdx4.png"))
+    from jdsr_cli.ops.metrics import MetricConvention
+
+    assert bird_lr_psnr == pytest.approx(MetricConvention.standard(4).psnr(first, oracle[..., :3]), abs=1e-3)
+    refused = runner.invoke(app, ["downscale", str(bird), "--width", "50", "--method", "realistic", "-o",
+                                  str(tmp_path / "w")])
+    assert refused.exit_code == 2 and "--method realistic shrinks by a whole factor" in refused.output

@@ -28,7 +28,9 @@ def downscale(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders or glob patterns."),
     scale: int | None = typer.Option(None, "-s", "--scale", help="Shrink factor 2, 3 or 4."),
     output: OutputOption = None,
-    method: str = typer.Option("bicubic", "--method", help="bicubic (MATLAB-exact), superior, area or lanczos."),
+    method: str = typer.Option("bicubic", "--method", help="bicubic (MATLAB-exact), superior, area, lanczos or "
+                               "realistic (blur, noise, JPEG: what jdsr eval --degradation realistic scores)."),
+    seed: int = typer.Option(0, "--seed", help="--method realistic: the seed of every image's degradation."),
     model: str | None = typer.Option(
         None, "-m", "--model", help="Encoder for --method superior (default: the bundled slr-down-xS)."
     ),
@@ -64,7 +66,7 @@ def downscale(
         inputs=inputs, scale=scale, output=output, method=method, model=model, fit=fit, width=width, height=height,
         recursive=recursive, suffix=suffix, overwrite=overwrite, read=ReadOptions(max_pixels, strict),
         write=WriteOptions(fmt, quality, lossless, strip_metadata), alpha=alpha, device=device, tile=tile,
-        report=json_report,
+        report=json_report, seed=seed,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
                    quiet=quiet)

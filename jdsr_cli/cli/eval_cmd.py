@@ -28,6 +28,9 @@ def evaluate(
     lr_from: str | None = typer.Option(
         None, "--lr-from", help="Make the LR with this learned downscaler (e.g. slr-down-x4) instead of bicubic."
     ),
+    degradation: str = typer.Option("bicubic", "--degradation", help="bicubic (the sets' LR) or realistic (a "
+                                    "fixed, seeded blur/noise/JPEG LR of each HR: real-photo conditions)."),
+    seed: int = typer.Option(0, "--seed", help="--degradation realistic: the seed of the LR."),
 ) -> None:
     """Score a model on Set5/Set14/B100: PSNR-Y and SSIM-Y, crop = scale, MATLAB-bicubic LR.
 
@@ -60,6 +63,15 @@ def evaluate(
         upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
         name, arch = loaded.name or loaded.source, loaded.config.arch
     downscaler = None
+    if degradation not in ("bicubic", "realistic"):
+        raise UsageError(f"--degradation {degradation!r}: choose bicubic or realistic")
+    if degradation == "realistic" and lr_from is not None:
+        raise UsageError("--degradation realistic and --lr-from both make the LR; choose one")
+    if degradation == "realistic":
+        from jdsr_cli.commands.downscale import RealisticDownscaler
+
+        downscaler = RealisticDownscaler(seed)
+        console.print(downscaler.describe(), markup=False)
     if lr_from is not None:
         from jdsr_cli.commands.downscale import create_downscaler
 
@@ -90,7 +102,8 @@ def evaluate(
     if json_report is not None:
         from jdsr_cli.io.atomic import atomic_write_text
 
-        payload = {"model": name, "arch": arch, "lr_from": lr_from, "device": str(upscaler.device),
+        payload = {"model": name, "arch": arch, "lr_from": lr_from, "degradation": degradation,
+                   "seed": seed if degradation == "realistic" else None, "device": str(upscaler.device),
                    "precision": upscaler.precision.name, "sets": [r.to_json() for r in results]}
         json_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_report, json.dumps(payload, indent=2) + "\n")

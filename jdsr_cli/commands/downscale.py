@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
     from jdsr_cli.io.image import Image
 
-METHODS = ("bicubic", "superior", "area", "lanczos")
+METHODS = ("bicubic", "superior", "area", "lanczos", "realistic")
 FIT_RULES = ("crop", "pad")
 ALPHA_MODES = ("auto", "discard")
 _KERNELS = {"bicubic": "cubic", "area": "box", "lanczos": "lanczos3"}
@@ -161,7 +161,49 @@ class LearnedDownscaler:
         return out.astype(np.float32)
 
 
-Downscaler = ClassicDownscaler | LearnedDownscaler
+class RealisticDownscaler:
+    """The realistic degradation chain (``ops.degrade``) as a downscaler: the same LR ``jdsr eval --degradation
+    realistic`` scores, for inspection. Each image's generator is ``(seed, crc32 of its 8-bit samples)``, so an
+    image always gets the same LR for a seed, whatever folder or batch it comes in."""
+
+    method = "realistic"
+
+    def __init__(self, seed: int = 0, settings: Any = None) -> None:
+        from jdsr_cli.ops.degrade import Degradation
+
+        self.seed = seed
+        self.settings = settings or Degradation()
+        self.name = f"realistic degradation (seed {seed})"
+
+    def describe(self) -> str:
+        """The chain's main ranges, for the header of a table or a report."""
+        s = self.settings
+        return (f"realistic LR, seed {self.seed}: blur σ {s.blur_sigma[0]}–{s.blur_sigma[1]} then "
+                f"{s.blur_sigma2[0]}–{s.blur_sigma2[1]}, noise σ {s.noise_range[0]:g}–{s.noise_range[1]:g} then "
+                f"{s.noise_range2[0]:g}–{s.noise_range2[1]:g} (/255) or Poisson, JPEG q {s.jpeg_range[0]:g}–"
+                f"{s.jpeg_range[1]:g} twice, final sinc p={s.final_sinc_prob} (Real-ESRGAN x4plus settings)")
+
+    def resize(self, pixels: np.ndarray, width: int, height: int, bit_depth: int,
+               progress: ProgressCallback | None = None) -> np.ndarray:
+        del bit_depth, progress  # the chain ends in 8-bit JPEG levels
+        import zlib
+
+        from jdsr_cli.io.quantize import to_uint8
+        from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
+        from jdsr_cli.ops.degrade import degrade
+
+        scale = pixels.shape[0] // max(height, 1)
+        if scale < 2 or pixels.shape[0] != height * scale or pixels.shape[1] != width * scale:
+            raise UsageError("--method realistic shrinks by a whole factor: use -s 2|3|4, not --width/--height")
+        rgb = np.ascontiguousarray(gray_as_rgb(pixels), dtype=np.float32)
+        key = zlib.crc32(to_uint8(rgb).tobytes())
+        out = degrade(rgb, scale, np.random.default_rng([self.seed, key]), self.settings) / np.float32(255.0)
+        if pixels.shape[2] == 1:
+            out = to_uint8(rgb_as_gray(out)) / np.float32(255.0)
+        return out.astype(np.float32)
+
+
+Downscaler = ClassicDownscaler | LearnedDownscaler | RealisticDownscaler
 
 
 def create_downscaler(
@@ -172,10 +214,13 @@ def create_downscaler(
     tile: TileSetting = "auto",
     overlap: int = 8,
     batch_size: int | None = None,
+    seed: int = 0,
 ) -> Downscaler:
-    """A downscaler for ``method``; ``superior`` needs the loaded encoder checkpoint."""
+    """A downscaler for ``method``; ``superior`` needs the loaded encoder checkpoint, ``realistic`` takes a seed."""
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: choose {', '.join(METHODS)}")
+    if method == "realistic":
+        return RealisticDownscaler(seed)
     if method != "superior":
         return ClassicDownscaler(method)
     if loaded is None:
@@ -231,7 +276,7 @@ def downscale_image(
     color, plane = fitted_image.color, fitted_image.alpha if alpha != "discard" else None
     if plane is not None:
         color = fill_transparent(color, plane)
-    if isinstance(downscaler, LearnedDownscaler):
+    if isinstance(downscaler, (LearnedDownscaler, RealisticDownscaler)):
         small = downscaler.resize(color, out_w, out_h, image.bit_depth, progress)
         bit_depth = 8
     else:

@@ -14,6 +14,7 @@ class DownscaleRequest(BatchRequest):
 
     method: str = "bicubic"
     fit: str = "crop"
+    seed: int = 0  # --method realistic
 
 
 def prepare_downscale(request: DownscaleRequest) -> ImageJob:
@@ -35,8 +36,8 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     if r.model is not None and r.method != "superior":
         raise UsageError(f"--model is for --method superior (the learned encoder), not {r.method}")
     size = DownscaleSize(r.scale, r.width, r.height)
-    if r.method == "superior" and size.scale is None:
-        raise UsageError("--method superior shrinks by the encoder's factor: use -s 2|3|4, not --width/--height")
+    if r.method in ("superior", "realistic") and size.scale is None:
+        raise UsageError(f"--method {r.method} shrinks by a whole factor: use -s 2|3|4, not --width/--height")
     tile = parse_tile(r.tile)
     r.check_destinations()
     items = r.find_inputs()
@@ -50,10 +51,12 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
         if loaded.config.scale != r.scale:
             raise UsageError(f"-s {r.scale} but {model_name} shrinks ×{loaded.config.scale}; use -s "
                              f"{loaded.config.scale}, or the ×{r.scale} encoder slr-down-x{r.scale}")
-    downscaler = create_downscaler(r.method, loaded=loaded, device=rank_device(r.device), tile=tile)
+    downscaler = create_downscaler(r.method, loaded=loaded, device=rank_device(r.device), tile=tile, seed=r.seed)
     if r.method == "superior":
         runner = downscaler.runner  # type: ignore[union-attr]
         label = f"superior LR with {model_name} on {runner.device} {runner.precision.name}"
+    if r.method == "realistic":
+        label = downscaler.describe()  # type: ignore[union-attr]
     plan = r.plan(items, size.suffix())
     header = {"method": r.method, "model": model_name, "scale": r.scale, "fit": r.fit}
     defaults = {"size_in": None, "size_out": None, "method": r.method}

@@ -25,7 +25,7 @@ import torch
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.commands.downscale import LearnedDownscaler
+    from jdsr_cli.commands.downscale import LearnedDownscaler, RealisticDownscaler
     from jdsr_cli.engine.upscaler import Upscaler
 
 STANDARD_SETS = ("Set5", "Set14", "B100")
@@ -156,7 +156,7 @@ def evaluate_set(
     *,
     save_dir: Path | None = None,
     on_image: Callable[[ImageScore], None] | None = None,
-    lr_from: LearnedDownscaler | None = None,
+    lr_from: LearnedDownscaler | RealisticDownscaler | None = None,
 ) -> SetResult:
     """Score one set with the standard protocol; optionally save each SR image as PNG."""
     from jdsr_cli.io.quantize import to_uint8
@@ -167,7 +167,7 @@ def evaluate_set(
     source = "MATLAB-bicubic LR" if lr_from is None else f"LR from {lr_from.name} (8-bit)"
     label = f"{convention.psnr_label} / {convention.ssim_label}, uint8 SR, {source}"
     result = SetResult(set_dir.name, scale, label, upscaler.tta)
-    if lr_from is not None and lr_from.scale != scale:
+    if lr_from is not None and getattr(lr_from, "scale", scale) != scale:
         raise UsageError(f"--lr-from {lr_from.name} shrinks ×{lr_from.scale} but the model enlarges ×{scale}")
     def skip(name: str, reason: str) -> None:
         result.skipped.append((name, reason))
