@@ -42,7 +42,7 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _COMMON_REQUIRED = ("name", "arch", "scale", "source")
-_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair")
+_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair", "clean")
 _SOURCE_FIELDS = {
     "bundled": (("path",), ()),
     "hub": (("repo", "revision", "filename"), ("config_filename",)),
@@ -65,6 +65,7 @@ class ManifestEntry:
     default_for_scale: bool = False
     role: str = "upscale"  # "upscale" | "downscale"
     pair: str | None = None  # the model that undoes this one (encoder <-> decoder)
+    clean: str | None = None  # the clean model of the same architecture `--denoise` interpolates with
     # bundled
     path: str | None = None
     # hub
@@ -101,6 +102,8 @@ class ManifestEntry:
             out["role"] = self.role
         if self.pair is not None:
             out["pair"] = self.pair
+        if self.clean is not None:
+            out["clean"] = self.clean
         return out
 
 
@@ -270,6 +273,9 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
     pair = raw.get("pair")
     if pair is not None and (not isinstance(pair, str) or not _NAME_RE.match(pair)):
         raise ManifestError(f"{where}: 'pair' must be a model name, got {pair!r}")
+    clean = raw.get("clean")
+    if clean is not None and (not isinstance(clean, str) or not _NAME_RE.match(clean)):
+        raise ManifestError(f"{where}: 'clean' must be a model name, got {clean!r}")
 
     fields: dict[str, Any] = {}
     if source == "bundled":
@@ -297,6 +303,7 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
         default_for_scale=default,
         role=role,
         pair=pair,
+        clean=clean,
         **fields,
     )
 

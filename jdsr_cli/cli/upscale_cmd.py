@@ -48,6 +48,10 @@ def upscale(
     tile_overlap: int = typer.Option(16, "--tile-overlap", help="Tile overlap in input pixels."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Tiles per device batch."),
     tta: bool = typer.Option(False, "--tta", help="×8 self-ensemble (slower, slightly better)."),
+    denoise: float = typer.Option(1.0, "--denoise", help="0..1: 1 the model as it is; lower moves its weights "
+                                  "towards its clean counterpart (photo models), keeping more texture."),
+    denoise_from: str | None = typer.Option(None, "--denoise-from", help="The clean model --denoise interpolates "
+                                            "with (default: the photo model's own, from the manifest)."),
     backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU, fp32; needs jdsr-cli[onnx]; "
                                 "the first run exports and caches the model)."),
     outscale: float | None = typer.Option(None, "--outscale", help="Final scale factor (any value)."),
@@ -69,6 +73,7 @@ def upscale(
         write=WriteOptions(fmt, quality, lossless, strip_metadata),
         alpha=alpha, device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
         tta=tta, outscale=outscale, width=width, height=height, report=json_report, backend=backend,
+        denoise=denoise, denoise_from=denoise_from,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
                    quiet=quiet)

@@ -1,0 +1,36 @@
+"""``--denoise``: a network between a clean model and a photo model of the same architecture, by weights.
+
+As Real-ESRGAN's ``-dn``: θ = lerp(θ_clean, θ_photo, s). s = 1 is the photo model and s = 0 the clean one,
+exactly (``torch.lerp`` returns its ends bit for bit); in between, less denoising keeps more texture.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import TYPE_CHECKING
+
+import torch
+
+from jdsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.load import LoadedModel
+
+
+def interpolate(clean: LoadedModel, photo: LoadedModel, strength: float) -> LoadedModel:
+    """The photo model with its weights moved towards the clean model's by 1 − ``strength``."""
+    if not 0.0 <= strength <= 1.0:
+        raise UsageError(f"--denoise {strength}: a strength between 0 (the clean model) and 1 (the photo model)")
+    if (clean.config.arch, clean.config.scale) != (photo.config.arch, photo.config.scale):
+        raise UsageError(f"--denoise: {clean.name} ({clean.config.arch} ×{clean.config.scale}) and {photo.name} "
+                         f"({photo.config.arch} ×{photo.config.scale}) are not the same architecture and scale")
+    ends = clean.model.state_dict(), photo.model.state_dict()
+    if {k: v.shape for k, v in ends[0].items()} != {k: v.shape for k, v in ends[1].items()}:
+        raise UsageError(f"--denoise: {clean.name} and {photo.name} have different layer sizes")
+    model = copy.deepcopy(photo.model)
+    with torch.no_grad():
+        model.load_state_dict({k: torch.lerp(ends[0][k], v, strength) if v.is_floating_point() else v
+                               for k, v in ends[1].items()})
+    name = f"{photo.name} (denoise {strength:g} from {clean.name})"
+    return dataclasses.replace(photo, model=model.eval(), name=name)

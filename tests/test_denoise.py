@@ -1,0 +1,76 @@
+"""``--denoise``: weight interpolation between a clean and a photo model of one architecture (issue 17)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from jdsr_cli.archs import REGISTRY, ArchConfig
+from jdsr_cli.checkpoints.interpolate import interpolate
+from jdsr_cli.checkpoints.resolve import resolve_model
+from jdsr_cli.checkpoints.save import save_checkpoint
+from jdsr_cli.cli.main import app
+from jdsr_cli.errors import UsageError
+
+CONFIG = ArchConfig("imdn", 2, {"nf": 12, "num_modules": 2})
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("models")
+    folders = []
+    for seed, name in ((0, "clean"), (1, "photo")):
+        torch.manual_seed(seed)
+        folders.append(save_checkpoint(root / name, REGISTRY.build(CONFIG).eval(), CONFIG))
+    return folders[0], folders[1]
+
+
+def test_the_ends_are_the_two_models_exactly_and_the_middle_is_the_mean(models: tuple[Path, Path]) -> None:
+    clean, photo = (resolve_model(str(p), scale=None) for p in models)
+    for strength, expected in ((0.0, clean), (1.0, photo)):
+        mixed = interpolate(clean, photo, strength).model.state_dict()
+        assert all(torch.equal(v, expected.model.state_dict()[k]) for k, v in mixed.items())
+    half = interpolate(clean, photo, 0.5).model.state_dict()
+    key = next(iter(half))
+    torch.testing.assert_close(half[key], (clean.model.state_dict()[key] + photo.model.state_dict()[key]) / 2)
+    assert "denoise 0.5 from clean" in interpolate(clean, photo, 0.5).name
+    other = resolve_model("imdn-x4", scale=None)
+    with pytest.raises(UsageError, match="not the same architecture and scale"):
+        interpolate(other, photo, 0.5)
+    with pytest.raises(UsageError, match="between 0"):
+        interpolate(clean, photo, 1.5)
+
+
+def test_upscale_denoise_from_the_cli(models: tuple[Path, Path], tmp_path: Path) -> None:
+    clean, photo = models
+    image = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(image)
+    runner = CliRunner()
+
+    def run(*extra: str, model: Path = photo) -> np.ndarray:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        result = runner.invoke(app, ["upscale", str(image), "--model", str(model), "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return np.asarray(Image.open(out / "in_x2.png"))
+
+    assert np.array_equal(run("--denoise", "0", "--denoise-from", str(clean)), run(model=clean))
+    assert np.array_equal(run("--denoise", "1", "--denoise-from", str(clean)), run())
+    refused = runner.invoke(app, ["upscale", str(image), "--model", str(photo), "--denoise", "0.5", "-o",
+                                  str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "has no clean counterpart" in refused.output
+
+
+def test_a_manifest_entry_names_its_clean_model(tmp_path: Path) -> None:
+    from jdsr_cli.checkpoints.manifest import MANIFEST_FORMAT_VERSION, parse_manifest
+
+    entry = {"name": "photo-x2", "arch": "imdn", "scale": 2, "source": "bundled", "path": "p", "clean": "imdn-x2"}
+    raw = {"format_version": MANIFEST_FORMAT_VERSION, "models": [entry]}
+    entry = parse_manifest(raw, root=tmp_path).entries[0]
+    assert entry.clean == "imdn-x2" and entry.to_dict()["clean"] == "imdn-x2"
+    json.dumps(entry.to_dict())
