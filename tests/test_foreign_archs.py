@@ -158,3 +158,25 @@ def test_inspect_reports_the_family_as_data(tmp_path: Path) -> None:
     facts = inspect_checkpoint(weights)
     assert facts["arch"] == "srvgg" and "SRVGGNetCompact" in facts["family"]
     json.dumps(facts)
+
+
+def test_span_trains_and_saves_a_consistent_fold(tmp_path: Path, data_dir: Path) -> None:
+    """Training-form SPAN learns through its branches (the derived eval_conv gets no gradient) and a saved
+    checkpoint's eval_conv is the fold of its saved branches."""
+    from jdsr_cli.archs.span import fold_chain
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sorted((data_dir / "train" / "BSD200").glob("*.png"))[:3]:
+        (photos / path.name).write_bytes(path.read_bytes())
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(photos), "-s", "2", "--arch", "span", "--preset", "small", "--steps",
+                                      "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "2", "--save-every",
+                                      "2", "--ema-decay", "0.9", "--workers", "0", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    model = resolve_model(str(run / "last"), scale=None).model
+    conv = model.block_3.c2_r
+    weight, bias = fold_chain(conv.conv, conv.sk)
+    torch.testing.assert_close(conv.eval_conv.weight, weight)
+    torch.testing.assert_close(conv.eval_conv.bias, bias)

@@ -118,4 +118,6 @@ class StepContext:
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for group in optimizer.param_groups for p in group["params"]]
+    """The optimizer's trainable parameters (a frozen one inside a trainable net, e.g. SPAN's derived
+    ``eval_conv``, gets no gradient)."""
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
