@@ -1,4 +1,5 @@
-"""A tiny stand-in for the Hugging Face Hub's ``resolve`` endpoint, for tests (loopback only).
+"""A tiny stand-in for the Hugging Face Hub, for tests (loopback only): downloads here, uploads in
+tests/hubupload.py (``create_repo``, ``upload_folder``, ``repo_info``).
 
 It answers what ``huggingface_hub`` 2.x ``hf_hub_download`` actually sends:
 
@@ -12,36 +13,43 @@ It answers what ``huggingface_hub`` 2.x ``hf_hub_download`` actually sends:
 No redirects (the real Hub redirects LFS files to a CDN; the client reads the same headers either
 way). Every request is recorded (``requests``, ``count()``) so a test can assert the offline path made
 none. Use as a context manager; the server stops (and its port closes) on exit.
+
+``HubServer()`` with no files is an empty Hub that repositories can be created in and uploaded to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from tests.hubupload import UploadMixin, git_blob_sha1
+
 LFS_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+__all__ = ["LFS_SUFFIXES", "HubServer", "git_blob_sha1", "hub_server"]
 
 
-def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+class HubServer(UploadMixin):
+    """Serve ``files[(repo_id, commit, path)] = bytes``; ``branches[(repo_id, "main")] = commit``.
 
-
-class HubServer:
-    """Serve ``files[(repo_id, commit, path)] = bytes``; ``branches[(repo_id, "main")] = commit``."""
+    Uploads add files and commits (tests/hubupload.py; ``tokens``: the accepted write tokens, default any).
+    """
 
     def __init__(
         self,
-        files: Mapping[tuple[str, str, str], bytes],
+        files: Mapping[tuple[str, str, str], bytes] | None = None,
         branches: Mapping[tuple[str, str], str] | None = None,
+        *,
+        tokens: Iterable[str] | None = None,
     ) -> None:
-        self.files = dict(files)
+        self.files = dict(files or {})
         self.branches = dict(branches or {})
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._init_uploads(tokens)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -62,6 +70,9 @@ class HubServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 hub._answer(self, send_body=True)
+
+            def do_POST(self) -> None:  # noqa: N802
+                hub._post(self)
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
@@ -103,6 +114,8 @@ class HubServer:
         with self._lock:
             self.requests.append((handler.command, handler.path))
         raw_path = urlsplit(handler.path).path
+        if raw_path.startswith("/api/"):
+            return self._api_get(handler, send_body=send_body)
         parts = raw_path.lstrip("/").split("/")
         # /{owner}/{name}/resolve/{revision}/{path...}
         if len(parts) < 5 or parts[2] != "resolve":
@@ -111,13 +124,14 @@ class HubServer:
         revision = unquote(parts[3])
         filename = unquote("/".join(parts[4:]))
 
-        repo_commits = {c for (r, c, _) in self.files if r == repo_id}
+        with self._lock:  # uploads add files and move branches meanwhile
+            repo_commits = {c for (r, c, _) in self.files if r == repo_id}
+            commit = self.branches.get((repo_id, revision), revision)
+            data = self.files.get((repo_id, commit, filename))
         if not repo_commits:
             return self._error(handler, 404, "RepoNotFound", f"Repository {repo_id} not found")
-        commit = self.branches.get((repo_id, revision), revision)
         if commit not in repo_commits:
             return self._error(handler, 404, "RevisionNotFound", f"Invalid rev id: {revision}")
-        data = self.files.get((repo_id, commit, filename))
         if data is None:
             return self._error(handler, 404, "EntryNotFound", f"{filename} does not exist", commit=commit)
 
@@ -152,7 +166,10 @@ class HubServer:
 
 @contextmanager
 def hub_server(
-    files: Mapping[tuple[str, str, str], bytes], branches: Mapping[tuple[str, str], str] | None = None
+    files: Mapping[tuple[str, str, str], bytes] | None = None,
+    branches: Mapping[tuple[str, str], str] | None = None,
+    *,
+    tokens: Iterable[str] | None = None,
 ) -> Iterator[HubServer]:
-    with HubServer(files, branches) as server:
+    with HubServer(files, branches, tokens=tokens) as server:
         yield server

@@ -1,4 +1,4 @@
-"""``jdsr models list | info | download | inspect | export``."""
+"""``jdsr models list | info | download | inspect | export | publish``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from jdsr_cli.cli.console import make_console
 
-app = typer.Typer(help="List, describe, download, inspect and export models.", no_args_is_help=True)
+app = typer.Typer(help="List, describe, download, inspect, export and publish models.", no_args_is_help=True)
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
 METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR"}  # the `trained` column, for 80 columns
@@ -135,3 +135,62 @@ def export(
         f"{report.path}: ONNX opset {report.opset}, {'fp16' if report.fp16 else 'fp32'}, "
         f"{report.size_bytes / 1e6:.2f} MB; against PyTorch max |Δ| {report.max_abs_diff:.2e}, "
         f"PSNR {report.psnr:.1f} dB; {report.seconds:.0f} s", markup=False)
+
+
+@app.command("publish", no_args_is_help=True)
+def publish(
+    model: str = typer.Argument(..., metavar="RUN_OR_MODEL", help="A run folder (its best checkpoint), a checkpoint "
+                                "folder or file, a name from `jdsr models list` or an hf:// reference."),
+    repo: str = typer.Option(..., "--repo", help="The Hub model repository, owner/name (created when missing)."),
+    private: bool = typer.Option(False, "--private", help="Create the repository private (an existing one keeps its "
+                                 "visibility)."),
+    dry_run: Path | None = typer.Option(None, "--dry-run", metavar="DIR", help="Write the files into DIR and upload "
+                                        "nothing."),
+) -> None:
+    """Upload a model to the Hugging Face Hub as one commit: its weights, config.json and a model card.
+
+    The token is huggingface_hub's (HF_TOKEN, or `hf auth login`); HF_ENDPOINT picks another server.
+    Prints the commit and the weights/manifest.json entry that serves the model from it.
+    Example: jdsr models publish runs/edsr-x2 --repo me/edsr-x2 --dry-run card/
+    """
+    import tempfile
+
+    from jdsr_cli.checkpoints.hub import hub_endpoint
+    from jdsr_cli.checkpoints.publish import (
+        check_repo_id,
+        locate_publishable,
+        prepare_publish_folder,
+        require_token,
+        upload_folder,
+    )
+
+    repo = check_repo_id(repo)  # before the model loads: a typo or a missing token costs nothing
+    if dry_run is None:
+        require_token(repo)
+    source = locate_publishable(model)
+    console = make_console()
+    if dry_run is not None:
+        plan = prepare_publish_folder(source, dry_run, repo, private=private)
+        console.print(f"dry run: wrote {plan.folder} for {repo}{' (private)' if private else ''}; nothing uploaded:",
+                      markup=False)
+        _print_files(console, plan.sizes, plan.sha256)
+        console.print(f"review {plan.folder / 'README.md'}, then upload: jdsr models publish {model} --repo {repo}"
+                      f"{' --private' if private else ''}", markup=False)
+        return
+    with tempfile.TemporaryDirectory(prefix="jdsr-publish-") as folder:
+        plan = prepare_publish_folder(source, folder, repo, private=private)
+        console.print(f"uploading {source.loaded.name} to {repo} on {hub_endpoint()}:", markup=False)
+        _print_files(console, plan.sizes, plan.sha256)
+        published = upload_folder(plan)
+    console.print(f"published {repo}@{published.commit}: {published.commit_url}", markup=False)
+    use = (f"jdsr downscale IMAGE -s {plan.entry['scale']} --method superior" if plan.entry.get("role") == "downscale"
+           else "jdsr upscale IMAGE")
+    console.print(f"use it: {use} --model {published.uri}", markup=False)
+    console.print("manifest entry (weights/manifest.json \"models\"):", markup=False)
+    console.print(json.dumps(plan.manifest_entry(published.commit), indent=2), markup=False)
+
+
+def _print_files(console: Any, sizes: dict[str, int], sha256: str) -> None:
+    for name, size in sizes.items():
+        digest = f"  sha256 {sha256}" if name.endswith(".safetensors") else ""
+        console.print(f"  {name:<18} {size / 1e3:>10.1f} kB{digest}", markup=False)

@@ -1,0 +1,244 @@
+"""``jdsr models publish``: a checkpoint as a Hugging Face Hub model repository, and its manifest entry.
+
+The published folder holds the checkpoint's own ``model.safetensors`` and ``config.json`` byte for byte, so the
+weights keep the sha256 that config.json (and any manifest) names, plus a model card ``README.md``
+(``checkpoints.modelcard``). ``HfApi.upload_folder`` sends the three files as one commit; its oid is what a
+manifest Hub entry pins (``revision``). The model is loaded, i.e. verified, before anything is written.
+
+huggingface_hub finds the token (``HF_TOKEN``, else the token file ``hf auth login`` writes) and the server
+(``HF_ENDPOINT``) itself, as for downloads (``checkpoints.hub``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jdsr_cli import __version__
+from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME
+from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
+from jdsr_cli.checkpoints.modelcard import CARD_NAME, CardFacts, metric_sets, render_card
+from jdsr_cli.errors import JdsrError, ModelLoadError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.load import LoadedModel
+
+PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+#: manifest entry fields a published model keeps from its bundled entry (the rest say where it lives)
+_KEPT_FIELDS = ("description", "metrics", "default_for_scale", "role", "pair", "clean")
+
+
+@dataclass(frozen=True)
+class PublishSource:
+    """A verified model and the files it was loaded from (``config`` None: written from the recipe)."""
+
+    loaded: LoadedModel
+    weights: Path
+    config: Path | None
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """A folder ready to upload: what is in it, where it goes, and the manifest entry it will make."""
+
+    folder: Path
+    repo_id: str
+    private: bool
+    name: str
+    sha256: str
+    sizes: dict[str, int]
+    entry: dict[str, Any]
+
+    def manifest_entry(self, commit: str) -> dict[str, Any]:
+        """The ``weights/manifest.json`` Hub entry that serves this model from ``commit``."""
+        return {key: (commit if key == "revision" else value) for key, value in self.entry.items()}
+
+
+@dataclass(frozen=True)
+class Published:
+    """The commit an upload made (what a manifest entry pins), its page, and the ``hf://`` URI of the weights."""
+
+    commit: str
+    commit_url: str
+    uri: str
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``owner/name`` as the Hub spells it, or a UsageError naming --repo."""
+    try:
+        ref = parse_hf_uri(f"hf://{repo_id}")
+    except UsageError:
+        ref = None
+    if ref is None or ref.revision or ref.path or repo_id.count("/") != 1:
+        raise UsageError(f"--repo {repo_id!r}: expected owner/name (letters, digits, '.', '_', '-')")
+    return ref.repo_id
+
+
+def locate_publishable(spec: str | os.PathLike[str]) -> PublishSource:
+    """What ``jdsr models publish`` takes: a run folder (its best checkpoint, else its last), a checkpoint folder or
+    file, a name from ``jdsr models list`` or an ``hf://`` reference, loaded and verified."""
+    from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry
+    from jdsr_cli.checkpoints.load import load_checkpoint_files
+    from jdsr_cli.checkpoints.manifest import load_manifest
+    from jdsr_cli.checkpoints.recipe import locate_checkpoint_files
+    from jdsr_cli.checkpoints.resolve import _looks_like_path, load_entry
+
+    text = os.fspath(spec)
+    if is_hf_uri(text):
+        files = fetch_checkpoint(parse_hf_uri(text))
+        return PublishSource(load_checkpoint_files(files.weights, files.config, source=text), files.weights, files.config)
+    if not _looks_like_path(text):
+        manifest = load_manifest()
+        entry = manifest.get(text)
+        if entry is not None:
+            loaded = load_entry(entry, manifest)
+            if entry.source == "hub":
+                files = fetch_entry(entry)  # cached by load_entry: no request
+                return PublishSource(loaded, files.weights, files.config)
+            folder = manifest.bundled_folder(entry)
+            return PublishSource(loaded, folder / WEIGHTS_NAME, folder / CONFIG_NAME)
+        if not Path(text).exists():
+            raise ModelLoadError(f"RUN_OR_MODEL {text!r}: not a run folder, a checkpoint, an hf:// reference or a known "
+                                 f"model name; known models: {', '.join(manifest.names()) or 'none'}")
+    weights, config = locate_checkpoint_files(checkpoint_of_run(Path(text).expanduser()))
+    return PublishSource(load_checkpoint_files(weights, config, source=text), weights, config)
+
+
+def checkpoint_of_run(path: Path) -> Path:
+    """A ``jdsr train --out`` folder stands for its ``best`` checkpoint (else ``last``); other paths for themselves."""
+    if not path.is_dir() or (path / WEIGHTS_NAME).exists():
+        return path
+    for which in ("best", "last"):
+        folder = path / which
+        if (folder / WEIGHTS_NAME).is_file():
+            return folder
+        parts = sorted(p.name for p in folder.iterdir() if (p / WEIGHTS_NAME).is_file()) if folder.is_dir() else []
+        if parts:
+            raise UsageError(f"{folder} holds {len(parts)} checkpoints ({', '.join(parts)}): publish each in its own "
+                             f"repository, e.g. jdsr models publish {folder / parts[-1]} --repo OWNER/NAME")
+    return path  # locate_checkpoint_files says what is missing
+
+
+def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str], repo_id: str, *,
+                           private: bool = False) -> PublishPlan:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``folder`` (created; it may hold only
+    these files, so that what is uploaded is exactly what was written)."""
+    repo_id = check_repo_id(repo_id)
+    target = _publish_folder(Path(folder))
+    loaded = source.loaded
+    try:
+        if source.config is not None and source.weights.suffix.lower() == ".safetensors":
+            shutil.copyfile(source.weights, target / WEIGHTS_NAME)
+            shutil.copyfile(source.config, target / CONFIG_NAME)
+        else:  # a lone or legacy weights file: the checkpoint format, recipe included
+            from jdsr_cli.checkpoints.save import encode_checkpoint
+
+            meta = loaded.meta
+            encode_checkpoint(loaded.model, loaded.config, name=loaded.name, training=meta.get("training"),
+                              metrics=meta.get("metrics"), where=target).write_into(target)
+        meta = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
+        sha256 = sha256_file(target / WEIGHTS_NAME)
+        entry = loaded.entry.to_dict() if loaded.entry is not None else {}
+        facts = CardFacts(
+            name=loaded.name, repo_id=repo_id, meta=meta, sha256=sha256,
+            parameters=sum(p.numel() for p in loaded.model.parameters()),
+            metrics=metric_sets(entry.get("metrics"), meta.get("metrics")), description=entry.get("description", ""),
+            role=entry.get("role", "upscale"), pair=entry.get("pair"),
+        )
+        (target / CARD_NAME).write_text(render_card(facts), encoding="utf-8")
+    except OSError as error:
+        raise JdsrError(f"{target}: cannot write the publish folder ({error.strerror or error})") from None
+    return PublishPlan(folder=target, repo_id=repo_id, private=private, name=loaded.name, sha256=sha256,
+                       sizes={name: (target / name).stat().st_size for name in PUBLISHED_FILES},
+                       entry=_hub_entry(loaded, repo_id, sha256, entry))
+
+
+def require_token(repo_id: str) -> str:
+    """huggingface_hub's token (HF_TOKEN, else ``hf auth login``'s file), or a UsageError before any work."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if token is None:
+        raise UsageError(f"--repo {repo_id}: no Hugging Face token: set HF_TOKEN or run `hf auth login` "
+                         "(a token with write access)")
+    return token
+
+
+def upload_folder(plan: PublishPlan, *, endpoint: str | None = None) -> Published:
+    """Create ``plan.repo_id`` if needed and upload the folder as one commit; any failure is one JdsrError line."""
+    from huggingface_hub import HfApi
+
+    token = require_token(plan.repo_id)
+    api = HfApi(endpoint=endpoint, token=token, library_name="jdsr", library_version=__version__)
+    try:
+        with _quiet_hub_logs():
+            api.create_repo(plan.repo_id, private=plan.private, exist_ok=True)
+            info = api.upload_folder(repo_id=plan.repo_id, folder_path=plan.folder, allow_patterns=list(PUBLISHED_FILES),
+                                     commit_message=f"jdsr models publish {plan.name}")
+    except Exception as error:  # HTTP errors, the HTTP client's connection errors, Xet errors: all end here
+        raise JdsrError(f"--repo {plan.repo_id}: upload to {api.endpoint} failed: {_reason(error)}") from None
+    commit = str(info.oid)
+    return Published(commit=commit, commit_url=str(info.commit_url),
+                     uri=f"hf://{plan.repo_id}@{commit}/{WEIGHTS_NAME}")
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _publish_folder(folder: Path) -> Path:
+    """``folder``, created, holding none but the files a publish writes (a rerun of the same dry run is fine)."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder")
+    if folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.name not in PUBLISHED_FILES)
+        if others:
+            raise UsageError(f"{folder}: holds other files ({', '.join(others[:5])}); give an empty or new folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise JdsrError(f"{folder}: cannot create ({error.strerror or error})") from None
+    return folder
+
+
+def _hub_entry(loaded: LoadedModel, repo_id: str, sha256: str, bundled: dict[str, Any]) -> dict[str, Any]:
+    """The manifest entry (``revision`` filled in after the upload); a bundled model's other fields carry over."""
+    entry: dict[str, Any] = {"name": loaded.name, "arch": loaded.config.arch, "scale": loaded.config.scale,
+                             "source": "hub", "repo": repo_id, "revision": None, "filename": WEIGHTS_NAME,
+                             "config_filename": CONFIG_NAME, "sha256": sha256}
+    entry.update({key: bundled[key] for key in _KEPT_FIELDS if key in bundled})
+    if "metrics" not in entry and any(isinstance(v, dict) for v in (loaded.meta.get("metrics") or {}).values()):
+        entry["metrics"] = dict(loaded.meta["metrics"])
+    return entry
+
+
+def _reason(error: BaseException) -> str:
+    """One line: the Hub's status and message, or the transport's error, with what to do about a refused token."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(error, HfHubHTTPError) and error.response is not None:
+        status = error.response.status_code
+        message = one_line(Exception(error.server_message or str(error)))
+        hint = "; check that the token (HF_TOKEN or `hf auth login`) may write to it" if status in (401, 403) else ""
+        return f"the Hub answered {status}: {message}{hint}"
+    return f"{type(error).__name__}: {one_line(error)}"
+
+
+@contextmanager
+def _quiet_hub_logs() -> Iterator[None]:
+    """huggingface_hub logs each retry and progress line; the command reports the outcome in one line instead."""
+    import logging
+
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
