@@ -14,6 +14,7 @@ The checkpoints hold the plain target (``exports``); heads, generator and peer l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -188,7 +189,8 @@ class JDSR:
                                        self._inner_loss, self._label_loss,
                                        opts.meta_inner_lr or ctx.learning_rate(TARGET), opts.meta_order, ctx)
         teacher_outputs, teacher_features = teachers_forward(self.teachers, self.teacher_taps, batch.lr, ctx)
-        with capture_features(self.net, self.student_taps if self.kd_term is not None else []) as captured:
+        taps = capture_features(self.net, self.student_taps) if self.kd_term is not None else contextlib.nullcontext({})
+        with taps as captured:
             outputs, labels, generator_loss = self._target_forward(batch, ctx)
         weight = curriculum_weight(step, opts.curriculum_steps or self.config.steps, opts.curriculum_k) \
             if opts.curriculum else 1.0
