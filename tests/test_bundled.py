@@ -98,10 +98,21 @@ VDSR_FLOORS = {2: {"Set5": 37.53, "Set14": 33.05, "B100": 31.90},
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_default_upscaler_meets_the_vdsr_floors_measured_by_jdsr_eval(scale: int, tmp_path: Path, data_dir: Path) -> None:
-    """`jdsr eval` on all three sets reproduces the manifest figures and clears the floors on each."""
-    entry = load_manifest().default_for_scale(scale)
-    assert entry is not None and entry.name == f"imdn-x{scale}"
+def test_the_recorded_figures_of_imdn_clear_the_vdsr_floors(scale: int) -> None:
+    """The manifest's Set5/Set14/B100 figures of ``imdn-xS`` clear VDSR's. The Set5 figure is re-measured in the
+    default run (above); all three sets are re-measured by the ``quality`` test below (minutes on a 2-core CPU)."""
+    entry = load_manifest().require(f"imdn-x{scale}")
+    below = [f"{name} {entry.metrics[name]['psnr']:.3f} < {floor}" for name, floor in VDSR_FLOORS[scale].items()
+             if entry.metrics[name]["psnr"] < floor]
+    assert not below, f"imdn-x{scale} under the floors: {below} (PSNR-Y crop={scale})"
+
+
+@pytest.mark.quality
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_imdn_meets_the_vdsr_floors_measured_by_jdsr_eval(scale: int, tmp_path: Path, data_dir: Path) -> None:
+    """`jdsr eval` on all three sets reproduces the manifest figures and clears the floors on each
+    (``pytest -m quality``: 3 min here)."""
+    entry = load_manifest().require(f"imdn-x{scale}")
     report = tmp_path / "eval.json"
     result = CliRunner().invoke(app, ["eval", entry.name, "--data", str(data_dir), "--sets", "Set5,Set14,B100",
                                       "--json", str(report)])

@@ -19,6 +19,25 @@ from jdsr_cli.cli.main import app
 pytest.importorskip("onnxruntime")  # the jdsr-cli[onnx] extra; the test extra installs it
 
 
+_EXPORTS: dict[tuple[object, ...], bytes] = {}
+
+
+@pytest.fixture(autouse=True)
+def export_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dynamo exporter takes 5-10 s a model on this CPU: the tests share one real export per weights."""
+    import jdsr_cli.commands.export as export
+
+    real = export.onnx_bytes
+
+    def memo(loaded, *, opset: int = export.DEFAULT_OPSET, fp16: bool = False) -> bytes:  # type: ignore[no-untyped-def]
+        key = (loaded.meta.get("weights_sha256"), loaded.config.arch, opset, fp16)
+        if key[0] is None or key not in _EXPORTS:
+            _EXPORTS[key] = real(loaded, opset=opset, fp16=fp16)
+        return _EXPORTS[key]
+
+    monkeypatch.setattr(export, "onnx_bytes", memo)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
