@@ -69,6 +69,22 @@ def conv_rate(dtype: torch.dtype | None, repeat: int, side: int = 192) -> float:
     return 64 * 64 * 9 * side * side / best_time(run, repeat)
 
 
+def random_checkpoint(spec: str, scale: int):  # type: ignore[no-untyped-def]
+    """``arch:key=value,...`` with random weights, saved and resolved like a user's checkpoint (product path)."""
+    import tempfile
+
+    from jdsr_cli.archs import REGISTRY, ArchConfig
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.checkpoints.save import save_checkpoint
+
+    arch, _, rest = spec.partition(":")
+    kwargs = {k: int(v) for k, v in (item.split("=") for item in rest.split(",") if item)}
+    config = ArchConfig(arch, scale, kwargs)
+    folder = Path(tempfile.mkdtemp(prefix="jdsr-bench-")) / arch
+    save_checkpoint(folder, REGISTRY.build(config).eval(), config)
+    return resolve_model(str(folder), scale=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
@@ -76,6 +92,9 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--large", type=int, default=1024, help="input side of the peak-memory run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--candidate", default="span:feature_channels=48",
+                        help="an architecture (random weights, ×4) also timed through the product path, to decide the "
+                             "default backbone (issue 16: ≥ 1.8× the default's speed); 'none' to skip")
     args = parser.parse_args()
 
     import cv2
@@ -109,10 +128,15 @@ def main() -> None:
 
     image = np.random.default_rng(0).random((args.size, args.size, 3), dtype=np.float32)
     product = {}
-    for label, kwargs in (("auto whole", {"tile": 0}), ("auto tiled", {"tile": args.tile}),
-                          ("onnxruntime whole", {"tile": 0, "backend": "onnxruntime"})):
+    runs = [("auto whole", loaded, {"tile": 0}), ("auto tiled", loaded, {"tile": args.tile}),
+            ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
+    candidate = None if args.candidate == "none" else random_checkpoint(args.candidate, scale)
+    if candidate is not None:
+        runs += [(f"{args.candidate} auto whole", candidate, {"tile": 0}),
+                 (f"{args.candidate} onnxruntime whole", candidate, {"tile": 0, "backend": "onnxruntime"})]
+    for label, model, kwargs in runs:
         try:
-            upscaler = create_upscaler(loaded, device="cpu", **kwargs)
+            upscaler = create_upscaler(model, device="cpu", **kwargs)
         except Exception as error:  # noqa: BLE001 - the onnx extra may be missing: say so in the table
             product[label] = f"unavailable: {error}"
             continue
@@ -138,6 +162,8 @@ def main() -> None:
         "conv_rate_gmac_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
         "models": rows, "product_path": product,
         "default_auto_vs_srvgg_fp32": round(whole["mp_per_s"] / baseline, 2),
+        "candidate_auto_vs_default_auto": (round(product[f"{args.candidate} auto whole"]["mp_per_s"]
+                                                 / whole["mp_per_s"], 2) if candidate is not None else None),
         "tiled_over_whole_time": round(whole["mp_per_s"] / tiled["mp_per_s"], 3),
         "opencv_bicubic_mp_per_s": round(bicubic, 1),
         "large_input": f"{args.large}x{args.large}", "large_peak_rss_growth_mib": round(peak / 2**20, 1),
