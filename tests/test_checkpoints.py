@@ -207,6 +207,7 @@ def test_manifest_entries_and_defaults(tmp_path: Path) -> None:
         ({"filename": "../x"}, "relative path without '..'"),
         ({"defualt_for_scale": True}, r"unknown field\(s\) defualt_for_scale"),
         ({"path": "x"}, r"unknown field\(s\) path for source 'hub'"),
+        ({"bf16_delta_db": "-0.03"}, "'bf16_delta_db' must be a number"),
     ],
 )
 def test_manifest_validation_errors(tmp_path: Path, change: dict[str, Any], pattern: str) -> None:

@@ -240,6 +240,9 @@ def test_precision_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: True)  # AVX512-BF16 / AMX: bf16 where it is safe
     assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=True).name == "bf16"
     assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=False).name == "fp32"
+    # a model measured to lose more than 0.02 dB in bf16: auto keeps fp32, an explicit bf16 still runs
+    assert resolve_precision("auto", cpu, supports_fp16=True, supports_bf16=True, auto_bf16=False).name == "fp32"
+    assert resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=True, auto_bf16=False).name == "bf16"
     with pytest.raises(DeviceError, match="CPU"):
         resolve_precision("fp16", cpu, supports_fp16=True, supports_bf16=True)
     assert resolve_precision("bf16", cpu, supports_fp16=True, supports_bf16=True).dtype == torch.bfloat16
@@ -249,7 +252,6 @@ def test_precision_rules(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_precision("int8", cpu, supports_fp16=True, supports_bf16=True)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from jdsr_cli.engine import device
 
@@ -267,3 +269,18 @@ def test_cuda_auto_precision_and_tiles_match() -> None:
     gpu = Upscaler(Nearest(2), scale=2, device=dev, precision=precision, tile="auto").upscale(image)
     cpu = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(image)
     np.testing.assert_allclose(gpu.pixels, cpu.pixels, atol=1e-2)
+
+
+def test_auto_keeps_fp32_for_a_bundled_model_measured_to_lose_in_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """imdn-x2 lost 0.031 dB in bf16 (manifest ``bf16_delta_db``, bench/bf16_quality.py): on a CPU with native
+    bf16, auto runs it in fp32 while imdn-x4 (no recorded loss over 0.02 dB) gets bf16."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.upscale import create_upscaler
+    from jdsr_cli.engine import device
+
+    monkeypatch.setattr(device, "cpu_bf16_is_native", lambda: True)
+    x2 = resolve_model("imdn-x2", scale=None)
+    assert x2.entry is not None and not x2.entry.bf16_fits_auto
+    assert create_upscaler(x2, device="cpu").precision.name == "fp32"
+    assert create_upscaler(x2, device="cpu", precision="bf16").precision.name == "bf16"
+    assert create_upscaler(resolve_model("imdn-x4", scale=None), device="cpu").precision.name == "bf16"

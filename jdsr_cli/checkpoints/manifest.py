@@ -11,7 +11,9 @@
 
 ``role`` is ``upscale`` (the default) or ``downscale`` (learned downscalers: ``jdsr downscale --method
 superior``); ``default_for_scale`` marks the default of its role at its scale; ``pair`` names the model
-that undoes this one (a superior-LR encoder's decoder and back).
+that undoes this one (a superior-LR encoder's decoder and back). ``bf16_delta_db`` is the measured PSNR-Y change
+of bf16 against fp32 on Set5+Set14 (``bench/bf16_quality.py``); ``--precision auto`` does not pick bf16 for a model
+that loses more than ``BF16_AUTO_MAX_LOSS_DB`` (issue 16), though ``--precision bf16`` still runs it.
 
 Bundled ``path`` is a checkpoint folder relative to the manifest's folder. Hub entries pin a commit,
 so a cached copy is used without any request. ``sha256`` is that of the weights file. This module does
@@ -42,7 +44,9 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _COMMON_REQUIRED = ("name", "arch", "scale", "source")
-_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair", "clean")
+_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair", "clean", "bf16_delta_db")
+#: the most PSNR-Y (dB) bf16 may cost a model for ``--precision auto`` to pick it
+BF16_AUTO_MAX_LOSS_DB = 0.02
 _SOURCE_FIELDS = {
     "bundled": (("path",), ()),
     "hub": (("repo", "revision", "filename"), ("config_filename",)),
@@ -66,6 +70,7 @@ class ManifestEntry:
     role: str = "upscale"  # "upscale" | "downscale"
     pair: str | None = None  # the model that undoes this one (encoder <-> decoder)
     clean: str | None = None  # the clean model of the same architecture `--denoise` interpolates with
+    bf16_delta_db: float | None = None  # measured bf16 − fp32 PSNR-Y on Set5+Set14
     # bundled
     path: str | None = None
     # hub
@@ -73,6 +78,11 @@ class ManifestEntry:
     revision: str | None = None
     filename: str | None = None
     config_filename: str | None = None
+
+    @property
+    def bf16_fits_auto(self) -> bool:
+        """False when bf16 was measured to cost this model more than ``BF16_AUTO_MAX_LOSS_DB``."""
+        return self.bf16_delta_db is None or self.bf16_delta_db >= -BF16_AUTO_MAX_LOSS_DB
 
     def hub_ref(self) -> HubRef:
         if self.source != "hub" or self.repo is None or self.filename is None:
@@ -104,6 +114,8 @@ class ManifestEntry:
             out["pair"] = self.pair
         if self.clean is not None:
             out["clean"] = self.clean
+        if self.bf16_delta_db is not None:
+            out["bf16_delta_db"] = self.bf16_delta_db
         return out
 
 
@@ -276,6 +288,9 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
     clean = raw.get("clean")
     if clean is not None and (not isinstance(clean, str) or not _NAME_RE.match(clean)):
         raise ManifestError(f"{where}: 'clean' must be a model name, got {clean!r}")
+    bf16_delta = raw.get("bf16_delta_db")
+    if bf16_delta is not None and (not isinstance(bf16_delta, (int, float)) or isinstance(bf16_delta, bool)):
+        raise ManifestError(f"{where}: 'bf16_delta_db' must be a number (dB), got {bf16_delta!r}")
 
     fields: dict[str, Any] = {}
     if source == "bundled":
@@ -304,6 +319,7 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
         role=role,
         pair=pair,
         clean=clean,
+        bf16_delta_db=None if bf16_delta is None else float(bf16_delta),
         **fields,
     )
 

@@ -53,7 +53,8 @@ def create_runner(
         raise UsageError(f"--backend {backend!r}: choose torch or onnxruntime")
     torch_device = resolve_device(device)
     chosen = resolve_precision(precision, torch_device, supports_fp16=spec.supports_fp16,
-                               supports_bf16=spec.supports_bf16)
+                               supports_bf16=spec.supports_bf16,
+                               auto_bf16=loaded.entry is None or loaded.entry.bf16_fits_auto)
     down = direction == "down"
     return Upscaler(
         model,

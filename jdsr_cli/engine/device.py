@@ -64,19 +64,22 @@ class Precision:
         return self.dtype != torch.float32
 
 
-def resolve_precision(requested: str, device: torch.device, *, supports_fp16: bool, supports_bf16: bool) -> Precision:
+def resolve_precision(requested: str, device: torch.device, *, supports_fp16: bool, supports_bf16: bool,
+                      auto_bf16: bool = True) -> Precision:
     """Choose the compute precision for ``device`` and an architecture's half-precision flags: "auto" is bf16
-    (else fp16) on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere, each only where the architecture is safe."""
+    (else fp16) on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere, each only where the architecture is safe.
+    ``auto_bf16`` False (a model measured to lose too much in bf16) keeps "auto" off bf16: fp16 on CUDA where
+    safe, else fp32."""
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise DeviceError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
     if requested == "auto":
         if device.type == "cuda":
-            if supports_bf16 and torch.cuda.is_bf16_supported():
+            if supports_bf16 and auto_bf16 and torch.cuda.is_bf16_supported():
                 return Precision("bf16", torch.bfloat16)
             if supports_fp16:
                 return Precision("fp16", torch.float16)
-        if device.type == "cpu" and supports_bf16 and cpu_bf16_is_native():
+        if device.type == "cpu" and supports_bf16 and auto_bf16 and cpu_bf16_is_native():
             return Precision("bf16", torch.bfloat16)  # about 2× fp32's speed where the CPU has it (issue 16)
         return Precision("fp32", torch.float32)
     if requested == "fp16":
