@@ -113,7 +113,7 @@ def test_span_folds_exactly_and_ignores_a_stale_stored_eval_conv() -> None:
     model.load_state_dict(state)  # its eval_conv tensors are random, not the fold of the branches
     x = torch.rand(1, 3, 9, 7)
     with torch.no_grad():
-        chain = model.train()(x)
+        chain = model.train()(x)  # training runs the differentiable fold (the chain itself: test below)
         eval_out = model.eval()(x)
         folded = fold_span(model).eval()(x)
     torch.testing.assert_close(eval_out, chain, rtol=1e-4, atol=1e-5 * float(chain.abs().max()))  # fp32 sums
@@ -180,3 +180,28 @@ def test_span_trains_and_saves_a_consistent_fold(tmp_path: Path, data_dir: Path)
     weight, bias = fold_chain(conv.conv, conv.sk)
     torch.testing.assert_close(conv.eval_conv.weight, weight)
     torch.testing.assert_close(conv.eval_conv.bias, bias)
+
+
+def test_span_training_forward_is_the_chain_in_value_and_gradient() -> None:
+    """Training runs the differentiable fold: its output and the gradient of every branch parameter equal
+    those of the official chain (1×1 → 3×3 on the zero-padded input → 1×1, plus the 1×1 skip), borders included."""
+    import torch.nn.functional as F
+
+    from jdsr_cli.archs.span import Conv3XC
+
+    torch.manual_seed(0)
+    conv = Conv3XC(5, 7).train()
+    for p in conv.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.3)
+    x = torch.rand(2, 5, 9, 11)
+    target = torch.rand(2, 7, 9, 11)
+    branch = [p for p in conv.parameters() if p.requires_grad]
+    fused = conv(x)
+    fused_grads = torch.autograd.grad(F.mse_loss(fused, target), branch)
+    chain = conv.conv(F.pad(x, (1, 1, 1, 1))) + conv.sk(x)  # the official training forward
+    chain_grads = torch.autograd.grad(F.mse_loss(chain, target), branch)
+    torch.testing.assert_close(fused, chain, rtol=1e-5, atol=1e-5)
+    for a, b in zip(fused_grads, chain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert conv.eval_conv.weight.grad is None  # the derived eval_conv stays out of training
