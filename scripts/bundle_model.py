@@ -76,7 +76,12 @@ def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str
     stages = len(training_stages(training))
     where = training.get("hardware", "unknown hardware")
     runs = f" in {stages} runs" if stages > 1 else ""
-    return (f"{what}: {steps} steps of `jdsr train`{runs} on T91+BSD200 ({seconds / 3600:.1f} h, {where}); "
+    command = "`jdsr train`"
+    if training.get("method") == "distill":  # name the method and the teachers: they are part of the recipe
+        options = (training.get("config") or {}).get("method_options") or {}
+        teachers = ", ".join(t.get("name", "?") for t in training.get("teachers") or [])
+        command = f"`jdsr distill --method {options.get('loss', '?')}` from {teachers}"
+    return (f"{what}: {steps} steps of {command}{runs} on T91+BSD200 ({seconds / 3600:.1f} h, {where}); "
             f"{label} Set5 {metrics['Set5']['psnr']:.2f} dB")
 
 
