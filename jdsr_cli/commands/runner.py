@@ -68,6 +68,7 @@ def create_runner(
         tta=tta,
         size_requirement=spec.size,
         feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
+        channels_last=backend == "torch",
     )
 
 
