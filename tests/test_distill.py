@@ -147,6 +147,10 @@ def test_afd_steps_never_move_the_other_side(photos: Path, tmp_path: Path) -> No
     ctx.step_with_gradients = spy  # type: ignore[method-assign]
     trainer.run()
     assert checked == ["main_adv", "peer0_adv", "discriminators"] * 2
+    # every rate decays with the run's schedule (a constant adversarial rate outlived the L1 one and diverged)
+    assert set(method.schedulers()) == set(method.optimizers())
+    for name, optimizer in method.optimizers().items():
+        assert optimizer.param_groups[0]["lr"] < optimizer.defaults["lr"], name
 
 
 def test_pisr_teacher_sees_the_superior_lr_and_can_seed_the_student(photos: Path, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 Every step has three updates. (1) The DML step of ``mutual`` (each network: L1 to HR + ramped mutual L1).
 (2) The adversarial feature step: network k's ``body_tail`` map, through its own 1×1 transform to the student's
 width, should fool discriminator D_k (LSGAN: (D_k(T_k F_k) − 1)²), stepped by an Adam of its own at
-``afd_lr`` (the paper's slower rate) over network k and T_k. (3) The discriminators: D_k takes network k−1's
+``afd_lr`` (the paper's slower rate) over network k and T_k, decayed by the run's schedule like every other rate
+(at a constant rate, Adam's normalised adversarial steps outlasted the decayed L1 steps and the networks
+diverged in the last 15 % of a 1000-step run). (3) The discriminators: D_k takes network k−1's
 (cyclically) transformed map as real and network k's as fake, both detached. The feature forward of (2) runs
 after (1) changed the weights, as in the paper; its gradients and the discriminators' are taken by hand and
 averaged over ranks (``ctx.step_with_gradients``), so DDP only sees the whole-network step (1).
@@ -18,7 +20,7 @@ from torch import nn
 
 from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.training.distill.mutual import MutualDistill
-from jdsr_cli.training.single_net import MAIN
+from jdsr_cli.training.single_net import MAIN, lr_factor
 
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
@@ -54,6 +56,8 @@ class AdversarialDistill(MutualDistill):
             self._optimizers[f"{name}_adv"] = torch.optim.Adam(params, lr=self.opts.afd_lr, betas=(0.5, 0.999))
         self._optimizers[DISCRIMINATORS] = torch.optim.Adam(self.discriminators.parameters(), lr=self.opts.afd_lr,
                                                             betas=(0.5, 0.999))
+        for name in (*(f"{n}_adv" for n in self._names()), DISCRIMINATORS):
+            self._schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self._optimizers[name], lr_factor(config))
 
     def _names(self) -> list[str]:
         return [MAIN, *(f"peer{i}" for i in range(len(self.peers)))]
