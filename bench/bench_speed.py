@@ -8,7 +8,7 @@ then the large-image peak memory as a ratio to the uint8 output (``bench_upscale
 Peers run with random weights (speed does not depend on them). Absolute MP/s drift from run to run on a
 shared machine; the ratios, measured alternately in one process, much less.
 
-Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128]
+Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...]
 """
 
 from __future__ import annotations
@@ -92,9 +92,10 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--large", type=int, default=1024, help="input side of the peak-memory run")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--candidate", default="span:feature_channels=48",
-                        help="an architecture (random weights, ×4) also timed through the product path, to decide the "
-                             "default backbone (issue 16: ≥ 1.8× the default's speed); 'none' to skip")
+    parser.add_argument("--candidate", action="append", default=None,
+                        help="also timed through the product path, with its ratio to the default: a model as --model "
+                             "takes it (e.g. the fast imdn-small-x4) or ARCH:key=value,... with random weights "
+                             "(default span:feature_channels=48, issue 16's ≥ 1.8× question); repeatable; 'none' to skip")
     args = parser.parse_args()
 
     import cv2
@@ -130,10 +131,11 @@ def main() -> None:
     product = {}
     runs = [("auto whole", loaded, {"tile": 0}), ("auto tiled", loaded, {"tile": args.tile}),
             ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
-    candidate = None if args.candidate == "none" else random_checkpoint(args.candidate, scale)
-    if candidate is not None:
-        runs += [(f"{args.candidate} auto whole", candidate, {"tile": 0}),
-                 (f"{args.candidate} onnxruntime whole", candidate, {"tile": 0, "backend": "onnxruntime"})]
+    candidates = [c for c in (args.candidate or ["span:feature_channels=48"]) if c != "none"]
+    for spec in candidates:
+        model = random_checkpoint(spec, scale) if ":" in spec else resolve_model(spec, scale=None)
+        runs += [(f"{spec} auto whole", model, {"tile": 0}),
+                 (f"{spec} onnxruntime whole", model, {"tile": 0, "backend": "onnxruntime"})]
     for label, model, kwargs in runs:
         try:
             upscaler = create_upscaler(model, device="cpu", **kwargs)
@@ -162,8 +164,8 @@ def main() -> None:
         "conv_rate_gmac_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
         "models": rows, "product_path": product,
         "default_auto_vs_srvgg_fp32": round(whole["mp_per_s"] / baseline, 2),
-        "candidate_auto_vs_default_auto": (round(product[f"{args.candidate} auto whole"]["mp_per_s"]
-                                                 / whole["mp_per_s"], 2) if candidate is not None else None),
+        "candidates_auto_vs_default_auto": {spec: round(product[f"{spec} auto whole"]["mp_per_s"] / whole["mp_per_s"], 2)
+                                            for spec in candidates},
         "tiled_over_whole_time": round(whole["mp_per_s"] / tiled["mp_per_s"], 3),
         "opencv_bicubic_mp_per_s": round(bicubic, 1),
         "large_input": f"{args.large}x{args.large}", "large_peak_rss_growth_mib": round(peak / 2**20, 1),
