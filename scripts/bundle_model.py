@@ -4,6 +4,11 @@ Supervised run (an upscaler; --default makes it `jdsr upscale`'s default for its
 
     python scripts/bundle_model.py runs/imdn-x4/best --name imdn-x4 --default
 
+Photo model (issue 17; also measured on the fixed realistic LR of `jdsr eval --degradation realistic --seed 0`,
+next to bicubic and the clean model it was fine-tuned from, and linked to it for `--denoise`):
+
+    python scripts/bundle_model.py runs/photo-x4/best --name photo-x4 --clean imdn-x4 --default
+
 Superior-LR run (bundles the encoder as slr-down-xS, the default of `jdsr downscale --method superior`,
 and the decoder as slr-up-xS, each naming the other as its pair):
 
@@ -53,6 +58,25 @@ def measure(decoder: torch.nn.Module, scale: int, data: Path, encoder: Any = Non
             row["lr_psnr"] = round(ours.lr_psnr or 0.0, 3)
         results[name] = row
         print(name, row, flush=True)
+    return results
+
+
+def measure_realistic(model: torch.nn.Module, clean: torch.nn.Module, scale: int, data: Path,
+                      seed: int = 0) -> dict[str, Any]:
+    """The photo model, the clean model and bicubic on the same seeded realistic LR of each set."""
+    from jdsr_cli.commands.downscale import RealisticDownscaler
+
+    degrade = RealisticDownscaler(seed)
+    results: dict[str, Any] = {"degradation": degrade.describe()}
+    for name in SETS:
+        set_dir = find_set(data, name)
+        scores = {label: evaluate_set(upscaler, set_dir, lr_from=degrade)
+                  for label, upscaler in (("model", _upscaler(model, scale)), ("clean", _upscaler(clean, scale)),
+                                          ("bicubic", bicubic_upscaler(scale)))}
+        results[name] = {"psnr": round(scores["model"].psnr, 3), "ssim": round(scores["model"].ssim, 4),
+                         "images": len(scores["model"].images), "clean_psnr": round(scores["clean"].psnr, 3),
+                         "bicubic_psnr": round(scores["bicubic"].psnr, 3)}
+        print(f"{name} realistic", results[name], flush=True)
     return results
 
 
@@ -115,6 +139,8 @@ def main() -> None:
     parser.add_argument("--name", help="bundled name (supervised runs)")
     parser.add_argument("--default", action="store_true", help="make it the default upscaler for its scale")
     parser.add_argument("--superior-lr", action="store_true", help="the folder holds encoder/ and decoder/")
+    parser.add_argument("--clean", help="a photo model: the clean model it was fine-tuned from (--denoise's other end); "
+                                        "adds realistic-LR figures")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
 
@@ -123,10 +149,17 @@ def main() -> None:
         scale = loaded.config.scale
         label = MetricConvention.standard(scale).psnr_label
         metrics = {"convention": f"{label}, MATLAB-bicubic LR", **measure(loaded.model, scale, args.data)}
+        extra: dict[str, Any] = {}
+        if args.clean:
+            from jdsr_cli.checkpoints.resolve import resolve_model
+
+            metrics["realistic"] = measure_realistic(loaded.model, resolve_model(args.clean, scale=scale).model, scale,
+                                                     args.data)
+            extra["clean"] = args.clean
         name = args.name or f"{loaded.config.arch}-x{scale}"
         folder = copy_checkpoint(args.checkpoint, name)
         register(entry_for(name, folder, loaded, describe(loaded, f"{loaded.config.arch.upper()} x{scale}", metrics,
-                                                          label), metrics, default_for_scale=args.default))
+                                                          label), metrics, default_for_scale=args.default, **extra))
         return
 
     from jdsr_cli.commands.downscale import create_downscaler
