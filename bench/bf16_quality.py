@@ -4,8 +4,9 @@ model, in one process (issue 16: ``--precision auto`` may pick bf16 on a CPU onl
     python bench/bf16_quality.py                   # whole images (slow where the CPU emulates bf16: ~9× fp32)
     python bench/bf16_quality.py --crop 48         # centre crops of at most 48 LR pixels a side
 
-Measured on the 2-core AVX2 EPYC (bf16 emulated, crop 48, 2026-11-30): imdn-x2 fp32 35.502 / bf16 35.472 dB
-(−0.031), every other bundled upscaler within 0.02 dB; whole-image figures are still to be run.
+Measured on the 2-core AVX2 EPYC (bf16 emulated, 2026-11-30), whole images (``--models imdn-x2,imdn-x3,imdn-x4``):
+imdn-x2 34.3307 → 34.3433 (+0.013), imdn-x3 31.0015 → 31.0019 (+0.000), imdn-x4 28.9806 → 28.9861 (+0.005) dB, recorded
+as the manifest's ``bf16_delta_db``. On 48-px crops imdn-x2 lost 0.031 dB (35.502 → 35.472): crops exaggerate it.
 """
 
 from __future__ import annotations
