@@ -197,7 +197,9 @@ def test_distill_resume_reproduces_the_uninterrupted_run(photos: Path, tmp_path:
     straight = Trainer(_config(photos, tmp_path / "straight", "lsfd", steps=5))
     full = straight.run()
     run = tmp_path / "split"
-    Trainer(_config(photos, run, "lsfd", steps=5)).run(stop_at=2)
+    stopped = Trainer(_config(photos, run, "lsfd", steps=5))
+    stopped.run(stop_at=2)
+    assert stopped.kept().endswith(f"go on with: jdsr distill --resume {run}")  # the command that started it
     resumed = Trainer(_config(photos, run, "lsfd", steps=5, resume=str(run)))
     assert resumed.run().losses == pytest.approx(full.losses[2:], rel=1e-5, abs=1e-7)
     for a, b in zip(straight.method.student.state_dict().values(), resumed.method.student.state_dict().values(),

@@ -266,8 +266,10 @@ def test_a_second_signal_stops_at_once_but_lets_a_save_finish() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: Path, signum: int) -> None:
-    """A real process, signalled once its first checkpoint exists: it exits 128 + signum with one line that
-    names the step, the checkpoint kept and the resume command; that checkpoint loads and --resume goes on."""
+    """A real process with a data worker, its whole process group signalled (as Ctrl-C, ``kill -- -PGID``, SLURM or
+    systemd do) once its first checkpoint exists: it exits 128 + signum with one line that names the step, the
+    checkpoint kept and the resume command (the worker ignores the signal and does not crash the step); that
+    checkpoint loads and --resume goes on."""
     from jdsr_cli.checkpoints.format import load_checkpoint
 
     run = tmp_path / "run"
@@ -276,15 +278,15 @@ def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: P
     with open(log, "wb") as stdout:
         process = subprocess.Popen(
             [sys.executable, "-m", "jdsr_cli", "train", str(photos), *TINY, "--steps", "100000",
-             "--save-every", "3", "--val-every", "100000", "--out", str(run)],
+             "--save-every", "3", "--val-every", "100000", "--out", str(run), "--workers", "1"],
             stdout=stdout, stderr=subprocess.PIPE, env=env,
-            preexec_fn=_as_from_a_terminal,
+            preexec_fn=_as_a_job_from_a_terminal,
         )
         deadline = time.monotonic() + 120
         while not (run / "last" / "training_state.pt").exists():
             assert process.poll() is None and time.monotonic() < deadline, process.stderr.read().decode()  # type: ignore[union-attr]
             time.sleep(0.05)
-        process.send_signal(signum)
+        os.killpg(process.pid, signum)  # the main process and its data worker
         _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum, stderr.decode()
     [line] = [x for x in stderr.decode().splitlines() if x.strip()]
@@ -298,6 +300,26 @@ def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: P
     assert result.exit_code == 0 and f"resumed at step {saved}" in result.output, result.output
 
 
-def _as_from_a_terminal() -> None:
-    """The child starts with SIGINT at its default, as from a shell prompt (a CI runner may ignore it)."""
+def _as_a_job_from_a_terminal() -> None:
+    """The child leads its own process group (a shell job) with SIGINT at its default, as from a shell prompt (a CI
+    runner may ignore it)."""
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class _WorkerSignals(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.tensor([int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN),
+                             int(signal.getsignal(signal.SIGTERM) == signal.SIG_IGN)])
+
+
+def test_data_workers_leave_stop_signals_to_the_main_process() -> None:
+    """A signal to the whole process group must not kill a data worker mid-step (the run would crash instead of
+    stopping at the step boundary): the training loader's workers ignore SIGINT and SIGTERM."""
+    from jdsr_cli.training.signals import ignore_stop_signals
+
+    loader = torch.utils.data.DataLoader(_WorkerSignals(), num_workers=1, worker_init_fn=ignore_stop_signals)
+    assert next(iter(loader)).tolist() == [[1, 1]]

@@ -129,12 +129,17 @@ def state_does_not_fit(path: Path, what: str, run: Path, saved: TrainConfig) -> 
                        f"edited?); {new_run_hint(run, saved)}")
 
 
+def resume_command(config: TrainConfig, run: Path | None = None) -> str:
+    """``jdsr distill --resume RUN`` for a distillation, else ``jdsr train --resume RUN``: the command that started it."""
+    command = "distill" if config.method == "distill" else "train"
+    return f"jdsr {command} --resume {shlex.quote(str(run if run is not None else config.out))}"
+
+
 def check_steps(step: int, config: TrainConfig, run: Path) -> None:
     """A resume that would train nothing is refused (instead of saying 'done' and rewriting config.toml)."""
     if step >= config.steps:
         raise ResumeError(f"{run} is already at step {step} and --steps {config.steps} leaves nothing to train; "
-                          f"give more steps to go on, e.g. jdsr train --resume {shlex.quote(str(run))} "
-                          f"--steps {2 * step}")
+                          f"give more steps to go on, e.g. {resume_command(config, run)} --steps {2 * step}")
 
 
 def new_run_hint(run: Path, saved: TrainConfig | None, flags: str = "", *, weights: bool = True) -> str:

@@ -74,3 +74,12 @@ class StopSignals:
 def signal_name(signum: int) -> str:
     """'SIGINT', 'SIGTERM'."""
     return signal.Signals(signum).name
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: Ctrl-C, ``kill -- -PGID``, SLURM and systemd signal the whole process group;
+    a data worker that died of it would crash the run mid-step. Workers ignore them and the main process stops
+    cleanly at the step boundary, then shuts its workers down."""
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, joi
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.recipe import command_line, training_recipe
-from jdsr_cli.training.resume import STATE_NAME
+from jdsr_cli.training.resume import STATE_NAME, resume_command
+from jdsr_cli.training.signals import ignore_stop_signals
 from jdsr_cli.training.state import to_cpu
 from jdsr_cli.training.step_context import StepContext, TrainingError
 
@@ -258,8 +258,8 @@ class Trainer:
         if self.saved_step is None:
             return (f"no checkpoint was saved yet (one every {self.config.save_every} steps), so there is nothing "
                     "to resume; start the run again")
-        return (f"{self.run_dir / 'last'} (step {self.saved_step}) is kept; go on with: "
-                f"jdsr train --resume {shlex.quote(str(self.run_dir))}")
+        resume = resume_command(self.config, self.run_dir)
+        return f"{self.run_dir / 'last'} (step {self.saved_step}) is kept; go on with: {resume}"
 
     def _loop(self, result: RunResult, stop: StopSignals, stop_at: int | None) -> None:
         from jdsr_cli.training.dataset import StepSampler
@@ -269,7 +269,7 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False, drop_last=True,
+            persistent_workers=False, drop_last=True, worker_init_fn=ignore_stop_signals if config.workers else None,
         )
         window = _Window()
         self.model.train()
