@@ -129,10 +129,10 @@ def state_does_not_fit(path: Path, what: str, run: Path, saved: TrainConfig) -> 
                        f"edited?); {new_run_hint(run, saved)}")
 
 
-def resume_command(config: TrainConfig, run: Path | None = None) -> str:
+def resume_command(config: TrainConfig, run: Path) -> str:
     """``jdsr distill --resume RUN`` for a distillation, else ``jdsr train --resume RUN``: the command that started it."""
     command = "distill" if config.method == "distill" else "train"
-    return f"jdsr {command} --resume {shlex.quote(str(run if run is not None else config.out))}"
+    return f"jdsr {command} --resume {shlex.quote(str(run))}"
 
 
 def check_steps(step: int, config: TrainConfig, run: Path) -> None:

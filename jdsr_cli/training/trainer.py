@@ -269,7 +269,7 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=config.batch_size, sampler=sampler,
             num_workers=config.workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False, drop_last=True, worker_init_fn=ignore_stop_signals if config.workers else None,
+            persistent_workers=False, drop_last=True, worker_init_fn=ignore_stop_signals,
         )
         window = _Window()
         self.model.train()

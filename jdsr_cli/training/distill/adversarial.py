@@ -50,13 +50,11 @@ class AdversarialDistill(MutualDistill):
         self.transforms = nn.ModuleList(nn.Identity() if w == width else nn.Conv2d(w, width, 1) for w in widths)
         self.discriminators = nn.ModuleList(patch_discriminator(width) for _ in nets)
         self.adapters = nn.ModuleDict({"transforms": self.transforms, "discriminators": self.discriminators})
-        for i, net in enumerate(nets):
-            name = self._names()[i]
-            params = [*net.parameters(), *self.transforms[i].parameters()]
-            self._optimizers[f"{name}_adv"] = torch.optim.Adam(params, lr=self.opts.afd_lr, betas=(0.5, 0.999))
-        self._optimizers[DISCRIMINATORS] = torch.optim.Adam(self.discriminators.parameters(), lr=self.opts.afd_lr,
-                                                            betas=(0.5, 0.999))
-        for name in (*(f"{n}_adv" for n in self._names()), DISCRIMINATORS):
+        groups = {f"{name}_adv": [*net.parameters(), *transform.parameters()]
+                  for name, net, transform in zip(self._names(), nets, self.transforms, strict=True)}
+        groups[DISCRIMINATORS] = list(self.discriminators.parameters())
+        for name, params in groups.items():  # at afd_lr, decayed by the run's schedule
+            self._optimizers[name] = torch.optim.Adam(params, lr=self.opts.afd_lr, betas=(0.5, 0.999))
             self._schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self._optimizers[name], lr_factor(config))
 
     def _names(self) -> list[str]:
