@@ -9,7 +9,7 @@ how fast it grows with the output between ``--large``/2 and ``--large`` (the mod
 Peers run with random weights (speed does not depend on them). Absolute MP/s drift from run to run on a
 shared machine; the ratios, measured alternately in one process, much less.
 
-Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...]
+Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...] [--memory-only]
 """
 
 from __future__ import annotations
@@ -86,6 +86,29 @@ def random_checkpoint(spec: str, scale: int):  # type: ignore[no-untyped-def]
     return resolve_model(str(folder), scale=None)
 
 
+def large_image_memory(model: str, large: int, tile: int, scale: int) -> dict[str, object]:
+    """Peak RSS growth of a large² 8-bit photo upscaled in ``tile`` px tiles to uint8 (a fresh child process each),
+    as a ratio to the output, and how fast it grows with the output between large/2 and large (the issue's
+    measure: the model's working set cancels out)."""
+    from bench_upscale import _peak_rss_child
+
+    def peak_rss(side: int) -> int:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_peak_rss_child, args=(model, "cpu", side, tile, queue))
+        child.start()
+        value = queue.get()
+        child.join()
+        return int(value)
+
+    half = large // 2
+    peak, peak_half = peak_rss(large), peak_rss(half)
+    output_bytes, output_half = (large * scale) ** 2 * 3, (half * scale) ** 2 * 3
+    return {"large_input": f"{large}x{large}", "large_tile": tile, "large_peak_rss_growth_mib": round(peak / 2**20, 1),
+            "large_peak_over_uint8_output": round(peak / output_bytes, 2),
+            "peak_growth_over_output_growth": round((peak - peak_half) / (output_bytes - output_half), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
@@ -97,7 +120,12 @@ def main() -> None:
                         help="also timed through the product path, with its ratio to the default: a model as --model "
                              "takes it (e.g. the fast imdn-small-x4) or ARCH:key=value,... with random weights "
                              "(default span:feature_channels=48, issue 16's ≥ 1.8× question); repeatable; 'none' to skip")
+    parser.add_argument("--memory-only", action="store_true", help="only the large-image peak memory (no timing)")
     args = parser.parse_args()
+    if args.memory_only:
+        report = large_image_memory(args.model, args.large, args.tile, 4)
+        print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
+        return
 
     import cv2
 
@@ -146,26 +174,13 @@ def main() -> None:
         product[label] = {"precision": upscaler.precision.name,
                           "mp_per_s": round(out_mp / best_time(lambda u=upscaler: u.upscale(image), args.repeat), 3)}
     whole, tiled = product["auto whole"], product["auto tiled"]
+    from jdsr_cli.engine.tiling import plan_tiles
+
+    plan = plan_tiles(args.size, args.size, args.tile, 16)
+    computed_ratio = sum(t.height * t.width for t in plan) / args.size**2
     u8 = (image * 255).astype(np.uint8)
     bicubic = out_mp / best_time(lambda: cv2.resize(u8, (args.size * scale,) * 2, interpolation=cv2.INTER_CUBIC),
                                  max(10, args.repeat))
-
-    from bench_upscale import _peak_rss_child
-
-    def peak_rss(side: int) -> int:
-        """Peak RSS growth of upscaling a side² 8-bit photo in a fresh child process (tiled, uint8 out)."""
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_peak_rss_child, args=(args.model, "cpu", side, args.tile, queue))
-        child.start()
-        value = queue.get()
-        child.join()
-        return int(value)
-
-    # the issue's measure: how fast the peak grows with the output (the model's working set cancels out)
-    half = args.large // 2
-    peak, peak_half = peak_rss(args.large), peak_rss(half)
-    output_bytes, output_half = (args.large * scale) ** 2 * 3, (half * scale) ** 2 * 3
 
     report = {
         "cpu_threads": torch.get_num_threads(), "input": f"{args.size}x{args.size}", "scale": scale,
@@ -175,10 +190,11 @@ def main() -> None:
         "candidates_auto_vs_default_auto": {spec: round(product[f"{spec} auto whole"]["mp_per_s"] / whole["mp_per_s"], 2)
                                             for spec in candidates},
         "tiled_over_whole_time": round(whole["mp_per_s"] / tiled["mp_per_s"], 3),
+        # part of that is geometry, not engine: overlapping tiles recompute their shared border
+        "tiled_computed_pixels_over_whole": round(computed_ratio, 3),
+        "tiled_engine_overhead": round(whole["mp_per_s"] / tiled["mp_per_s"] / computed_ratio, 3),
         "opencv_bicubic_mp_per_s": round(bicubic, 1),
-        "large_input": f"{args.large}x{args.large}", "large_peak_rss_growth_mib": round(peak / 2**20, 1),
-        "large_peak_over_uint8_output": round(peak / output_bytes, 2),
-        "peak_growth_over_output_growth": round((peak - peak_half) / (output_bytes - output_half), 2),
+        **large_image_memory(args.model, args.large, args.tile, scale),
         "targets": "default auto ≥ 3× SRVGGNetCompact fp32 and ≥ 0.75 of the bf16 conv rate; tiled/whole ≤ 1.10; "
                    "peak growth ≤ 1.5× the uint8 output growth (the peak: ≤ 1.5× the output + the working set)",
         "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:]),

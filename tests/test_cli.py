@@ -279,3 +279,12 @@ def test_torchrun_shards_upscale_over_ranks(tmp_path: Path, data_dir: Path, trai
     inputs = [sorted(Path(f["input"]).name for f in rep["files"]) for rep in reports]
     assert [len(i) for i in inputs] == [3, 2] and not set(inputs[0]) & set(inputs[1])
 
+
+
+def test_train_help_names_every_upscaler_architecture() -> None:
+    """The --arch help is static (no registry import at start-up): it must follow the registry."""
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.cli.train_cmd import ARCH_HELP
+
+    missing = [name for name in REGISTRY.names() if name != "slr-encoder" and name not in ARCH_HELP]
+    assert not missing, f"--arch help lacks {missing}"

@@ -69,9 +69,10 @@ def _whole_buffer_blend(plan, outputs, shape, scale):  # the oracle: one float32
     return np.clip(total / np.maximum(weight, 1e-12), 0, 1)
 
 
-def test_banded_blend_equals_the_whole_buffer_blend_and_holds_one_band() -> None:
-    """Rows are finished as soon as the plan passes them: same pixels as one whole-image buffer, while the
-    float32 band never exceeds two tile rows; quantized output is the one rounding rule applied to it."""
+def test_streamed_blend_equals_the_whole_buffer_blend_and_holds_only_overlaps() -> None:
+    """Pixels are finished as soon as no later tile reaches them: same pixels as one whole-image buffer, while
+    the float32 held beside the output is the overlap strips only, not tile rows; quantized output is the one
+    rounding rule applied to it."""
     from jdsr_cli.io.quantize import quantize
 
     rng = np.random.default_rng(0)
@@ -82,16 +83,40 @@ def test_banded_blend_equals_the_whole_buffer_blend_and_holds_one_band() -> None
     floats = TileAccumulator(150, 97, 3, scale)
     quantized = TileAccumulator(150, 97, 3, scale, out=np.empty((300, 194, 3), np.uint16),
                                 finish=lambda rows: quantize(rows, 16))
-    band = 0
+    held = 0
     for t, out in zip(plan, outputs, strict=True):
         floats.add(t, out)
         quantized.add(t, out)
-        band = max(band, len(floats._sum))
+        held = max(held, floats.held_rows)
     np.testing.assert_allclose(floats.result(), expected, atol=1e-6)
     assert np.abs(quantized.result().astype(int) - quantize(expected, 16).astype(int)).max() <= 1
-    assert band <= 2 * plan[0].height * scale
+    assert 0 < held <= 2 * max(t.overlap_bottom for t in plan) * scale < plan[0].height * scale
     with pytest.raises(ValueError, match="plan order"):
         floats.add(plan[0], outputs[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_streamed_blend_matches_the_oracle_on_any_plan(seed: int) -> None:
+    """Random geometries (one tile, one row, one column, tiny tiles, rounding to a multiple): the oracle holds."""
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 90, 2))
+    tile, overlap, multiple, scale = int(rng.integers(4, 60)), int(rng.integers(0, 20)), int(rng.choice([1, 4])), 3
+    plan = plan_tiles(height, width, tile, overlap, multiple)
+    outputs = [rng.random((t.height * scale, t.width * scale, 1), dtype=np.float32) for t in plan]
+    acc = TileAccumulator(height, width, 1, scale)
+    for t, out in zip(plan, outputs, strict=True):
+        acc.add(t, out)
+    np.testing.assert_allclose(acc.result(), _whole_buffer_blend(plan, outputs, (height * scale, width * scale, 1),
+                                                                 scale), atol=1e-6)
+
+
+def test_a_missing_tile_is_an_error_not_a_hole() -> None:
+    plan = plan_tiles(60, 60, 32, 8)
+    acc = TileAccumulator(60, 60, 1, 2)
+    for t in plan[:-1]:
+        acc.add(t, np.ones((t.height * 2, t.width * 2, 1), np.float32))
+    with pytest.raises(ValueError, match="missing"):
+        acc.result()
 
 
 def test_upscaler_quantizes_as_the_writer_would() -> None:

@@ -8,6 +8,9 @@ import typer
 
 from jdsr_cli.cli import training_options as opt
 
+#: Static (the registry is not imported at CLI start-up); tests/test_cli.py keeps it in step with the registry.
+ARCH_HELP = "Architecture (imdn, span, pan, fsrcnn, edsr, rcan, srvgg, rrdbnet)."
+
 
 def train(
     data: opt.Data = None,
@@ -16,7 +19,7 @@ def train(
         "--method", help="supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; "
         "--arch names the decoder) or jdsr (joint distillation of --arch; its options: the jdsr table of "
         "--config).")] = None,
-    arch: Annotated[str | None, typer.Option("--arch", help="Architecture (imdn, pan, fsrcnn, edsr, rcan).")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help=ARCH_HELP)] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Architecture preset, e.g. edsr baseline.")] = None,
     config_file: opt.ConfigFile = None,
     out: opt.Out = None,

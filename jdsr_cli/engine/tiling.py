@@ -30,18 +30,31 @@ class Tile:
 
 
 def _axis_plan(length: int, tile: int, overlap: int, multiple_of: int) -> tuple[int, list[int]]:
-    """Return the common tile length and the start offsets along one axis."""
+    """Return the common tile length and the start offsets along one axis.
+
+    Only neighbours overlap (tile i + 2 starts at or after tile i's end): the blending streams each finished
+    pixel out and keeps just the last overlap. A plan that rounding would break gets a smaller overlap, and
+    an axis too short for that even without overlap is one tile.
+    """
     if length <= tile:
         return length, [0]
-    overlap = min(overlap, tile // 2)
+    tile = max(multiple_of, tile // multiple_of * multiple_of)
+    for shared in range(min(overlap, tile // 2), -1, -1):
+        size, starts = _spread(length, tile, shared, multiple_of)
+        if all(later >= start + size for start, later in zip(starts, starts[2:], strict=False)):
+            return size, starts
+    return length, [0]
+
+
+def _spread(length: int, tile: int, overlap: int, multiple_of: int) -> tuple[int, list[int]]:
+    """Equal tiles of at most ``tile`` px overlapping by at least ``overlap``, spread evenly over ``length``."""
     count = math.ceil((length - overlap) / (tile - overlap))
     size = math.ceil((length + (count - 1) * overlap) / count)
     size = min(length, math.ceil(size / multiple_of) * multiple_of)
     if count == 1:
         return size, [0]
     span = length - size
-    starts = [round(i * span / (count - 1)) for i in range(count)]
-    return size, starts
+    return size, [round(i * span / (count - 1)) for i in range(count)]
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple_of: int = 1) -> list[Tile]:
@@ -96,66 +109,96 @@ Finish = Callable[[np.ndarray], np.ndarray]  # blended float rows -> the output'
 
 
 class TileAccumulator:
-    """Blends tile outputs band by band into ``out``, so only one band of tile rows is ever held in float32.
+    """Blends tile outputs into ``out`` and finishes every pixel as soon as no later tile reaches it.
 
-    Tiles must arrive in plan order (row by row, top to bottom): when a tile starts below the band's top, the
-    rows above it are final (no later tile reaches them), so they are divided by their weight, passed through
-    ``finish`` (default: clip to [0, 1]) and written into ``out`` (default: a float32 image), and the band
-    moves down. Peak host memory is ``out`` plus about two tile rows of float32 sums and weights, not a
-    float32 copy of the whole output: a 12 MP photo ×4 to uint8 stays near the output's own size.
+    Tiles must arrive in plan order (row by row, left to right). A tile's weighted output, plus what earlier
+    tiles left for the pixels it shares with them, is final except where the next tile of its row (its right
+    overlap) or the next row (its bottom overlap) still reaches: the final part is divided by its weight, passed
+    through ``finish`` (default: clip to [0, 1]) and written into ``out`` (default: a float32 image); the right
+    overlap is carried to the next tile, the bottom overlap kept in a full-width strip for the next row. So
+    beside ``out`` only one strip of overlap rows is held in float32, whatever the tile height (issue 16: a
+    12 MP photo ×4 to uint8 within 1.5× the output; a band of whole tile rows was 1 GB at 1024 px tiles).
     """
 
     def __init__(self, height: int, width: int, channels: int, scale: int, *, out: np.ndarray | None = None,
                  finish: Finish | None = None) -> None:
         self.scale = scale
+        self.channels = channels
         shape = (height * scale, width * scale, channels)
         self.out = np.empty(shape, dtype=np.float32) if out is None else out
         if self.out.shape != shape:
             raise ValueError(f"out is {self.out.shape}, the blended image is {shape}")
         self.finish = finish or _clip01
-        self._top = 0  # output row of the band's first row
-        self._sum = np.zeros((0, shape[1], channels), dtype=np.float32)
-        self._weight = np.zeros((0, shape[1], 1), dtype=np.float32)
-        # A plan's tiles share one size, so only a few overlap patterns recur (corners, edges, inside).
-        self._maps: dict[tuple[int, ...], np.ndarray] = {}
+        self._row_top = -1  # output row where the current tile row starts
+        self._next_col = 0  # output column where the next tile of this row must start
+        # Weighted sums and weights (channels + 1) of pixels later tiles still reach: the strip of rows the
+        # next tile row shares with this one, and the columns the next tile shares with the last one.
+        self._above: np.ndarray | None = None  # the previous row's strip, consumed left to right by this row
+        self._above_col = 0  # columns of _above already taken by a tile of this row
+        self._below: np.ndarray | None = None  # this row's strip, being filled for the next row
+        self._carry: np.ndarray | None = None
+
+    @property
+    def held_rows(self) -> int:
+        """Rows of the full-width float32 strips held now (the bottom overlaps of the last tile rows)."""
+        return sum(len(strip) for strip in (self._above, self._below) if strip is not None)
 
     def add(self, tile: Tile, output: np.ndarray) -> None:
         """Add one tile's H×W×C output (already at output scale)."""
         s = self.scale
-        top, bottom = tile.y * s, (tile.y + tile.height) * s
-        if top < self._top:
-            raise ValueError(f"tile at row {tile.y} arrived after the band moved past it (tiles must come in plan order)")
-        self._finish_rows_above(top)
-        self._extend_to(bottom)
-        key = (tile.height, tile.width, tile.overlap_top, tile.overlap_bottom, tile.overlap_left, tile.overlap_right)
-        weights = self._maps.get(key)
-        if weights is None:
-            weights = self._maps[key] = blend_weights(tile, s)[:, :, None]
-        rows = slice(top - self._top, bottom - self._top)
-        cols = slice(tile.x * s, (tile.x + tile.width) * s)
-        self._sum[rows, cols] += output * weights
-        self._weight[rows, cols] += weights
+        top, left, right = tile.y * s, tile.x * s, (tile.x + tile.width) * s
+        if top != self._row_top:
+            self._start_row(tile, top)
+        if left != self._next_col:
+            raise ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, "
+                             "left to right)")
+        acc = self._weighted(tile, output)
+        if self._above is not None:  # what the previous row left for these rows, for columns no tile took yet
+            start = self._above_col
+            acc[: len(self._above), start - left :] += self._above[:, start:right]
+            self._above_col = right
+        if self._carry is not None:  # what the previous tile of this row left for its right overlap
+            acc[:, : self._carry.shape[1]] += self._carry
+        final_rows, final_cols = (tile.height - tile.overlap_bottom) * s, (tile.width - tile.overlap_right) * s
+        self._write(top, left, acc[:final_rows, :final_cols])
+        self._carry = acc[:, final_cols:].copy() if final_cols < acc.shape[1] else None
+        if final_rows < acc.shape[0]:
+            if self._below is None:
+                self._below = np.empty((acc.shape[0] - final_rows, self.out.shape[1], self.channels + 1), np.float32)
+            self._below[:, left : left + final_cols] = acc[final_rows:, :final_cols]
+        self._next_col = left + final_cols
 
     def result(self) -> np.ndarray:
-        """The blended image (``out``), every row finished."""
-        self._finish_rows_above(self._top + len(self._sum))
+        """The blended image (``out``), every pixel finished."""
+        if self._carry is not None or self._below is not None or self._next_col not in (0, self.out.shape[1]):
+            raise ValueError("the plan's last tiles are missing: the blended image is not finished")
         return self.out
 
-    def _finish_rows_above(self, row: int) -> None:
-        done = row - self._top
-        if done <= 0:
-            return
-        blended = np.divide(self._sum[:done], np.maximum(self._weight[:done], 1e-12))
-        self.out[self._top:row] = self.finish(blended)
-        self._sum, self._weight = self._sum[done:].copy(), self._weight[done:].copy()
-        self._top = row
+    def _start_row(self, tile: Tile, top: int) -> None:
+        """A new tile row: the strip the last row filled is what this one must add (it starts where it starts)."""
+        if top < self._row_top or self._next_col not in (0, self.out.shape[1]) or self._carry is not None:
+            raise ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, "
+                             "left to right)")
+        self._above, self._below, self._above_col = self._below, None, 0
+        self._row_top, self._next_col = top, 0
+        if (0 if self._above is None else len(self._above)) != tile.overlap_top * self.scale:
+            raise ValueError(f"tile at ({tile.y}, {tile.x}) does not continue the previous tile row (plan order)")
 
-    def _extend_to(self, row: int) -> None:
-        missing = row - (self._top + len(self._sum))
-        if missing > 0:
-            width, channels = self._sum.shape[1], self._sum.shape[2]
-            self._sum = np.concatenate([self._sum, np.zeros((missing, width, channels), np.float32)])
-            self._weight = np.concatenate([self._weight, np.zeros((missing, width, 1), np.float32)])
+    def _weighted(self, tile: Tile, output: np.ndarray) -> np.ndarray:
+        """The tile's weighted output and its weights, as one (H, W, C + 1) float32 array."""
+        weights = blend_weights(tile, self.scale)[:, :, None]
+        acc = np.empty(output.shape[:2] + (self.channels + 1,), np.float32)
+        np.multiply(output, weights, out=acc[..., : self.channels])
+        acc[..., self.channels :] = weights
+        return acc
+
+    def _write(self, top: int, left: int, block: np.ndarray) -> None:
+        """Finish a block of (sums, weight) pixels that no later tile reaches into ``out``."""
+        if block.size == 0:
+            return
+        sums, weights = block[..., : self.channels], block[..., self.channels :]
+        np.divide(sums, np.maximum(weights, 1e-12), out=sums)
+        self.out[top : top + block.shape[0], left : left + block.shape[1]] = self.finish(sums)
 
 
 def _clip01(rows: np.ndarray) -> np.ndarray:
