@@ -121,8 +121,8 @@ def upscale_image(
 ) -> tuple[Image, UpscaleReport]:
     """Upscale one image; returns the new image (metadata carried over) and a report.
 
-    An 8-bit image without alpha at the model's own scale comes back as uint8 samples quantized tile band by
-    tile band (no float32 copy of the output: the large-photo memory rule of issue 16); others as float32."""
+    An 8-bit image without alpha at the model's own scale comes back as uint8 samples quantized tile by
+    tile as pixels finish (no float32 copy of the output: the large-photo memory rule of issue 16); others as float32."""
     from jdsr_cli.ops.alpha import fill_transparent, is_constant
 
     check_alpha_mode(alpha)
@@ -132,7 +132,7 @@ def upscale_image(
     plane = image.alpha if alpha != "discard" else None
 
     if plane is None and image.bit_depth == 8 and (out_w, out_h) == (width * upscaler.scale, height * upscaler.scale) \
-            and color.shape[2] == upscaler.in_channels:  # the common photo: straight to 8-bit samples, band by band
+            and color.shape[2] == upscaler.in_channels:  # the common photo: straight to 8-bit samples, tile by tile
         result = upscaler.upscale(color, progress, depth=8)
         report = UpscaleReport((width, height), (out_w, out_h), result.tile, result.tiles, result.fp32_fallbacks,
                                result.precision, None)

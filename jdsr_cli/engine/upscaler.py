@@ -89,7 +89,7 @@ class Upscaler:
         """Upscale an H×W×C float32 image in [0, 1]; C must equal the model's input channels.
 
         H and W must be multiples of ``input_stride`` (the caller crops or pads by its own rule). ``depth`` 8 or
-        16 returns the samples quantized (``jdsr_cli.io.quantize``) band by band as tiles finish, so no float32
+        16 returns the samples quantized (``jdsr_cli.io.quantize``) tile by tile as pixels finish, so no float32
         copy of the whole output is ever held (a 12 MP ×4 photo: 0.58 GB of uint8 instead of 2.3 GB of float).
         """
         k = self.input_stride
@@ -217,7 +217,7 @@ class Upscaler:
 
 
 def _accumulator(height: int, width: int, channels: int, scale: int, depth: int | None) -> TileAccumulator:
-    """Float32 output clipped to [0, 1], or samples quantized to ``depth`` bits as bands finish."""
+    """Float32 output clipped to [0, 1], or samples quantized to ``depth`` bits as pixels finish."""
     if depth is None:
         return TileAccumulator(height, width, channels, scale)
     from jdsr_cli.io.quantize import quantize
