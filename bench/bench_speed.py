@@ -176,7 +176,8 @@ def main() -> None:
     whole, tiled = product["auto whole"], product["auto tiled"]
     from jdsr_cli.engine.tiling import plan_tiles
 
-    plan = plan_tiles(args.size, args.size, args.tile, 16)
+    tiled_upscaler = create_upscaler(loaded, device="cpu", tile=args.tile)  # its overlap and size rule
+    plan = plan_tiles(args.size, args.size, args.tile, tiled_upscaler.overlap, tiled_upscaler.size_requirement.multiple_of)
     computed_ratio = sum(t.height * t.width for t in plan) / args.size**2
     u8 = (image * 255).astype(np.uint8)
     bicubic = out_mp / best_time(lambda: cv2.resize(u8, (args.size * scale,) * 2, interpolation=cv2.INTER_CUBIC),

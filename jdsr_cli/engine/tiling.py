@@ -98,11 +98,16 @@ def _rise(overlap: int) -> np.ndarray:
     )
 
 
-def blend_weights(tile: Tile, scale: int) -> np.ndarray:
-    """The (height·scale)×(width·scale) weight map of a tile's output."""
+def blend_ramps(tile: Tile, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column ramps whose outer product is a tile's weight map."""
     wy = _ramp(tile.height * scale, tile.overlap_top * scale, tile.overlap_bottom * scale)
     wx = _ramp(tile.width * scale, tile.overlap_left * scale, tile.overlap_right * scale)
-    return np.outer(wy, wx)
+    return wy, wx
+
+
+def blend_weights(tile: Tile, scale: int) -> np.ndarray:
+    """The (height·scale)×(width·scale) weight map of a tile's output."""
+    return np.outer(*blend_ramps(tile, scale))
 
 
 Finish = Callable[[np.ndarray], np.ndarray]  # blended float rows -> the output's samples (clip, quantize...)
@@ -150,8 +155,7 @@ class TileAccumulator:
         if top != self._row_top:
             self._start_row(tile, top)
         if left != self._next_col:
-            raise ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, "
-                             "left to right)")
+            raise _out_of_order(tile)
         acc = self._weighted(tile, output)
         if self._above is not None:  # what the previous row left for these rows, for columns no tile took yet
             start = self._above_col
@@ -177,19 +181,19 @@ class TileAccumulator:
     def _start_row(self, tile: Tile, top: int) -> None:
         """A new tile row: the strip the last row filled is what this one must add (it starts where it starts)."""
         if top < self._row_top or self._next_col not in (0, self.out.shape[1]) or self._carry is not None:
-            raise ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, "
-                             "left to right)")
+            raise _out_of_order(tile)
         self._above, self._below, self._above_col = self._below, None, 0
         self._row_top, self._next_col = top, 0
         if (0 if self._above is None else len(self._above)) != tile.overlap_top * self.scale:
             raise ValueError(f"tile at ({tile.y}, {tile.x}) does not continue the previous tile row (plan order)")
 
     def _weighted(self, tile: Tile, output: np.ndarray) -> np.ndarray:
-        """The tile's weighted output and its weights, as one (H, W, C + 1) float32 array."""
-        weights = blend_weights(tile, self.scale)[:, :, None]
+        """The tile's weighted output and its weights, as one (H, W, C + 1) float32 array (weights made in place)."""
+        wy, wx = blend_ramps(tile, self.scale)
         acc = np.empty(output.shape[:2] + (self.channels + 1,), np.float32)
+        weights = acc[..., self.channels :]
+        np.multiply(wy[:, None, None], wx[None, :, None], out=weights)
         np.multiply(output, weights, out=acc[..., : self.channels])
-        acc[..., self.channels :] = weights
         return acc
 
     def _write(self, top: int, left: int, block: np.ndarray) -> None:
@@ -197,8 +201,12 @@ class TileAccumulator:
         if block.size == 0:
             return
         sums, weights = block[..., : self.channels], block[..., self.channels :]
-        np.divide(sums, np.maximum(weights, 1e-12), out=sums)
+        np.divide(sums, np.maximum(weights, 1e-12, out=weights), out=sums)
         self.out[top : top + block.shape[0], left : left + block.shape[1]] = self.finish(sums)
+
+
+def _out_of_order(tile: Tile) -> ValueError:
+    return ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, left to right)")
 
 
 def _clip01(rows: np.ndarray) -> np.ndarray:
