@@ -73,25 +73,28 @@ if [ -n "$(jobs -rp)" ]; then
 fi
 wait
 stamp "trainings done"
-
-if [ "$DEV" = cuda ]; then
-  timeout 120 $PY bench/bench_cuda.py --candidate runs/imdn-small-x4/best \
-    >"$LOGS/bench_cuda.json" 2>&1
-  stamp "bench_cuda rc=$?"
-  for p in fp32 fp16 bf16; do
-    timeout 60 $PY -m jdsr_cli eval imdn-x4 --data .devdata/benchmark --sets Set5 --device cuda --precision $p \
-      >"$LOGS/eval-imdn-x4-$p.txt" 2>&1
-  done
-  timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_resize.py tests/test_onnx.py -k cuda \
-    >"$LOGS/pytest-cuda.txt" 2>&1
-  stamp "eval + pytest done"
-fi
-
+# pack the runs before the CUDA checks, so a command timeout during the checks still brings them back
 for run in span-x4 span-x4-ft imdn-small-x4 imdn-small-x2 photo-x4 photo-x2; do
   [ -d "runs/$run" ] || continue
   case $run in imdn-small-*) skip=() ;; *) skip=(--exclude "runs/$run/last/training_state.pt" --exclude "runs/$run/last/model.safetensors") ;; esac
   tar czf "$OUT/$run.tgz" "${skip[@]}" "runs/$run"
 done
+tar czf "$OUT/logs.tgz" "$LOGS"
+stamp "runs packed"
+
+if [ "$DEV" = cuda ]; then
+  timeout 90 $PY bench/bench_cuda.py --candidate runs/imdn-small-x4/best \
+    >"$LOGS/bench_cuda.json" 2>&1
+  stamp "bench_cuda rc=$?"
+  for p in fp32 fp16 bf16; do
+    timeout 40 $PY -m jdsr_cli eval imdn-x4 --data .devdata/benchmark --sets Set5 --device cuda --precision $p \
+      >"$LOGS/eval-imdn-x4-$p.txt" 2>&1
+  done
+  timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_resize.py tests/test_onnx.py -k cuda \
+    >"$LOGS/pytest-cuda.txt" 2>&1
+  stamp "eval + pytest done"
+fi
+
 tar czf "$OUT/logs.tgz" "$LOGS"
 ls -la "$OUT"
 stamp "end"
