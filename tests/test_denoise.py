@@ -74,3 +74,22 @@ def test_a_manifest_entry_names_its_clean_model(tmp_path: Path) -> None:
     entry = parse_manifest(raw, root=tmp_path).entries[0]
     assert entry.clean == "imdn-x2" and entry.to_dict()["clean"] == "imdn-x2"
     json.dumps(entry.to_dict())
+
+
+def test_eval_denoise_scores_the_interpolated_model(models: tuple[Path, Path], tmp_path: Path, data_dir: Path) -> None:
+    """`jdsr eval --denoise 0` scores the clean end exactly; bicubic has nothing to interpolate."""
+    clean, photo = models
+    runner = CliRunner()
+
+    def scores(model: Path, *extra: str) -> list[float]:
+        report = tmp_path / f"r{len(list(tmp_path.iterdir()))}.json"
+        result = runner.invoke(app, ["eval", str(model), "--data", str(data_dir), "--sets", "Set5", "--json",
+                                     str(report), *extra])
+        assert result.exit_code == 0, result.output
+        payload = json.loads(report.read_text())
+        return [image["psnr"] for image in payload["sets"][0]["images"]] + [payload["denoise"]]
+
+    assert scores(photo, "--denoise", "0", "--denoise-from", str(clean))[:-1] == scores(clean)[:-1]
+    assert scores(photo, "--denoise", "0.5", "--denoise-from", str(clean))[-1] == 0.5
+    refused = runner.invoke(app, ["eval", "bicubic", "-s", "2", "--data", str(data_dir), "--denoise", "0.5"])
+    assert refused.exit_code == 2 and "not to bicubic" in refused.output

@@ -34,3 +34,17 @@ def interpolate(clean: LoadedModel, photo: LoadedModel, strength: float) -> Load
                                for k, v in ends[1].items()})
     name = f"{photo.name} (denoise {strength:g} from {clean.name})"
     return dataclasses.replace(photo, model=model.eval(), name=name)
+
+
+def with_denoise(loaded: LoadedModel, strength: float, clean_spec: str | None) -> LoadedModel:
+    """``--denoise S`` (with ``--denoise-from M``, or the manifest's ``clean`` model of a photo model)."""
+    if strength == 1.0 and clean_spec is None:
+        return loaded
+    from jdsr_cli.checkpoints.resolve import resolve_model
+
+    name = loaded.name or loaded.source
+    spec = clean_spec or (loaded.entry.clean if loaded.entry is not None else None)
+    if spec is None:
+        raise UsageError(f"--denoise: {name} has no clean counterpart to interpolate with; name one with "
+                         "--denoise-from MODEL (same architecture and scale)")
+    return interpolate(resolve_model(spec, scale=loaded.config.scale), loaded, strength)

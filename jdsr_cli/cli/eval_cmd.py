@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from jdsr_cli.cli.console import error_console, make_console
+from jdsr_cli.cli.model_options import Denoise, DenoiseFrom
 
 
 def evaluate(
@@ -31,14 +32,19 @@ def evaluate(
     degradation: str = typer.Option("bicubic", "--degradation", help="bicubic (the sets' LR) or realistic (a "
                                     "fixed, seeded blur/noise/JPEG LR of each HR: real-photo conditions)."),
     seed: int = typer.Option(0, "--seed", help="--degradation realistic: the seed of the LR."),
+    denoise: Denoise = 1.0,
+    denoise_from: DenoiseFrom = None,
 ) -> None:
     """Score a model on Set5/Set14/B100: PSNR-Y and SSIM-Y, crop = scale, MATLAB-bicubic LR.
 
     Examples: jdsr eval imdn-x4 --data ../shared/data --sets Set5,Set14 |
-    jdsr eval slr-up-x4 --lr-from slr-down-x4 --data ../shared/data (the superior-LR round trip)
+    jdsr eval slr-up-x4 --lr-from slr-down-x4 --data ../shared/data (the superior-LR round trip) |
+    jdsr eval photo-x4 --degradation realistic --denoise 0.5 --data ../shared/data (a photo model, half way to
+    its clean counterpart, on real-photo conditions)
     """
     from rich.table import Table
 
+    from jdsr_cli.checkpoints.interpolate import with_denoise
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
@@ -56,9 +62,11 @@ def evaluate(
     check_output_folder(save_images, "--save-images")
     check_report_file(json_report)
     if model == "bicubic":
+        if denoise != 1.0 or denoise_from is not None:
+            raise UsageError("--denoise applies to a photo model, not to bicubic")
         upscaler, name, arch = bicubic_upscaler(scale, device), f"bicubic ×{scale}", "matlab-bicubic"
     else:
-        loaded = resolve_model(model, scale=scale)
+        loaded = with_denoise(resolve_model(model, scale=scale), denoise, denoise_from)
         check_scale(scale, loaded.config.scale, loaded.source)
         upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
         name, arch = loaded.name or loaded.source, loaded.config.arch
@@ -103,7 +111,7 @@ def evaluate(
         from jdsr_cli.io.atomic import atomic_write_text
 
         payload = {"model": name, "arch": arch, "lr_from": lr_from, "degradation": degradation,
-                   "seed": seed if degradation == "realistic" else None, "device": str(upscaler.device),
+                   "seed": seed if degradation == "realistic" else None, "denoise": denoise, "device": str(upscaler.device),
                    "precision": upscaler.precision.name, "sets": [r.to_json() for r in results]}
         json_report.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_report, json.dumps(payload, indent=2) + "\n")

@@ -22,6 +22,7 @@ from jdsr_cli.cli.batch_cmd import (
     run_and_finish,
 )
 from jdsr_cli.cli.console import make_console
+from jdsr_cli.cli.model_options import Denoise, DenoiseFrom
 
 
 def upscale(
@@ -48,10 +49,8 @@ def upscale(
     tile_overlap: int = typer.Option(16, "--tile-overlap", help="Tile overlap in input pixels."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Tiles per device batch."),
     tta: bool = typer.Option(False, "--tta", help="×8 self-ensemble (slower, slightly better)."),
-    denoise: float = typer.Option(1.0, "--denoise", help="0..1: 1 the model as it is; lower moves its weights "
-                                  "towards its clean counterpart (photo models), keeping more texture."),
-    denoise_from: str | None = typer.Option(None, "--denoise-from", help="The clean model --denoise interpolates "
-                                            "with (default: the photo model's own, from the manifest)."),
+    denoise: Denoise = 1.0,
+    denoise_from: DenoiseFrom = None,
     backend: str = typer.Option("torch", "--backend", help="torch, or onnxruntime (CPU, fp32; needs jdsr-cli[onnx]; "
                                 "the first run exports and caches the model)."),
     outscale: float | None = typer.Option(None, "--outscale", help="Final scale factor (any value)."),

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
 from jdsr_cli.errors import UsageError
-
-if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.load import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -28,6 +24,7 @@ class UpscaleRequest(BatchRequest):
 
 def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     """Check every option, load the model, find and plan the inputs; raises a JdsrError if it cannot start."""
+    from jdsr_cli.checkpoints.interpolate import with_denoise
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.runner import parse_tile
     from jdsr_cli.commands.sharding import rank_device
@@ -53,7 +50,7 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
             "pass -s to say which"
         )
     check_scale(r.scale, loaded.config.scale, loaded.source)
-    loaded = _with_denoise(loaded, r.denoise, r.denoise_from)
+    loaded = with_denoise(loaded, r.denoise, r.denoise_from)
     upscaler = create_upscaler(loaded, device=rank_device(r.device), precision=r.precision, tile=tile,
                                overlap=r.tile_overlap, batch_size=r.batch_size, tta=r.tta, backend=r.backend)
     plan = r.plan(items, size.suffix(loaded.config.scale))
@@ -69,18 +66,3 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(upscaler.device)}
     transform = UpscaleTransform(upscaler, size, r.alpha)
     return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults)
-
-
-def _with_denoise(loaded: LoadedModel, strength: float, clean_spec: str | None) -> LoadedModel:
-    """``--denoise S`` (with ``--denoise-from M``, or the manifest's ``clean`` model of a photo model)."""
-    if strength == 1.0 and clean_spec is None:
-        return loaded
-    from jdsr_cli.checkpoints.interpolate import interpolate
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
-    name = loaded.name or loaded.source
-    spec = clean_spec or (loaded.entry.clean if loaded.entry is not None else None)
-    if spec is None:
-        raise UsageError(f"--denoise: {name} has no clean counterpart to interpolate with; name one with "
-                         "--denoise-from MODEL (same architecture and scale)")
-    return interpolate(resolve_model(spec, scale=loaded.config.scale), loaded, strength)
