@@ -7,6 +7,7 @@ config.json's "training" (each `jdsr train` stage, with the stages it was initia
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +22,37 @@ def _params(config: dict[str, Any]) -> int:
     return sum(p.numel() for p in REGISTRY.build(ArchConfig.from_dict(config)).parameters())
 
 
+#: flags that only say where a run happened (the rented GPU session of scripts/device_session.sh), not its recipe
+_MACHINE_FLAGS = ("--device", "--workers", "--out")
+
+
 def _command(training: dict[str, Any]) -> str:
     command = training.get("command") or ""
     if not command or "--resume" in command:  # checkpoints from before the starting command was kept
-        command = f"jdsr train --config configs/{Path(training.get('config', {}).get('out', '')).name}.toml"
-    return command
+        return f"jdsr train --config configs/{Path(training.get('config', {}).get('out', '')).name}.toml"
+    words = shlex.split(command)
+    if words and words[0] == "python -m jdsr_cli":
+        words[0] = "jdsr"
+    kept, skip = [], False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+        elif word in _MACHINE_FLAGS:
+            skip = True
+        elif not (i == 2 and word.startswith(".devdata")):  # the packed copy of the config's own data folder
+            kept.append(word)
+    return " ".join(kept)
 
 
 def _recipe(training: dict[str, Any]) -> tuple[str, str]:
-    """(steps and time, command cell) for a `jdsr train` checkpoint and the stages it was initialised from."""
-    from jdsr_cli.checkpoints.lineage import total_steps_and_seconds, training_stages
+    """(steps and time per machine, command cell) for a checkpoint and the stages it was initialised from."""
+    from jdsr_cli.checkpoints.lineage import hardware_groups, training_stages
 
     stages = training_stages(training)
-    hours = total_steps_and_seconds(training)[1] / 3600
-    steps = " + ".join(str(stage.get("step", "?")) for stage in stages)
+    time = " then ".join(f"{' + '.join(map(str, g['steps']))} ({g['hours']:.1f} h, {g['hardware']})"
+                         for g in hardware_groups(training))
     commands = " then ".join(f"`{_command(stage)}`" for stage in stages)
-    hardware = " / ".join(dict.fromkeys(str(stage.get("hardware", "?")) for stage in stages))
-    return f"{steps} ({hours:.1f} h, {hardware})", commands
+    return time, commands
 
 
 def _cell(metrics: dict[str, Any], name: str) -> str:

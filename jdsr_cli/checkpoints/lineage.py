@@ -26,6 +26,19 @@ def total_steps_and_seconds(training: dict[str, Any]) -> tuple[int, float]:
     return sum(int(s.get("step", 0)) for s in stages), sum(float(s.get("train_seconds", 0)) for s in stages)
 
 
+def hardware_groups(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """Consecutive stages run on the same hardware, each with its steps per stage and hours: a recipe that moved
+    from a CPU to a GPU must not add the two machines' hours under one name."""
+    groups: list[dict[str, Any]] = []
+    for stage in training_stages(training):
+        hardware = str(stage.get("hardware", "unknown hardware"))
+        if not groups or groups[-1]["hardware"] != hardware:
+            groups.append({"hardware": hardware, "steps": [], "hours": 0.0})
+        groups[-1]["steps"].append(int(stage.get("step", 0)))
+        groups[-1]["hours"] += float(stage.get("train_seconds", 0)) / 3600
+    return groups
+
+
 def training_summary(training: dict[str, Any]) -> dict[str, Any]:
     """How a checkpoint was trained, for ``jdsr models info``: the method (and its options), every stage's
     method, steps and command, and the totals."""
