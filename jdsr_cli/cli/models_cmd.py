@@ -13,7 +13,7 @@ from jdsr_cli.cli.console import make_console
 app = typer.Typer(help="List, describe, download, inspect, export and publish models.", no_args_is_help=True)
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
-METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR"}  # the `trained` column, for 80 columns
+METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR", "distill": "KD"}  # `trained`, for 80 columns
 
 
 def _set_psnr(metrics: dict[str, Any] | None, name: str) -> str:
@@ -26,14 +26,13 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     """Bundled and downloadable models, with their measured PSNR."""
     from rich.table import Table
 
-    from jdsr_cli.checkpoints.lineage import method_of
     from jdsr_cli.checkpoints.manifest import load_manifest
 
     manifest = load_manifest()
     entries = []
     for entry in manifest.entries:
         training = manifest.training_record(entry)
-        entries.append({**entry.to_dict(), **({"method": method_of(training)} if training is not None else {})})
+        entries.append({**entry.to_dict(), **(_how_trained(training) if training is not None else {})})
     console = make_console()
     if as_json:
         console.print_json(json.dumps(entries))
@@ -47,8 +46,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         title="jdsr models", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, title_justify="left")
     # the name and the figures never shrink; the descriptive columns give way on a narrow terminal
     table.add_column("name", no_wrap=True, min_width=max(len(e["name"]) for e in entries))
-    table.add_column("pair", no_wrap=True, overflow="ellipsis", max_width=9)
-    table.add_column("arch", no_wrap=True, overflow="ellipsis", max_width=9)
+    table.add_column("pair", no_wrap=True, overflow="ellipsis", max_width=8)
+    table.add_column("arch", no_wrap=True, overflow="ellipsis", max_width=8)
     table.add_column("scale", no_wrap=True, min_width=2)
     table.add_column("trained", no_wrap=True, overflow="ellipsis")
     table.add_column("default", no_wrap=True, overflow="ellipsis")
@@ -61,6 +60,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         metrics = e.get("metrics")
         scale = ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"])
         method = METHOD_TAGS.get(e.get("method", ""), e.get("method", ""))
+        if e.get("degradation") == "realistic":
+            method += " real"
         table.add_row(
             e["name"], e.get("pair") or "", e["arch"], scale, method, "yes" if e.get("default_for_scale") else "",
             *(_set_psnr(metrics, name) for name in BENCHMARK_SETS), *([e["source"]] if show_source else []),
@@ -69,9 +70,21 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     console.print(
         "×s enlarges, ÷s shrinks; PSNR-Y dB, crop = scale, MATLAB-bicubic LR; a superior-LR pair's figure is its round trip "
         "(HR → its downscaler → its upscaler); trained with `jdsr train --method` supervised (L1), superior-lr "
-        "(SLR) or jdsr (JDSR). "
+        "(SLR) or jdsr (JDSR), or `jdsr distill` (KD); real: on realistic LR (blur, noise, JPEG): a photo model, "
+        "meant for real photos and judged on realistic LR. "
         "More (the whole recipe): `jdsr models info NAME`.", markup=False,
     )
+
+
+def _how_trained(training: dict[str, Any]) -> dict[str, str]:
+    """The training method and, when not MATLAB bicubic, how its LR was made (a photo model's realistic chain)."""
+    from jdsr_cli.checkpoints.lineage import method_of
+
+    how = {"method": method_of(training)}
+    degradation = ((training.get("config") or {}).get("degradation") or {}).get("mode")
+    if degradation is not None and degradation != "bicubic":
+        how["degradation"] = str(degradation)
+    return how
 
 
 @app.command("info")
