@@ -62,13 +62,61 @@ def test_bundled_model_reproduces_its_recorded_set5_figure(entry, data_dir: Path
         bicubic.append(convention.psnr(np.floor(up * 255 + 0.5).astype(np.uint8), hr))
     measured = float(np.mean(ours))
     assert abs(measured - entry.metrics["Set5"]["psnr"]) < 0.01, (measured, entry.metrics["Set5"])
-    assert measured > float(np.mean(bicubic)) + 0.5, f"{convention.psnr_label}: {measured} vs bicubic {np.mean(bicubic)}"
+    if entry.clean is None:  # a photo model is judged on realistic LR (below): on clean LR it is meant to lose
+        assert measured > float(np.mean(bicubic)) + 0.5, f"{convention.psnr_label}: {measured} vs bicubic {np.mean(bicubic)}"
+
+
+PHOTO = [e for e in BUNDLED if e.clean is not None]
+
+
+@pytest.mark.parametrize("entry", PHOTO, ids=[e.name for e in PHOTO])
+def test_photo_model_reproduces_its_realistic_set5_figure_and_clearly_beats_bicubic_and_its_clean_model(
+        entry, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: on the fixed realistic LR (seed 0) the photo model beats bicubic and the clean model it was fine-tuned
+    from by at least 0.5 dB PSNR-Y on Set5, re-measured here; its manifest records the same figures."""
+    from jdsr_cli.commands.downscale import RealisticDownscaler
+    from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
+    from jdsr_cli.commands.upscale import create_upscaler
+
+    recorded = entry.metrics["realistic"]["Set5"]
+    set5 = find_set(data_dir, "Set5")
+    degrade = RealisticDownscaler(0)
+
+    def score(upscaler) -> float:  # type: ignore[no-untyped-def]
+        return evaluate_set(upscaler, set5, lr_from=degrade).psnr
+
+    def model(name: str):  # type: ignore[no-untyped-def]
+        return create_upscaler(resolve_model(name, scale=None), device="cpu", precision="fp32", tile=0)
+
+    photo, clean, bicubic = score(model(entry.name)), score(model(entry.clean)), score(bicubic_upscaler(entry.scale))
+    assert (round(photo, 3), round(clean, 3), round(bicubic, 3)) == pytest.approx(
+        (recorded["psnr"], recorded["clean_psnr"], recorded["bicubic_psnr"]), abs=0.01)
+    assert photo > max(clean, bicubic) + 0.5, (photo, clean, bicubic)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_default_is_the_photo_model_and_denoise_0_is_its_clean_model(scale: int, tmp_path: Path) -> None:
+    """Issue 17: `jdsr upscale` defaults to the photo model of its scale; `--denoise 0` gives the clean model exactly."""
+    default = load_manifest().default_for_scale(scale)
+    assert default is not None and default.clean == f"imdn-x{scale}", default
+    image = tmp_path / "in.png"
+    PILImage.fromarray(np.random.default_rng(scale).integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(image)
+    runner = CliRunner()
+
+    def run(*extra: str) -> np.ndarray:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        result = runner.invoke(app, ["upscale", str(image), "-s", str(scale), "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return np.asarray(PILImage.open(out / f"in_x{scale}.png"))
+
+    assert np.array_equal(run("--denoise", "0"), run("--model", default.clean))
+    assert not np.array_equal(run(), run("--model", default.clean))
 
 
 @pytest.mark.parametrize("entry", PAIRS, ids=[e.name for e in PAIRS])
 def test_bundled_superior_lr_pair_reproduces_its_round_trip_and_beats_the_upscaler(entry, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     """decoder(encoder(HR)) on Set5, computed here from the raw HR files, equals the recorded figure and
-    clearly beats the default upscaler of the same scale on the standard bicubic LR."""
+    clearly beats the best bundled upscaler of the same scale on the standard bicubic LR."""
     manifest = load_manifest()
     assert entry.pair is not None and manifest.require(entry.pair).pair == entry.name
     encoder = resolve_model(entry.name, scale=entry.scale, role="downscale")
@@ -86,9 +134,8 @@ def test_bundled_superior_lr_pair_reproduces_its_round_trip_and_beats_the_upscal
         scores.append(convention.psnr(np.floor(sr * 255 + 0.5).astype(np.uint8), hr))
     measured = float(np.mean(scores))
     assert abs(measured - entry.metrics["Set5"]["psnr"]) < 0.01, (measured, entry.metrics["Set5"])
-    upscaler = manifest.default_for_scale(scale)
-    assert upscaler is not None
-    assert measured > upscaler.metrics["Set5"]["psnr"] + 0.5, (measured, upscaler.name, upscaler.metrics["Set5"])
+    best = max((e for e in BUNDLED if e.scale == scale and e.clean is None), key=lambda e: e.metrics["Set5"]["psnr"])
+    assert measured > best.metrics["Set5"]["psnr"] + 0.5, (measured, best.name, best.metrics["Set5"])
 
 
 #: Issue 3's floors: VDSR trained on the same 291 images, PSNR-Y crop = scale, Set5 / Set14 / B100.
