@@ -10,6 +10,7 @@ Peers run with random weights (speed does not depend on them). Absolute MP/s dri
 shared machine; the ratios, measured alternately in one process, much less.
 
 Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...] [--memory-only]
+      python bench/bench_speed.py --tiling-only --size 1024 --tile 512 --repeat 2   # tiled/whole at a photo's geometry
 """
 
 from __future__ import annotations
@@ -109,6 +110,26 @@ def large_image_memory(model: str, large: int, tile: int, scale: int) -> dict[st
             "peak_growth_over_output_growth": round((peak - peak_half) / (output_bytes - output_half), 2)}
 
 
+def tiled_vs_whole(model: str, size: int, tile: int, repeat: int, scale: int = 4) -> dict[str, float]:
+    """The default model through the product path on one random image, whole and in tiles: the time ratio, and how
+    much of it is geometry (overlapping tiles recompute their shared borders) rather than the tiling engine."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.upscale import create_upscaler
+    from jdsr_cli.engine.tiling import plan_tiles
+
+    loaded = resolve_model(model, scale=None)
+    image = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
+    whole, tiled = (create_upscaler(loaded, device="cpu", tile=t) for t in (0, tile))
+    seconds = {name: best_time(lambda u=u: u.upscale(image), repeat) for name, u in (("whole", whole), ("tiled", tiled))}
+    plan = plan_tiles(size, size, tile, tiled.overlap, tiled.size_requirement.multiple_of)
+    computed = sum(t.height * t.width for t in plan) / size**2
+    ratio = seconds["tiled"] / seconds["whole"]
+    return {"tiling_input": f"{size}x{size}", "tiling_tile": tile, "tiles": len(plan),
+            "whole_mp_per_s": round((size * scale) ** 2 / 1e6 / seconds["whole"], 3),
+            "tiled_over_whole_time": round(ratio, 3), "tiled_computed_pixels_over_whole": round(computed, 3),
+            "tiled_engine_overhead": round(ratio / computed, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
@@ -121,7 +142,14 @@ def main() -> None:
                              "takes it (e.g. the fast imdn-small-x4) or ARCH:key=value,... with random weights "
                              "(default span:feature_channels=48, issue 16's ≥ 1.8× question); repeatable; 'none' to skip")
     parser.add_argument("--memory-only", action="store_true", help="only the large-image peak memory (no timing)")
+    parser.add_argument("--tiling-only", action="store_true",
+                        help="only tiled against whole for the default model at --size and --tile (e.g. --size 1024 "
+                             "--tile 512, the geometry of a photo on the CPU's automatic tiles)")
     args = parser.parse_args()
+    if args.tiling_only:
+        report = tiled_vs_whole(args.model, args.size, args.tile, args.repeat)
+        print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
+        return
     if args.memory_only:
         report = large_image_memory(args.model, args.large, args.tile, 4)
         print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
@@ -158,8 +186,7 @@ def main() -> None:
 
     image = np.random.default_rng(0).random((args.size, args.size, 3), dtype=np.float32)
     product = {}
-    runs = [("auto whole", loaded, {"tile": 0}), ("auto tiled", loaded, {"tile": args.tile}),
-            ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
+    runs = [("auto whole", loaded, {"tile": 0}), ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
     candidates = [c for c in (args.candidate or ["span:feature_channels=48"]) if c != "none"]
     for spec in candidates:
         model = random_checkpoint(spec, scale) if ":" in spec else resolve_model(spec, scale=None)
@@ -173,12 +200,8 @@ def main() -> None:
             continue
         product[label] = {"precision": upscaler.precision.name,
                           "mp_per_s": round(out_mp / best_time(lambda u=upscaler: u.upscale(image), args.repeat), 3)}
-    whole, tiled = product["auto whole"], product["auto tiled"]
-    from jdsr_cli.engine.tiling import plan_tiles
-
-    tiled_upscaler = create_upscaler(loaded, device="cpu", tile=args.tile)  # its overlap and size rule
-    plan = plan_tiles(args.size, args.size, args.tile, tiled_upscaler.overlap, tiled_upscaler.size_requirement.multiple_of)
-    computed_ratio = sum(t.height * t.width for t in plan) / args.size**2
+    whole = product["auto whole"]
+    tiling = tiled_vs_whole(args.model, args.size, args.tile, args.repeat, scale)
     u8 = (image * 255).astype(np.uint8)
     bicubic = out_mp / best_time(lambda: cv2.resize(u8, (args.size * scale,) * 2, interpolation=cv2.INTER_CUBIC),
                                  max(10, args.repeat))
@@ -190,10 +213,7 @@ def main() -> None:
         "default_auto_vs_srvgg_fp32": round(whole["mp_per_s"] / baseline, 2),
         "candidates_auto_vs_default_auto": {spec: round(product[f"{spec} auto whole"]["mp_per_s"] / whole["mp_per_s"], 2)
                                             for spec in candidates},
-        "tiled_over_whole_time": round(whole["mp_per_s"] / tiled["mp_per_s"], 3),
-        # part of that is geometry, not engine: overlapping tiles recompute their shared border
-        "tiled_computed_pixels_over_whole": round(computed_ratio, 3),
-        "tiled_engine_overhead": round(whole["mp_per_s"] / tiled["mp_per_s"] / computed_ratio, 3),
+        **{k: v for k, v in tiling.items() if k.startswith("tiled_") or k == "tiles"},
         "opencv_bicubic_mp_per_s": round(bicubic, 1),
         **large_image_memory(args.model, args.large, args.tile, scale),
         "targets": "default auto ≥ 3× SRVGGNetCompact fp32 and ≥ 0.75 of the bf16 conv rate; tiled/whole ≤ 1.10; "

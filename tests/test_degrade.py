@@ -109,6 +109,22 @@ def test_realistic_samples_are_a_function_of_seed_and_index(tmp_path: Path, data
     assert not torch.equal(lr, clean[11][0])
 
 
+def test_clean_prob_keeps_that_share_of_samples_as_the_clean_bicubic_pairs(tmp_path: Path, data_dir: Path) -> None:
+    """clean_prob = 1 gives exactly the bicubic pairs (same crop and view); 0.5 a seeded mix of both kinds."""
+    from jdsr_cli.training.data import find_images, load_pairs
+    from jdsr_cli.training.dataset import PatchDataset
+
+    pairs, _ = load_pairs(find_images(_photos(tmp_path, data_dir)), 2, 24)
+    clean = PatchDataset(pairs, 2, 24, seed=3)
+    always = PatchDataset(pairs, 2, 24, seed=3, degradation=Degradation(clean_prob=1.0))
+    half = PatchDataset(pairs, 2, 24, seed=3, degradation=Degradation(clean_prob=0.5))
+    assert all(torch.equal(always[i][0], clean[i][0]) and torch.equal(always[i][1], clean[i][1]) for i in range(6))
+    kept = [torch.equal(half[i][0], clean[i][0]) for i in range(40)]
+    assert 8 <= sum(kept) <= 32 and kept == [torch.equal(half[i][0], clean[i][0]) for i in range(40)]
+    with pytest.raises(UsageError, match="clean_prob"):
+        Degradation.from_table({"clean_prob": 1.5})
+
+
 def test_train_with_realistic_degradation_records_it_and_resumes_exactly(tmp_path: Path, data_dir: Path) -> None:
     from jdsr_cli.cli.main import app
     from jdsr_cli.training.config import load_config

@@ -56,6 +56,9 @@ class Degradation:
     gray_noise_prob2: float = 0.4
     jpeg_range2: tuple[float, float] = (30.0, 95.0)
     final_sinc_prob: float = 0.8
+    # ours, not Real-ESRGAN's: the share of training samples that keep the clean MATLAB-bicubic pair instead of the
+    # chain, so a photo model still handles inputs that have no blur, noise or JPEG (0: every sample degraded)
+    clean_prob: float = 0.0
     # the HR target sharpened by an unsharp mask (Real-ESRGAN's gt_usm; our implementation of BasicSR's USMSharp)
     sharpen_hr: bool = False
     usm_radius: int = 50

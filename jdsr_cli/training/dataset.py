@@ -98,7 +98,10 @@ class PatchDataset(torch.utils.data.Dataset):
         y = int(rng.integers(pair.lr.shape[0] - p + 1))
         x = int(rng.integers(pair.lr.shape[1] - p + 1))
         view = int(rng.integers(8))
-        if self.degradation is not None:
+        # clean_prob draws only when set, so the samples of runs without it are what they always were
+        keep_clean = self.degradation is None or (self.degradation.clean_prob > 0
+                                                  and rng.random() < self.degradation.clean_prob)
+        if not keep_clean:
             lr, hr = self._degraded(pair, y, x, rng)
         else:
             lr, hr = pair.lr[y : y + p, x : x + p], pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
