@@ -107,6 +107,8 @@ def test_the_default_is_the_photo_model_and_denoise_0_is_its_clean_model(scale: 
         out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
         result = runner.invoke(app, ["upscale", str(image), "-s", str(scale), "-o", str(out), *extra])
         assert result.exit_code == 0, result.output
+        note = f"note: {default.name} is made for real photos"
+        assert (note in result.output) == (not extra), result.output  # said once, where the photo model runs as is
         return np.asarray(PILImage.open(out / f"in_x{scale}.png"))
 
     assert np.array_equal(run("--denoise", "0"), run("--model", default.clean))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
 from jdsr_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -57,12 +61,21 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     name = loaded.name or loaded.source
     banner = [f"model {name} (×{upscaler.scale}, {loaded.config.arch}) on {upscaler.device} "
               f"{upscaler.precision.name}{' (onnxruntime)' if r.backend == 'onnxruntime' else ''}; {len(plan)} image(s)"]
-    pair = loaded.entry.pair if loaded.entry is not None else None
-    if pair is not None:
-        banner.append(f"note: {name} is made for images shrunk by {pair} (jdsr downscale --method superior); "
-                      "on other images prefer the default model")
+    banner += _model_notes(loaded, name, r.denoise)
     header = {"model": name, "arch": loaded.config.arch, "scale": upscaler.scale, "device": str(upscaler.device),
               "precision": upscaler.precision.name, "backend": r.backend}
     defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(upscaler.device)}
     transform = UpscaleTransform(upscaler, size, r.alpha)
     return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults)
+
+
+def _model_notes(loaded: LoadedModel, name: str, denoise: float) -> list[str]:
+    """What a user should know about the model before trusting its output (one line each)."""
+    entry = loaded.entry
+    if entry is not None and entry.pair is not None:
+        return [f"note: {name} is made for images shrunk by {entry.pair} (jdsr downscale --method superior); "
+                "on other images prefer the default model"]
+    if entry is not None and entry.clean is not None and denoise == 1.0:
+        return [f"note: {name} is made for real photos (JPEG, noise, blur); for clean sources (renders, lossless "
+                f"screenshots) use -m {entry.clean}, or --denoise 0.5 in between"]
+    return []
