@@ -6,10 +6,12 @@
 #   OUT=/tmp/out scripts/device_session.sh                 # on the GPU machine (device tool: carry .devdata)
 #   OUT=/tmp/out DEV=cpu TINY=1 scripts/device_session.sh  # rehearsal here: a few steps of each job
 #
-# Jobs (each a plain jdsr command; configs/ hold the recipes, flags below only adapt them to this machine):
-#   span-x4 + span-x4-ft   issue 16's SPAN candidate (configs/span-x4.toml, then -ft from its best)
-#   imdn-small-x4/-x2      issue 15's fast models (configs/imdn-small-x4.toml, -x2: SRKD from imdn-x4 / imdn-x2)
-#   photo-x4, photo-x2     issue 17's photo models, fine-tuned from imdn-x4 / imdn-x2 on the realistic chain
+# Jobs (each a plain jdsr command; configs/ hold the recipes, flags below only adapt them to this machine), chosen
+# by JOBS (space-separated; default: the ones still pending):
+#   span        span-x4 + span-x4-ft: issue 16's SPAN candidate (done 2026-11-30: under imdn-x4, not adopted)
+#   small       imdn-small-x4/-x2: issue 15's fast models (done 2026-11-30: bundled)
+#   photo       photo-x4, photo-x2: issue 17's photo models (done 2026-11-30: bundled, the defaults)
+#   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml)
 # At DEADLINE seconds any job still running gets SIGTERM (it stops at a step boundary; its last/ is kept and
 # `jdsr train --resume` continues it). Results come back as one .tgz per run plus logs.tgz in $OUT: best/, the
 # log and config, and last/config.json only (SPAN's last/ is 42 MB, over the tool's 16 MiB per file) except
@@ -20,6 +22,8 @@ DEV=${DEV:-cuda}
 TINY=${TINY:-0}
 DEADLINE=${DEADLINE:-460}
 DATA=.devdata/train
+JOBS=${JOBS:-photo-mix}
+want() { [[ " $JOBS " == *" $1 "* ]]; }
 LOGS=runs/device-logs
 mkdir -p "$LOGS" "$OUT"
 # one OpenCV thread per process: the data workers are already one process per core (cv2.setNumThreads in a
@@ -47,17 +51,21 @@ $PY -c "from PIL import Image; import glob; Image.open(sorted(glob.glob('$DATA/*
   || { echo "cannot read the packed WebP training images"; exit 1; }
 
 jdsr() { $PY -m jdsr_cli "$@"; }
-( jdsr train $DATA --config configs/span-x4.toml --out runs/span-x4 --device "$DEV" --workers "${W[0]}" "${SPAN[@]}" \
+want span && ( jdsr train $DATA --config configs/span-x4.toml --out runs/span-x4 --device "$DEV" --workers "${W[0]}" "${SPAN[@]}" \
   && jdsr train $DATA --config configs/span-x4-ft.toml --out runs/span-x4-ft --init runs/span-x4/best \
        --device "$DEV" --workers "${W[0]}" "${SPAN_FT[@]}" ) >"$LOGS/span-x4.log" 2>&1 &
-jdsr distill $DATA --config configs/imdn-small-x4.toml --out runs/imdn-small-x4 --device "$DEV" \
+want small && jdsr distill $DATA --config configs/imdn-small-x4.toml --out runs/imdn-small-x4 --device "$DEV" \
   --workers "${W[1]}" "${SMALL[@]}" >"$LOGS/imdn-small-x4.log" 2>&1 &
-jdsr distill $DATA --config configs/imdn-small-x2.toml --out runs/imdn-small-x2 --device "$DEV" \
+want small && jdsr distill $DATA --config configs/imdn-small-x2.toml --out runs/imdn-small-x2 --device "$DEV" \
   --workers "${W[4]}" "${SMALL[@]}" >"$LOGS/imdn-small-x2.log" 2>&1 &
-jdsr train $DATA --config configs/photo-x4.toml --out runs/photo-x4 --device "$DEV" --precision fp32 \
+want photo && jdsr train $DATA --config configs/photo-x4.toml --out runs/photo-x4 --device "$DEV" --precision fp32 \
   --workers "${W[2]}" "${P4[@]}" >"$LOGS/photo-x4.log" 2>&1 &
-jdsr train $DATA --config configs/photo-x2.toml --out runs/photo-x2 --device "$DEV" --precision fp32 \
+want photo && jdsr train $DATA --config configs/photo-x2.toml --out runs/photo-x2 --device "$DEV" --precision fp32 \
   --workers "${W[3]}" "${P2[@]}" >"$LOGS/photo-x2.log" 2>&1 &
+want photo-mix && jdsr train $DATA --config configs/photo-x4-mix.toml --out runs/photo-x4-mix --device "$DEV" \
+  --workers "${W[2]}" "${P4[@]}" >"$LOGS/photo-x4-mix.log" 2>&1 &
+want photo-mix && jdsr train $DATA --config configs/photo-x2-mix.toml --out runs/photo-x2-mix --device "$DEV" \
+  --workers "${W[3]}" "${P2[@]}" >"$LOGS/photo-x2-mix.log" 2>&1 &
 
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - start )) -lt "$DEADLINE" ]; do
   sleep 5
@@ -74,7 +82,7 @@ fi
 wait
 stamp "trainings done"
 # pack the runs before the CUDA checks, so a command timeout during the checks still brings them back
-for run in span-x4 span-x4-ft imdn-small-x4 imdn-small-x2 photo-x4 photo-x2; do
+for run in span-x4 span-x4-ft imdn-small-x4 imdn-small-x2 photo-x4 photo-x2 photo-x4-mix photo-x2-mix; do
   [ -d "runs/$run" ] || continue
   case $run in imdn-small-*) skip=() ;; *) skip=(--exclude "runs/$run/last/training_state.pt" --exclude "runs/$run/last/model.safetensors") ;; esac
   tar czf "$OUT/$run.tgz" "${skip[@]}" "runs/$run"
@@ -83,7 +91,7 @@ tar czf "$OUT/logs.tgz" "$LOGS"
 stamp "runs packed"
 
 if [ "$DEV" = cuda ]; then
-  timeout 90 $PY bench/bench_cuda.py --candidate runs/imdn-small-x4/best \
+  timeout 90 $PY bench/bench_cuda.py --candidate imdn-small-x4 \
     >"$LOGS/bench_cuda.json" 2>&1
   stamp "bench_cuda rc=$?"
   for p in fp32 fp16 bf16; do
