@@ -104,8 +104,10 @@ def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str
         command = f"`jdsr distill --method {options.get('loss', '?')}` from {teachers}"
     if config.get("preset") not in (None, "default"):
         what += f" ({config['preset']} preset)"
-    if (config.get("degradation") or {}).get("mode") == "realistic":
-        what += " for real photos (realistic degradations)"
+    degradation = config.get("degradation") or {}
+    if degradation.get("mode") == "realistic":
+        clean = float(degradation.get("clean_prob", 0))
+        what += " for real photos (realistic degradations" + (f", {clean:.0%} clean pairs)" if clean else ")")
     return f"{what}: {command}, {_stages_by_hardware(training)} on T91+BSD200; {label} Set5 {metrics['Set5']['psnr']:.2f} dB"
 
 

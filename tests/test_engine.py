@@ -239,9 +239,12 @@ def test_size_requirement_pads_and_crops() -> None:
 
 
 def test_auto_tile_on_cpu_is_bounded() -> None:
+    from jdsr_cli.engine.upscaler import CPU_TILE_CAP
+
     up = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile="auto")
     result = up.upscale(_image(50, 60))
     assert result.tile is None  # a small image fits in one pass
+    assert up.upscale(_image(CPU_TILE_CAP + 40, 30)).tile == CPU_TILE_CAP  # larger ones in cache-sized tiles
 
 
 def test_device_validation() -> None:
