@@ -4,7 +4,8 @@
 # packed into the repo (python scripts/pack_device_data.py ../shared/data .devdata) and carried with the tree.
 #
 #   OUT=/tmp/out scripts/device_session.sh                 # on the GPU machine (device tool: carry .devdata)
-#   OUT=/tmp/out DEV=cpu TINY=1 scripts/device_session.sh  # rehearsal here: a few steps of each job
+#   OUT=/tmp/out DEV=cpu TINY=1 scripts/device_session.sh  # rehearsal: a few steps of each job, in a clean clone
+#                                                          # (it trains into runs/; jdsr refuses to overwrite a run)
 #
 # Jobs (each a plain jdsr command; configs/ hold the recipes, flags below only adapt them to this machine), chosen
 # by JOBS (space-separated; default: the ones still pending):

@@ -153,6 +153,10 @@ def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Pat
     assert PILImage.open(tmp_path / "out" / "x_x2.png").size == tuple(2 * v for v in PILImage.open(image).size)
     bad = runner.invoke(app, ["train", str(messy_folder), "-s", "5", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--scale 5" in bad.output
+    kept = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    over = invoke(*start)  # a new run into the same folder would replace its best/ and last/
+    assert over.exit_code == 2 and f"--out {run} already holds a training run (last/ at step 6)" in over.output
+    assert "jdsr train --resume" in over.output and {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == kept
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ file or option in one line, and says how to go on: usually a new run that starts
 
 from __future__ import annotations
 
+import contextlib
+import json
 import pickle
 import shlex
 from pathlib import Path
@@ -140,6 +142,19 @@ def check_steps(step: int, config: TrainConfig, run: Path) -> None:
     if step >= config.steps:
         raise ResumeError(f"{run} is already at step {step} and --steps {config.steps} leaves nothing to train; "
                           f"give more steps to go on, e.g. {resume_command(config, run)} --steps {2 * step}")
+
+
+def check_new_run_folder(out: Path) -> None:
+    """A new run never writes into a folder that holds another run: its best/ and last/ would be replaced."""
+    if not (out / "config.toml").is_file():
+        return
+    saved = out / "last" / "config.json"
+    step = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        step = json.loads(saved.read_text()).get("training", {}).get("step")
+    held = f" (last/ at step {step})" if step is not None else ""
+    raise UsageError(f"--out {out} already holds a training run{held}; continue it with "
+                     f"jdsr train --resume {shlex.quote(str(out))}, or choose another --out (nothing was written)")
 
 
 def new_run_hint(run: Path, saved: TrainConfig | None, flags: str = "", *, weights: bool = True) -> str:

@@ -110,6 +110,10 @@ class Trainer:
         wrapped = self._wrap_trainable()
         self.ema = ema_copy(self.model) if config.ema_decay > 0 else None
         self.run_dir = Path(config.out)
+        if not config.resume:
+            from jdsr_cli.training.resume import check_new_run_folder
+
+            check_new_run_folder(self.run_dir)
         self.ctx = StepContext(device=self.device, memory_format=self.memory_format, autocast_dtype=self.autocast_dtype,
                                dist=self.dist, run_dir=self.run_dir, optimizers=self.method.optimizers(),
                                schedulers=self.method.schedulers(), wrapped=wrapped)
