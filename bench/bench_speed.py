@@ -110,14 +110,13 @@ def large_image_memory(model: str, large: int, tile: int, scale: int) -> dict[st
             "peak_growth_over_output_growth": round((peak - peak_half) / (output_bytes - output_half), 2)}
 
 
-def tiled_vs_whole(model: str, size: int, tile: int, repeat: int, scale: int = 4) -> dict[str, float]:
-    """The default model through the product path on one random image, whole and in tiles: the time ratio, and how
-    much of it is geometry (overlapping tiles recompute their shared borders) rather than the tiling engine."""
-    from jdsr_cli.checkpoints.resolve import resolve_model
+def tiled_vs_whole(loaded, size: int, tile: int, repeat: int, scale: int = 4) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """A loaded model through the product path (``--precision auto``) on one random image, whole and in tiles: the
+    whole image's rate, the time ratio, and how much of it is geometry (overlapping tiles recompute their shared
+    borders) rather than the tiling engine."""
     from jdsr_cli.commands.upscale import create_upscaler
     from jdsr_cli.engine.tiling import plan_tiles
 
-    loaded = resolve_model(model, scale=None)
     image = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
     whole, tiled = (create_upscaler(loaded, device="cpu", tile=t) for t in (0, tile))
     seconds = {name: best_time(lambda u=u: u.upscale(image), repeat) for name, u in (("whole", whole), ("tiled", tiled))}
@@ -125,7 +124,7 @@ def tiled_vs_whole(model: str, size: int, tile: int, repeat: int, scale: int = 4
     computed = sum(t.height * t.width for t in plan) / size**2
     ratio = seconds["tiled"] / seconds["whole"]
     return {"tiling_input": f"{size}x{size}", "tiling_tile": tile, "tiles": len(plan),
-            "whole_mp_per_s": round((size * scale) ** 2 / 1e6 / seconds["whole"], 3),
+            "precision": whole.precision.name, "whole_mp_per_s": round((size * scale) ** 2 / 1e6 / seconds["whole"], 3),
             "tiled_over_whole_time": round(ratio, 3), "tiled_computed_pixels_over_whole": round(computed, 3),
             "tiled_engine_overhead": round(ratio / computed, 3)}
 
@@ -147,7 +146,9 @@ def main() -> None:
                              "--tile 512, the geometry of a photo on the CPU's automatic tiles)")
     args = parser.parse_args()
     if args.tiling_only:
-        report = tiled_vs_whole(args.model, args.size, args.tile, args.repeat)
+        from jdsr_cli.checkpoints.resolve import resolve_model
+
+        report = tiled_vs_whole(resolve_model(args.model, scale=None), args.size, args.tile, args.repeat)
         print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
         return
     if args.memory_only:
@@ -185,8 +186,9 @@ def main() -> None:
         row["bf16_vs_srvgg_fp32"] = round(row["bf16_mp_per_s"] / baseline, 2)
 
     image = np.random.default_rng(0).random((args.size, args.size, 3), dtype=np.float32)
-    product = {}
-    runs = [("auto whole", loaded, {"tile": 0}), ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
+    tiling = tiled_vs_whole(loaded, args.size, args.tile, args.repeat, scale)  # also the default's whole-image rate
+    product = {"auto whole": {"precision": tiling["precision"], "mp_per_s": tiling["whole_mp_per_s"]}}
+    runs = [("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
     candidates = [c for c in (args.candidate or ["span:feature_channels=48"]) if c != "none"]
     for spec in candidates:
         model = random_checkpoint(spec, scale) if ":" in spec else resolve_model(spec, scale=None)
@@ -201,7 +203,6 @@ def main() -> None:
         product[label] = {"precision": upscaler.precision.name,
                           "mp_per_s": round(out_mp / best_time(lambda u=upscaler: u.upscale(image), args.repeat), 3)}
     whole = product["auto whole"]
-    tiling = tiled_vs_whole(args.model, args.size, args.tile, args.repeat, scale)
     u8 = (image * 255).astype(np.uint8)
     bicubic = out_mp / best_time(lambda: cv2.resize(u8, (args.size * scale,) * 2, interpolation=cv2.INTER_CUBIC),
                                  max(10, args.repeat))

@@ -110,10 +110,6 @@ class Trainer:
         wrapped = self._wrap_trainable()
         self.ema = ema_copy(self.model) if config.ema_decay > 0 else None
         self.run_dir = Path(config.out)
-        if not config.resume:
-            from jdsr_cli.training.resume import check_new_run_folder
-
-            check_new_run_folder(self.run_dir)
         self.ctx = StepContext(device=self.device, memory_format=self.memory_format, autocast_dtype=self.autocast_dtype,
                                dist=self.dist, run_dir=self.run_dir, optimizers=self.method.optimizers(),
                                schedulers=self.method.schedulers(), wrapped=wrapped)
@@ -174,10 +170,12 @@ class Trainer:
     @staticmethod
     def _check_resumable(config: TrainConfig) -> TrainConfig | None:
         """For a resume, the run's own config.toml, once the run folder and the options pass the checks
-        that need no network (training.resume): before anything is built, printed or written."""
-        from jdsr_cli.training.resume import check_checkpoints, check_unchanged, read_saved_config
+        that need no network (training.resume): before anything is built, printed or written. A new run only
+        checks that its folder holds no other run."""
+        from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_unchanged, read_saved_config
 
         if not config.resume:
+            check_new_run_folder(Path(config.out))
             return None
         run = Path(config.resume)
         saved = read_saved_config(run)
