@@ -157,6 +157,12 @@ def test_jdsr_train_cli_resume_and_upscale_with_its_checkpoint(messy_folder: Pat
     over = invoke(*start)  # a new run into the same folder would replace its best/ and last/
     assert over.exit_code == 2 and f"--out {run} already holds a training run (last/ at step 6)" in over.output
     assert "jdsr train --resume" in over.output and {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == kept
+    from jdsr_cli.training.resume import check_new_run_folder
+
+    unsaved = tmp_path / "unsaved"  # a run stopped before its first checkpoint: nothing to lose, start it again
+    unsaved.mkdir()
+    (unsaved / "config.toml").write_text((run / "config.toml").read_text())
+    check_new_run_folder(unsaved)
 
 
 @pytest.mark.slow

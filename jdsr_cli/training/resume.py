@@ -145,8 +145,9 @@ def check_steps(step: int, config: TrainConfig, run: Path) -> None:
 
 
 def check_new_run_folder(out: Path) -> None:
-    """A new run never writes into a folder that holds another run: its best/ and last/ would be replaced."""
-    if not (out / "config.toml").is_file():
+    """A new run never writes into a folder that holds another run's checkpoints: its best/ and last/ would be
+    replaced. (A run stopped before its first save left none; starting it again is what its message says.)"""
+    if not any((out / which).exists() for which in ("best", "last")):
         return
     saved = out / "last" / "config.json"
     step = None
