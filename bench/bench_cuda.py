@@ -2,7 +2,7 @@
 
 Through ``create_upscaler`` (what ``jdsr upscale --device cuda`` runs) on a ``--size``² random image at ×4, whole:
 output MP/s at fp32, fp16 and bf16 for the default model and the random-weight peers of ``bench_speed.py`` (plus
-``--candidate`` models), and for the default model: the largest uint8 difference of tiled against whole and of
+``--candidate`` models), the engine's own ceiling there (a free network, ``engine_ceiling``), and for the default model: the largest uint8 difference of tiled against whole and of
 fp16/bf16 against fp32. Needs a CUDA device; prints one JSON report.
 
 Run:  python bench/bench_cuda.py [--size 512] [--tile 128] [--repeat 5] [--candidate imdn-small-x4]
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import torch
-from bench_speed import PEERS, best_time, random_checkpoint
+from bench_speed import PEERS, best_time, engine_ceiling, random_checkpoint
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
@@ -71,6 +71,7 @@ def main() -> None:
         "max_uint8_diff": {"tiled_vs_whole_fp32": max_uint8_difference(tiled, outputs["fp32"]),
                            **{f"{p}_vs_fp32": max_uint8_difference(outputs[p], outputs["fp32"])
                               for p in precisions if p != "fp32"}},
+        **engine_ceiling(args.size, args.repeat, args.device),
         "command": "python bench/bench_cuda.py " + " ".join(sys.argv[1:]),
     }
     print(json.dumps(report, indent=1, ensure_ascii=False))

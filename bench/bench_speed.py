@@ -10,6 +10,7 @@ Peers run with random weights (speed does not depend on them). Absolute MP/s dri
 shared machine; the ratios, measured alternately in one process, much less.
 
 Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...] [--memory-only]
+      python bench/bench_speed.py --engine-only --size 512   # the engine's own cost around a free network
       python bench/bench_speed.py --tiling-only --size 1024 --tile 512 --repeat 2   # tiled/whole at a photo's geometry
 """
 
@@ -129,6 +130,39 @@ def tiled_vs_whole(loaded, size: int, tile: int, repeat: int, scale: int = 4) ->
             "tiled_engine_overhead": round(ratio / computed, 3)}
 
 
+class _FreeNetwork(torch.nn.Module):
+    """A ×4 'network' that costs one pass over its output (nearest neighbour), to time the engine around it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="nearest")
+
+
+def engine_ceiling(size: int, repeat: int, device: str = "cpu") -> dict[str, object]:
+    """The product path's own cost: ``Upscaler`` (whole image, fp32, float and uint8 output) around a network that
+    costs nearly nothing, against that network alone. Bounds any model's output MP/s on ``device``; on a GPU, where
+    the network is fast, it is what sets the pace."""
+    from jdsr_cli.engine.device import Precision
+    from jdsr_cli.engine.upscaler import Upscaler
+
+    image = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
+    upscaler = Upscaler(_FreeNetwork(), scale=4, device=torch.device(device), precision=Precision("fp32", torch.float32),
+                        tile=0)
+    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None].to(device)
+
+    def network_alone() -> object:
+        out = upscaler.model(x)
+        return out.sum().item()  # synchronises a GPU
+
+    out_mp = (size * 4) ** 2 / 1e6
+    seconds = {"float": best_time(lambda: upscaler.upscale(image), repeat),
+               "uint8": best_time(lambda: upscaler.upscale(image, depth=8), repeat),
+               "network": best_time(network_alone, repeat)}
+    return {"engine_input": f"{size}x{size}",
+            "engine_ceiling_mp_per_s": {k: round(out_mp / seconds[k], 1) for k in ("float", "uint8")},
+            "engine_ms_per_output_mp": {k: round((seconds[k] - seconds["network"]) * 1e3 / out_mp, 1)
+                                        for k in ("float", "uint8")}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
@@ -140,6 +174,8 @@ def main() -> None:
                         help="also timed through the product path, with its ratio to the default: a model as --model "
                              "takes it (e.g. the fast imdn-small-x4) or ARCH:key=value,... with random weights "
                              "(default span:feature_channels=48, issue 16's ≥ 1.8× question); repeatable; 'none' to skip")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="only the engine's own cost around a free network at --size (whole image)")
     parser.add_argument("--memory-only", action="store_true", help="only the large-image peak memory (no timing)")
     parser.add_argument("--tiling-only", action="store_true",
                         help="only tiled against whole for the default model at --size and --tile (e.g. --size 1024 "
@@ -149,6 +185,10 @@ def main() -> None:
         from jdsr_cli.checkpoints.resolve import resolve_model
 
         report = tiled_vs_whole(resolve_model(args.model, scale=None), args.size, args.tile, args.repeat)
+        print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
+        return
+    if args.engine_only:
+        report = engine_ceiling(args.size, args.repeat)
         print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
         return
     if args.memory_only:
@@ -216,6 +256,7 @@ def main() -> None:
                                             for spec in candidates},
         **{k: v for k, v in tiling.items() if k.startswith("tiled_") or k == "tiles"},
         "opencv_bicubic_mp_per_s": round(bicubic, 1),
+        **engine_ceiling(args.size, args.repeat),
         **large_image_memory(args.model, args.large, args.tile, scale),
         "targets": "default auto ≥ 3× SRVGGNetCompact fp32 and ≥ 0.75 of the bf16 conv rate; tiled/whole ≤ 1.10; "
                    "peak growth ≤ 1.5× the uint8 output growth (the peak: ≤ 1.5× the output + the working set)",

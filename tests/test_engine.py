@@ -110,6 +110,42 @@ def test_streamed_blend_matches_the_oracle_on_any_plan(seed: int) -> None:
                                                                  scale), atol=1e-6)
 
 
+@pytest.mark.parametrize("tile,overlap", [(200, 16), (20, 0)])
+def test_tiles_no_other_tile_reaches_are_finished_as_they_are(tile: int, overlap: int) -> None:
+    """The whole image (one tile) and abutting tiles (overlap 0) skip the weights: same pixels as the oracle,
+    and the tile handed in is not modified (the float path clips straight into the output)."""
+    from jdsr_cli.io.quantize import quantize
+
+    rng = np.random.default_rng(1)
+    plan = plan_tiles(60, 45, tile, overlap)
+    assert all(not (t.overlap_top or t.overlap_bottom or t.overlap_left or t.overlap_right) for t in plan)
+    outputs = [rng.random((t.height * 2, t.width * 2, 3), dtype=np.float32) * 1.4 - 0.2 for t in plan]
+    copies = [out.copy() for out in outputs]
+    floats = TileAccumulator(60, 45, 3, 2)
+    codes = TileAccumulator(60, 45, 3, 2, out=np.empty((120, 90, 3), np.uint8), finish=lambda rows: quantize(rows, 8))
+    for t, out in zip(plan, outputs, strict=True):
+        floats.add(t, out)
+        codes.add(t, out)
+    expected = _whole_buffer_blend(plan, outputs, (120, 90, 3), 2)
+    assert np.array_equal(floats.result(), expected)
+    assert np.array_equal(codes.result(), quantize(expected, 8))
+    assert all(np.array_equal(out, copy) for out, copy in zip(outputs, copies, strict=True))
+
+
+def test_the_finite_check_is_exact_when_the_sum_overflows() -> None:
+    from jdsr_cli.engine.upscaler import _all_finite
+
+    huge = torch.full((1, 3, 8, 8), 3e38)
+    assert _all_finite(huge) and _all_finite(torch.rand(2, 3, 16, 16))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        values = torch.rand(1, 3, 8, 8)
+        values[0, 1, 2, 3] = bad
+        assert not _all_finite(values)
+    mixed = torch.zeros(4)
+    mixed[0], mixed[1] = float("inf"), float("-inf")  # sums to NaN, and is not finite either
+    assert not _all_finite(mixed)
+
+
 def test_a_missing_tile_is_an_error_not_a_hole() -> None:
     plan = plan_tiles(60, 60, 32, 8)
     acc = TileAccumulator(60, 60, 1, 2)

@@ -70,6 +70,20 @@ def test_quantize_leaves_its_input_alone_and_matches_the_old_formula() -> None:
     assert np.array_equal(pixels, before)
 
 
+def test_quantize_agrees_with_clip_scale_floor_at_every_code_boundary() -> None:
+    """The fast form (scale, then clamp) must give the rule's integers exactly, also a float32 step either side
+    of every half code, outside [0, 1] and for float64 input."""
+    for depth, top in ((8, 255), (16, 65535)):
+        halves = (np.arange(top + 1, dtype=np.float32) + np.float32(0.5)) / np.float32(top)
+        near = np.concatenate([np.nextafter(halves, np.float32(-1)), halves, np.nextafter(halves, np.float32(2))])
+        wild = np.random.default_rng(depth).random(20000, dtype=np.float32) * 1.4 - 0.2
+        edges = np.array([0, 1, -0.0, 1e-30, -1e-30, 1 + 1e-7, 3e38, -3e38, np.nan, np.inf, -np.inf], np.float32)
+        for values in (near, wild, edges, wild.astype(np.float64)):
+            clean = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+            expected = np.floor(np.clip(clean, 0, 1) * np.float32(top) + np.float32(0.5))
+            assert np.array_equal(quantize(values, depth), expected.astype(np.uint8 if depth == 8 else np.uint16))
+
+
 def test_quantize_inverts_the_read_scaling() -> None:
     codes = np.arange(65536, dtype=np.uint16)
     assert np.array_equal(to_uint16(np.divide(codes, 65535, dtype=np.float32)), codes)

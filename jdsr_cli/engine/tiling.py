@@ -133,7 +133,7 @@ class TileAccumulator:
         self.out = np.empty(shape, dtype=np.float32) if out is None else out
         if self.out.shape != shape:
             raise ValueError(f"out is {self.out.shape}, the blended image is {shape}")
-        self.finish = finish or _clip01
+        self.finish = finish  # None: clip to [0, 1] straight into out
         self._row_top = -1  # output row where the current tile row starts
         self._next_col = 0  # output column where the next tile of this row must start
         # Weighted sums and weights (channels + 1) of pixels later tiles still reach: the strip of rows the
@@ -156,6 +156,11 @@ class TileAccumulator:
             self._start_row(tile, top)
         if left != self._next_col:
             raise _out_of_order(tile)
+        if not (tile.overlap_top or tile.overlap_bottom or tile.overlap_left or tile.overlap_right):
+            # no other tile reaches these pixels (the whole image, or abutting tiles): weights are one
+            self._store(top, left, output)
+            self._next_col = right
+            return
         acc = self._weighted(tile, output)
         if self._above is not None:  # what the previous row left for these rows, for columns no tile took yet
             start = self._above_col
@@ -202,12 +207,17 @@ class TileAccumulator:
             return
         sums, weights = block[..., : self.channels], block[..., self.channels :]
         np.divide(sums, np.maximum(weights, 1e-12, out=weights), out=sums)
-        self.out[top : top + block.shape[0], left : left + block.shape[1]] = self.finish(sums)
+        self._store(top, left, sums)
+
+    def _store(self, top: int, left: int, samples: np.ndarray) -> None:
+        """Finish final samples into ``out`` without modifying ``samples`` (they may be the caller's tile)."""
+        target = self.out[top : top + samples.shape[0], left : left + samples.shape[1]]
+        if self.finish is None:
+            np.clip(samples, 0.0, 1.0, out=target)
+        else:
+            target[...] = self.finish(samples)
 
 
 def _out_of_order(tile: Tile) -> ValueError:
     return ValueError(f"tile at ({tile.y}, {tile.x}) arrived out of plan order (tiles must come row by row, left to right)")
 
-
-def _clip01(rows: np.ndarray) -> np.ndarray:
-    return np.clip(rows, 0.0, 1.0, out=rows)
