@@ -672,6 +672,18 @@ def test_own_png_encoder_chunks_are_valid(tmp_path: Path) -> None:
     assert kinds.index(b"iCCP") < kinds.index(b"IDAT") and kinds.index(b"eXIf") < kinds.index(b"IDAT")
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_png_is_compressed_at_the_fast_default_level(tmp_path: Path, depth: int) -> None:
+    """Both PNG encoders (Pillow at 8 bits, ours at 16) use PNG_COMPRESS_LEVEL 4: the zlib header of the first
+    IDAT says 'fast' (levels 2-5), not 'default' (6), which wrote 2.3x slower for 2 % fewer bytes."""
+    from jdsr_cli.io.png_encoder import PNG_COMPRESS_LEVEL
+
+    write_image(tmp_path / "c.png", Image(RNG.random((40, 50, 3)).astype(np.float32), bit_depth=depth), bit_depth=depth)
+    data = (tmp_path / "c.png").read_bytes()
+    start = data.index(b"IDAT") + 4
+    assert PNG_COMPRESS_LEVEL == 4 and data[start] & 0x0F == 8 and data[start + 1] >> 6 == 1  # FLEVEL 1: levels 2-5
+
+
 # --------------------------------------------------------------------------------------------
 # Real images
 # --------------------------------------------------------------------------------------------

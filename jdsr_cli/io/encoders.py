@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from jdsr_cli.io.plugins import register_plugins
+from jdsr_cli.io.png_encoder import PNG_COMPRESS_LEVEL
 
 __all__ = ["encode_pillow", "to_pil", "gif_palette_image", "DEFAULT_QUALITY"]
 
@@ -80,7 +81,7 @@ def _quality_params(fmt: str, quality: int | None, lossless: bool) -> dict[str, 
     if fmt in ("webp", "heic", "avif"):
         return {"quality": q_value}
     if fmt == "png":
-        return {"compress_level": 6}
+        return {"compress_level": PNG_COMPRESS_LEVEL}
     return {}
 
 

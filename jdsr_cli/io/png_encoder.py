@@ -14,11 +14,15 @@ from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["encode_png"]
+__all__ = ["encode_png", "PNG_COMPRESS_LEVEL"]
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}
+#: zlib level of every PNG we write (Pillow's 8-bit and ours). Measured on ×4 bicubic enlargements of 5 photos
+#: (BSD200, Set14) with Pillow: level 4 takes 0.44× the time of level 6 for 1.02× the bytes (level 1: 0.26× for
+#: 1.15×). At 6, writing a PNG took a third of a CPU upscale's time (1.8 output MP/s against the network's ~1).
+PNG_COMPRESS_LEVEL = 4
 _PNG_BLOCK_BYTES = 4 << 20  # rows are filtered and compressed in blocks of about this many bytes
 
 
@@ -89,7 +93,7 @@ def encode_png(handle: BinaryIO, q: np.ndarray, *, icc: bytes | None, exif: byte
     raw = raw.view(np.uint8).reshape(height, -1)
     bpp = channels * depth // 8
     block_rows = max(1, _PNG_BLOCK_BYTES // max(1, raw.shape[1]))
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 15, 9)
+    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9)
     prev = np.zeros(raw.shape[1], dtype=np.uint8)
     for start in range(0, height, block_rows):
         block = raw[start : start + block_rows]
