@@ -155,11 +155,28 @@ def test_a_missing_tile_is_an_error_not_a_hole() -> None:
         acc.result()
 
 
-def test_upscaler_quantizes_as_the_writer_would() -> None:
+class Stretch(nn.Module):
+    """Nearest ×2 mapped onto [-0.3, 1.3], with exact half codes: outputs outside [0, 1] and on rounding ties."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        up = nn.functional.interpolate(x, scale_factor=2, mode="nearest") * 1.6 - 0.3
+        up[..., 0, :] = (torch.arange(up.shape[-1], dtype=torch.float32) % 256 + 0.5) / 255
+        return up
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+@pytest.mark.parametrize("tile,overlap", [(32, 8), (0, 8), (30, 0)])
+def test_upscaler_quantizes_as_the_writer_would(tile: int, overlap: int, on_device: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blended tiles are rounded on the host; on a GPU, tiles nothing overlaps (the whole image, abutting tiles)
+    are rounded on the device (forced here on the CPU): both give the writer's integers."""
+    from jdsr_cli.engine import upscaler as engine
     from jdsr_cli.io.quantize import to_uint8
 
+    monkeypatch.setattr(engine, "_rounds_on_device", lambda device: on_device)
+
     image = _image(90, 70)
-    upscaler = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile=32, overlap=8)
+    upscaler = Upscaler(Stretch(), scale=2, device=torch.device("cpu"), precision=FP32, tile=tile, overlap=overlap)
     floats = upscaler.upscale(image)
     uint8 = upscaler.upscale(image, depth=8)
     assert uint8.pixels.dtype == np.uint8 and np.array_equal(uint8.pixels, to_uint8(floats.pixels))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
@@ -26,7 +27,7 @@ from jdsr_cli.io.formats import (
     output_extension,
 )
 from jdsr_cli.io.image import Image, decode_image, read_image, write_image
-from jdsr_cli.io.quantize import quantize, to_uint8, to_uint16
+from jdsr_cli.io.quantize import quantize, quantize_tensor, to_uint8, to_uint16
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 needs_heif = pytest.mark.skipif(not plugins.heif_available(), reason="pillow-heif is not installed")
@@ -82,6 +83,8 @@ def test_quantize_agrees_with_clip_scale_floor_at_every_code_boundary() -> None:
             clean = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
             expected = np.floor(np.clip(clean, 0, 1) * np.float32(top) + np.float32(0.5))
             assert np.array_equal(quantize(values, depth), expected.astype(np.uint8 if depth == 8 else np.uint16))
+            if depth == 8:  # the engine's on-device rounding: the same integers
+                assert np.array_equal(quantize_tensor(torch.from_numpy(values)).numpy(), expected.astype(np.uint8))
 
 
 def test_quantize_inverts_the_read_scaling() -> None:

@@ -40,7 +40,9 @@ def _to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _to_uint8(batch: torch.Tensor) -> np.ndarray:
-    return batch[0].float().clamp(0, 1).mul(255).add(0.5).floor().byte().permute(1, 2, 0).cpu().numpy()
+    from jdsr_cli.io.quantize import quantize_tensor
+
+    return quantize_tensor(batch[0], 8).permute(1, 2, 0).cpu().numpy()
 
 
 def _build(config: ArchConfig) -> nn.Module:
