@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,27 @@ def copy_checkpoint(source: Path, name: str) -> Path:
         shutil.copy2(source / file, target / file)
     config = json.loads((target / CONFIG_NAME).read_text())
     config["name"] = name
+    config.update(_deployed_weights(target))
     atomic_write_text(target / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return target
+
+
+def _deployed_weights(folder: Path) -> dict[str, Any]:
+    """Replace a training-form checkpoint's weights by its deployed form (SPAN's folded convs: same outputs, a
+    fifth of the file); returns the config keys that change. Models without another form are left alone."""
+    loaded = load_checkpoint(folder)
+    deployed = getattr(loaded.model, "deployed_form", lambda: loaded.model)()
+    if deployed is loaded.model:
+        return {}
+    from jdsr_cli.archs import ArchConfig
+    from jdsr_cli.checkpoints.save import save_checkpoint
+
+    kwargs = {**loaded.config.kwargs, "folded": True}
+    with tempfile.TemporaryDirectory() as staging:
+        save_checkpoint(Path(staging) / "c", deployed, ArchConfig(loaded.config.arch, loaded.config.scale, kwargs))
+        shutil.copy2(Path(staging) / "c" / WEIGHTS_NAME, folder / WEIGHTS_NAME)
+        written = json.loads((Path(staging) / "c" / CONFIG_NAME).read_text())
+    return {"kwargs": written["kwargs"], "weights_sha256": written["weights_sha256"]}
 
 
 def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str:
