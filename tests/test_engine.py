@@ -118,7 +118,7 @@ def test_tiles_no_other_tile_reaches_are_finished_as_they_are(tile: int, overlap
 
     rng = np.random.default_rng(1)
     plan = plan_tiles(60, 45, tile, overlap)
-    assert all(not (t.overlap_top or t.overlap_bottom or t.overlap_left or t.overlap_right) for t in plan)
+    assert all(t.alone for t in plan)
     outputs = [rng.random((t.height * 2, t.width * 2, 3), dtype=np.float32) * 1.4 - 0.2 for t in plan]
     copies = [out.copy() for out in outputs]
     floats = TileAccumulator(60, 45, 3, 2)

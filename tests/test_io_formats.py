@@ -7,8 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 

@@ -28,6 +28,11 @@ class Tile:
     overlap_left: int
     overlap_right: int
 
+    @property
+    def alone(self) -> bool:
+        """No other tile overlaps this one (the whole image, or abutting tiles): its output is final as it is."""
+        return not (self.overlap_top or self.overlap_bottom or self.overlap_left or self.overlap_right)
+
 
 def _axis_plan(length: int, tile: int, overlap: int, multiple_of: int) -> tuple[int, list[int]]:
     """Return the common tile length and the start offsets along one axis.
@@ -156,8 +161,7 @@ class TileAccumulator:
             self._start_row(tile, top)
         if left != self._next_col:
             raise _out_of_order(tile)
-        if not (tile.overlap_top or tile.overlap_bottom or tile.overlap_left or tile.overlap_right):
-            # no other tile reaches these pixels (the whole image, or abutting tiles): weights are one
+        if tile.alone:  # weights are one and no other tile reaches these pixels
             self._store(top, left, output)
             self._next_col = right
             return

@@ -168,7 +168,7 @@ class Upscaler:
             inputs = torch.stack([_tile_input(pixels, t, k) for t in batch])
             # tiles no other tile overlaps go into the output as they are: on a GPU round those there (a quarter
             # of the bytes to move, no host pass); the accumulator's quantize leaves uint8 samples alone
-            device_depth = 8 if depth == 8 and _rounds_on_device(self.device) and all(map(_alone, batch)) else None
+            device_depth = 8 if depth == 8 and _rounds_on_device(self.device) and all(t.alone for t in batch) else None
             outputs, fell_back = self._run_batch(inputs, device_depth)
             fallbacks += fell_back
             for t, out in zip(batch, outputs.numpy(), strict=True):
@@ -251,11 +251,6 @@ def _rounds_on_device(device: torch.device) -> bool:
     """Round finished output on the device itself? Not on the CPU: nothing to move, and numpy's rounding there
     is 2.3× faster than torch's (which pays page faults for its fresh float32 buffer)."""
     return device.type != "cpu"
-
-
-def _alone(tile: Tile) -> bool:
-    """Whether no other tile overlaps ``tile`` (the whole image, or abutting tiles)."""
-    return not (tile.overlap_top or tile.overlap_bottom or tile.overlap_left or tile.overlap_right)
 
 
 def _all_finite(values: torch.Tensor) -> bool:
