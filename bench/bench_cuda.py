@@ -3,7 +3,8 @@
 Through ``create_upscaler`` (what ``jdsr upscale --device cuda`` runs) on a ``--size``² random image at ×4, whole:
 output MP/s at fp32, fp16 and bf16 for the default model and the random-weight peers of ``bench_speed.py`` (plus
 ``--candidate`` models), the engine's own ceiling there (a free network, ``engine_ceiling``), and for the default
-model: the largest uint8 difference of tiled against whole and of fp16/bf16 against fp32. Needs a CUDA device; prints one JSON report.
+model: the largest uint8 difference of tiled against whole and of fp16/bf16 against fp32. Needs a CUDA device;
+prints one JSON report.
 
 Run:  python bench/bench_cuda.py [--size 512] [--tile 128] [--repeat 5] [--candidate imdn-small-x4]
 """
