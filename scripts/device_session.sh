@@ -12,7 +12,8 @@
 #   span        span-x4 + span-x4-ft: issue 16's SPAN candidate (done 2026-11-30: under imdn-x4, not adopted)
 #   small       imdn-small-x4/-x2: issue 15's fast models (done 2026-11-30: bundled)
 #   photo       photo-x4, photo-x2: issue 17's photo models (done 2026-11-30: bundled, the defaults)
-#   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml)
+#   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml;
+#               photo-x2-mix bundled from a CPU run; photo-x4-mix ran 2000 CPU steps, 0.02 dB under the bar)
 # At DEADLINE seconds any job still running gets SIGTERM (it stops at a step boundary; its last/ is kept and
 # `jdsr train --resume` continues it). Results come back as one .tgz per run plus logs.tgz in $OUT: best/, the
 # log and config, and last/config.json only (SPAN's last/ is 42 MB, over the tool's 16 MiB per file) except
@@ -92,7 +93,7 @@ tar czf "$OUT/logs.tgz" "$LOGS"
 stamp "runs packed"
 
 if [ "$DEV" = cuda ]; then
-  timeout 90 $PY bench/bench_cuda.py --candidate imdn-small-x4 \
+  timeout 120 $PY bench/bench_cuda.py --candidate imdn-small-x4 --candidate span-x4 \
     >"$LOGS/bench_cuda.json" 2>&1
   stamp "bench_cuda rc=$?"
   for p in fp32 fp16 bf16; do
