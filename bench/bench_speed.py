@@ -258,8 +258,15 @@ def main() -> None:
         except Exception as error:  # noqa: BLE001 - the onnx extra may be missing: say so in the table
             product[label] = f"unavailable: {error}"
     yardstick = rows[1]["model"]  # SRVGGNetCompact's bare fp32 forward, timed again beside the product path
-    seconds = interleaved_best_times({**{label: (lambda u=u: u.upscale(image)) for label, u in upscalers.items()},
-                                      yardstick: bare_forward(nets[yardstick], x, None)}, args.repeat)
+    # torch runs and ONNX Runtime runs in separate rounds: ORT's pool threads spin on after a run and slowed the
+    # torch run after them by up to 30 %
+    seconds = {}
+    for backend_is_ort in (False, True):
+        chosen = {label: (lambda u=u: u.upscale(image)) for label, u in upscalers.items()
+                  if ("onnxruntime" in label) == backend_is_ort}
+        if not backend_is_ort:
+            chosen[yardstick] = bare_forward(nets[yardstick], x, None)
+        seconds.update(interleaved_best_times(chosen, args.repeat))
     for label, upscaler in upscalers.items():
         product[label] = {"precision": upscaler.precision.name, "mp_per_s": round(out_mp / seconds[label], 3)}
     whole = product["auto whole"]
