@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,7 @@ def measure_realistic(model: torch.nn.Module, clean: torch.nn.Module, scale: int
     return results
 
 
-def copy_checkpoint(source: Path, name: str) -> Path:
+def copy_checkpoint(source: Path, name: str, loaded: Any) -> Path:
     """weights/<name>/ = the checkpoint's weights and config (never the optimizer state)."""
     target = ROOT / "weights" / name
     if target.exists():
@@ -91,26 +90,28 @@ def copy_checkpoint(source: Path, name: str) -> Path:
         shutil.copy2(source / file, target / file)
     config = json.loads((target / CONFIG_NAME).read_text())
     config["name"] = name
-    config.update(_deployed_weights(target))
+    config.update(_deployed_weights(target, loaded))
     atomic_write_text(target / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return target
 
 
-def _deployed_weights(folder: Path) -> dict[str, Any]:
-    """Replace a training-form checkpoint's weights by its deployed form (SPAN's folded convs: same outputs, a
-    fifth of the file); returns the config keys that change. Models without another form are left alone."""
-    loaded = load_checkpoint(folder)
-    deployed = getattr(loaded.model, "deployed_form", lambda: loaded.model)()
-    if deployed is loaded.model:
-        return {}
-    from jdsr_cli.archs import ArchConfig
-    from jdsr_cli.checkpoints.save import save_checkpoint
+def _deployed_weights(folder: Path, loaded: Any) -> dict[str, Any]:
+    """Write a training-form checkpoint's weights in their deployed form (SPAN's folded convs: same outputs, a fifth
+    of the file) into ``folder``; returns the config keys that change. Models with one form are left alone."""
+    from jdsr_cli.archs import REGISTRY, ArchConfig
+    from jdsr_cli.checkpoints.save import encode_checkpoint
+    from jdsr_cli.commands.export import deployment_copy
 
-    kwargs = {**loaded.config.kwargs, "folded": True}
-    with tempfile.TemporaryDirectory() as staging:
-        save_checkpoint(Path(staging) / "c", deployed, ArchConfig(loaded.config.arch, loaded.config.scale, kwargs))
-        shutil.copy2(Path(staging) / "c" / WEIGHTS_NAME, folder / WEIGHTS_NAME)
-        written = json.loads((Path(staging) / "c" / CONFIG_NAME).read_text())
+    deployed = deployment_copy(loaded)
+    state = deployed.state_dict()
+    if state.keys() == loaded.model.state_dict().keys():
+        return {}
+    spec = REGISTRY.get(loaded.config.arch)
+    before, after = spec.detect(loaded.model.state_dict()) or {}, spec.detect(state) or {}
+    kwargs = {**loaded.config.kwargs, **{k: v for k, v in after.items() if before.get(k) != v}}  # e.g. folded
+    encoded = encode_checkpoint(deployed, ArchConfig(loaded.config.arch, loaded.config.scale, kwargs), name=folder.name)
+    (folder / WEIGHTS_NAME).write_bytes(encoded.weights)
+    written = json.loads(encoded.config_text)
     return {"kwargs": written["kwargs"], "weights_sha256": written["weights_sha256"]}
 
 
@@ -188,7 +189,7 @@ def main() -> None:
                                                      args.data)
             extra["clean"] = args.clean
         name = args.name or f"{loaded.config.arch}-x{scale}"
-        folder = copy_checkpoint(args.checkpoint, name)
+        folder = copy_checkpoint(args.checkpoint, name, loaded)
         register(entry_for(name, folder, loaded, describe(loaded, f"{loaded.config.arch.upper()} x{scale}", metrics,
                                                           label), metrics, default_for_scale=args.default, **extra))
         return
@@ -204,8 +205,8 @@ def main() -> None:
     metrics = {"convention": f"{label}, round trip {up}({down}(HR)) vs HR; lr_psnr: {down}(HR) vs MATLAB-bicubic LR",
                **measure(decoder.model, scale, args.data, create_downscaler("superior", loaded=encoder, tile=0,
                                                                              device="cpu"))}
-    down_folder = copy_checkpoint(args.checkpoint / "encoder", down)
-    up_folder = copy_checkpoint(args.checkpoint / "decoder", up)
+    down_folder = copy_checkpoint(args.checkpoint / "encoder", down, encoder)
+    up_folder = copy_checkpoint(args.checkpoint / "decoder", up, decoder)
     register(entry_for(down, down_folder, encoder, describe(encoder, f"superior-LR encoder x{scale} (round trip with "
                                                             f"{up})", metrics, label), metrics,
                        role="downscale", pair=up, default_for_scale=True))
