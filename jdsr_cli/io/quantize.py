@@ -42,6 +42,7 @@ def quantize(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
     np.fmin(scaled, np.float32(_TOP[depth] + 0.5), out=scaled)
     return scaled.astype(np.uint8 if depth == 8 else np.uint16)
 
+
 def quantize_tensor(values: torch.Tensor, depth: int = 8) -> torch.Tensor:
     """:func:`quantize` for a torch tensor, on its own device (the engine rounds a whole image on the GPU and
     moves a quarter of the bytes): the same float32 operations in the same order, so the same integers."""
@@ -51,7 +52,7 @@ def quantize_tensor(values: torch.Tensor, depth: int = 8) -> torch.Tensor:
         raise ValueError("quantize_tensor rounds to 8 bits only")
     scaled = values.float() * _TOP[depth]
     scaled += 0.5
-    torch.nan_to_num_(scaled, nan=0.5, posinf=_TOP[depth] + 0.5, neginf=0.5)
+    torch.nan_to_num_(scaled, nan=0.5)  # the clamp below handles the infinities
     scaled.clamp_(0.5, _TOP[depth] + 0.5)
     return scaled.to(torch.uint8)
 

@@ -14,7 +14,6 @@ file or option in one line, and says how to go on: usually a new run that starts
 from __future__ import annotations
 
 import contextlib
-import json
 import pickle
 import shlex
 from pathlib import Path
@@ -149,10 +148,12 @@ def check_new_run_folder(out: Path) -> None:
     replaced. (A run stopped before its first save left none; starting it again is what its message says.)"""
     if not any((out / which).exists() for which in ("best", "last")):
         return
-    saved = out / "last" / "config.json"
+    from jdsr_cli.checkpoints.format import CONFIG_NAME, read_config_json
+    from jdsr_cli.errors import ModelLoadError
+
     step = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        step = json.loads(saved.read_text()).get("training", {}).get("step")
+    with contextlib.suppress(ModelLoadError, AttributeError):  # the step only decorates the message
+        step = read_config_json(out / "last" / CONFIG_NAME).get("training", {}).get("step")
     held = f" (last/ at step {step})" if step is not None else ""
     raise UsageError(f"--out {out} already holds a training run{held}; continue it with "
                      f"jdsr train --resume {shlex.quote(str(out))}, or choose another --out (nothing was written)")
