@@ -12,6 +12,9 @@ shared machine; the ratios, measured alternately in one process, much less.
 Run:  python bench/bench_speed.py [--size 192] [--repeat 3] [--large 1024] [--tile 128] [--candidate M ...] [--memory-only]
       python bench/bench_speed.py --engine-only --size 512   # the engine's own cost around a free network
       python bench/bench_speed.py --tiling-only --size 1024 --tile 512 --repeat 2   # tiled/whole at a photo's geometry
+      python bench/bench_speed.py --allocator-only --size 1024 --tile 512   # the host allocator's settings: on/off
+
+Every run tunes the host allocator as the ``jdsr`` command does (``--system-allocator``: not).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -180,6 +184,49 @@ def engine_ceiling(size: int, repeat: int, device: str = "cpu") -> dict[str, obj
                                         for k in ("float", "uint8")}}
 
 
+def _allocator_child(tuned: bool, model: str, size: int, tile: int, repeat: int, queue) -> None:  # type: ignore[no-untyped-def]
+    import resource
+
+    if tuned:
+        from jdsr_cli.engine.host_allocator import tune_host_allocator
+
+        tune_host_allocator()
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.upscale import create_upscaler
+
+    upscaler = create_upscaler(resolve_model(model, scale=None), device="cpu", tile=tile)
+    image = np.random.default_rng(0).random((size, size, 3), dtype=np.float32)
+    upscaler.upscale(image)  # warm-up
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    seconds = best_time(lambda: upscaler.upscale(image), repeat)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    queue.put({"seconds": seconds, "faults_per_run": (after.ru_minflt - before.ru_minflt) / repeat,
+               "system_cpu_s_per_run": (after.ru_stime - before.ru_stime) / repeat,
+               "max_rss_mib": after.ru_maxrss / 1024})
+
+
+def allocator_on_off(model: str, size: int, tile: int, repeat: int, rounds: int = 3) -> dict[str, object]:
+    """The product path with and without the host allocator's settings, in fresh processes taken alternately
+    (the settings are process-wide): best time of each, page faults and system CPU time per upscale, max RSS."""
+    ctx = mp.get_context("spawn")
+    results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for _ in range(rounds):
+        for tuned in (False, True):
+            queue = ctx.Queue()
+            child = ctx.Process(target=_allocator_child, args=(tuned, model, size, tile, repeat, queue))
+            child.start()
+            results[tuned].append(queue.get())
+            child.join()
+    best = {tuned: min(runs, key=lambda r: r["seconds"]) for tuned, runs in results.items()}
+    out_mp = (size * 4) ** 2 / 1e6
+    return {"input": f"{size}x{size}", "tile": tile, "rounds": rounds,
+            **{f"{'tuned' if tuned else 'system'}_{key}": round(value, 3 if key == "seconds" else 1)
+               for tuned, row in best.items() for key, value in row.items()},
+            "tuned_mp_per_s": round(out_mp / best[True]["seconds"], 3),
+            "system_mp_per_s": round(out_mp / best[False]["seconds"], 3),
+            "tuned_speedup": round(best[False]["seconds"] / best[True]["seconds"], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="imdn-x4", help="the default model (bundled name or path)")
@@ -197,7 +244,20 @@ def main() -> None:
     parser.add_argument("--tiling-only", action="store_true",
                         help="only tiled against whole for the default model at --size and --tile (e.g. --size 1024 "
                              "--tile 512, the geometry of a photo on the CPU's automatic tiles)")
+    parser.add_argument("--allocator-only", action="store_true",
+                        help="only the product path at --size and --tile with and without the host allocator settings")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="leave the host allocator as it is (the jdsr command tunes it; see engine/host_allocator.py)")
     args = parser.parse_args()
+    if args.allocator_only:
+        report = allocator_on_off(args.model, args.size, args.tile, args.repeat)
+        print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
+        return
+    from jdsr_cli.engine.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
+
+    if args.system_allocator:
+        os.environ[OPT_OUT_VARIABLE] = "1"  # the memory child processes follow
+    tune_host_allocator()  # as the jdsr command does, before the first large allocation
     if args.tiling_only:
         from jdsr_cli.checkpoints.resolve import resolve_model
 
@@ -275,7 +335,8 @@ def main() -> None:
                                  max(10, args.repeat))
 
     report = {
-        "cpu_threads": torch.get_num_threads(), "input": f"{args.size}x{args.size}", "scale": scale,
+        "cpu_threads": torch.get_num_threads(), "host_allocator": "system" if args.system_allocator else "tuned",
+        "input": f"{args.size}x{args.size}", "scale": scale,
         "conv_rate_gmac_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
         "models": rows, "product_path": product,
         "default_auto_vs_srvgg_fp32": round(seconds[yardstick] / seconds["auto whole"], 2),  # same stretch of time

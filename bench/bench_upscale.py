@@ -67,6 +67,9 @@ class _RssSampler:
 
 
 def _peak_rss_child(model: str, device: str, large: int, tile: int, queue) -> None:  # type: ignore[no-untyped-def]
+    from jdsr_cli.engine.host_allocator import tune_host_allocator
+
+    tune_host_allocator()  # a fresh process, set up as the jdsr command sets up its own (JDSR_SYSTEM_ALLOCATOR=1: not)
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.upscale import create_upscaler, upscale_image
     from jdsr_cli.io.imagedata import Image
@@ -92,6 +95,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
+    from jdsr_cli.engine.host_allocator import tune_host_allocator
+
+    tune_host_allocator()  # as the jdsr command does (JDSR_SYSTEM_ALLOCATOR=1: not)
     import cv2
     import torch
 

@@ -34,6 +34,7 @@ def doctor() -> None:
     for package in _PACKAGES:
         table.add_row(package, _version(package))
     table.add_row("cpu threads (torch)", f"{torch.get_num_threads()} of {os.cpu_count()} cores")
+    table.add_row("host allocator", _allocator_summary())
     table.add_row("cpu bf16", "native (AVX512-BF16 or AMX)" if cpu_bf16_is_native()
                   else "emulated: use fp32 on this CPU (bf16 ran ~9× slower than fp32 on such a CPU)")
     if torch.cuda.is_available():
@@ -58,3 +59,15 @@ def doctor() -> None:
     except ModuleNotFoundError:
         table.add_row("bundled weights", "missing (reinstall jdsr)")
     make_console().print(table)
+
+
+def _allocator_summary() -> str:
+    from jdsr_cli.engine.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
+
+    tuning = tune_host_allocator()
+    if tuning.reason:
+        return f"system default ({tuning.reason})"
+    kept = "glibc keeps freed blocks" if tuning.glibc_keeps_freed_memory else "glibc untouched (no mallopt)"
+    pages = "torch huge pages on" if tuning.torch_huge_pages else "torch huge pages off"
+    return f"{kept}, {pages} ({OPT_OUT_VARIABLE}=1 turns both off)"
+

@@ -109,9 +109,11 @@ def _root(
 ) -> None:
     """jdsr: upscale and downscale images, train, evaluate and manage super-resolution models."""
     from jdsr_cli.cli.console import DEBUG
+    from jdsr_cli.engine.host_allocator import tune_host_allocator
 
     del ctx
     DEBUG.set(debug)
+    tune_host_allocator()  # this process is ours: reuse freed memory instead of faulting in fresh pages
 
 
 app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
