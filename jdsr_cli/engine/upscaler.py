@@ -32,8 +32,9 @@ ProgressCallback = Callable[[int, int], None]
 
 
 #: Largest automatic tile on a CPU (MPS: 1024, CUDA: 2048). Not a memory limit: on the CPU a whole 1024² image
-#: runs ~1.3× slower per output pixel than the same image in 256–512 px tiles, whose feature maps stay in cache
-#: (`python bench/bench_speed.py --tiling-only --size 1024 --tile 512`: tiled/whole time 0.73).
+#: runs slower per output pixel than the same image in 256–512 px tiles (`python bench/bench_speed.py --tiling-only
+#: --size 1024 --tile 512`: tiled/whole time 0.73 with the system allocator, whose fresh pages were most of the
+#: difference; 0.88 with the jdsr command's allocator settings, 0.90–0.92 at 256 and 384 px).
 CPU_TILE_CAP = 512
 
 
