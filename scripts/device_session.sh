@@ -13,7 +13,8 @@
 #   small       imdn-small-x4/-x2: issue 15's fast models (done 2026-11-30: bundled)
 #   photo       photo-x4, photo-x2: issue 17's photo models (done 2026-11-30: bundled, the defaults)
 #   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml;
-#               photo-x2-mix bundled from a CPU run; photo-x4-mix ran 2000 CPU steps, 0.02 dB under the bar)
+#               both bundled from CPU runs, photo-x4 at 4000 steps and photo-x2 at 1000: a GPU run here is
+#               only worth it at more steps than those, e.g. photo-x2-mix's 4000)
 # At DEADLINE seconds any job still running gets SIGTERM (it stops at a step boundary; its last/ is kept and
 # `jdsr train --resume` continues it). Results come back as one .tgz per run plus logs.tgz in $OUT: best/, the
 # log and config, and last/config.json only (SPAN's last/ is 42 MB, over the tool's 16 MiB per file) except
