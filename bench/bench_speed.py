@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -113,16 +112,10 @@ def large_image_memory(model: str, large: int, tile: int, scale: int) -> dict[st
     """Peak RSS growth of a large² 8-bit photo upscaled in ``tile`` px tiles to uint8 (a fresh child process each),
     as a ratio to the output, and how fast it grows with the output between large/2 and large (the issue's
     measure: the model's working set cancels out)."""
-    from bench_upscale import _peak_rss_child
+    from bench_upscale import _peak_rss_child, in_fresh_process
 
     def peak_rss(side: int) -> int:
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_peak_rss_child, args=(model, "cpu", side, tile, queue))
-        child.start()
-        value = queue.get()
-        child.join()
-        return int(value)
+        return int(in_fresh_process(_peak_rss_child, model, "cpu", side, tile))
 
     half = large // 2
     peak, peak_half = peak_rss(large), peak_rss(half)
@@ -208,15 +201,12 @@ def _allocator_child(tuned: bool, model: str, size: int, tile: int, repeat: int,
 def allocator_on_off(model: str, size: int, tile: int, repeat: int, rounds: int = 3) -> dict[str, object]:
     """The product path with and without the host allocator's settings, in fresh processes taken alternately
     (the settings are process-wide): best time of each, page faults and system CPU time per upscale, max RSS."""
-    ctx = mp.get_context("spawn")
+    from bench_upscale import in_fresh_process
+
     results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for _ in range(rounds):
         for tuned in (False, True):
-            queue = ctx.Queue()
-            child = ctx.Process(target=_allocator_child, args=(tuned, model, size, tile, repeat, queue))
-            child.start()
-            results[tuned].append(queue.get())
-            child.join()
+            results[tuned].append(in_fresh_process(_allocator_child, tuned, model, size, tile, repeat))
     best = {tuned: min(runs, key=lambda r: r["seconds"]) for tuned, runs in results.items()}
     out_mp = (size * 4) ** 2 / 1e6
     return {"input": f"{size}x{size}", "tile": tile, "rounds": rounds,

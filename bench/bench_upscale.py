@@ -66,6 +66,17 @@ class _RssSampler:
         self.peak = max(self.peak, self._rss())
 
 
+def in_fresh_process(target, *args):  # type: ignore[no-untyped-def]
+    """What ``target(*args, queue)`` puts on its queue, run in a spawned process (a clean allocator and RSS)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, queue))
+    child.start()
+    value = queue.get()
+    child.join()
+    return value
+
+
 def _peak_rss_child(model: str, device: str, large: int, tile: int, queue) -> None:  # type: ignore[no-untyped-def]
     from jdsr_cli.engine.host_allocator import tune_host_allocator
 
@@ -126,12 +137,7 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated(device) - base
         peak_label, tile_used = "peak CUDA memory", result.tile
     else:
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_peak_rss_child, args=(args.model, args.device, args.large, args.tile, queue))
-        proc.start()
-        peak = queue.get()
-        proc.join()
+        peak = in_fresh_process(_peak_rss_child, args.model, args.device, args.large, args.tile)
         peak_label, tile_used = "peak RSS growth", args.tile
 
     report = {

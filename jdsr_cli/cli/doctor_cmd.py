@@ -70,4 +70,3 @@ def _allocator_summary() -> str:
     kept = "glibc keeps freed blocks" if tuning.glibc_keeps_freed_memory else "glibc untouched (no mallopt)"
     pages = "torch huge pages on" if tuning.torch_huge_pages else "torch huge pages off"
     return f"{kept}, {pages} ({OPT_OUT_VARIABLE}=1 turns both off)"
-

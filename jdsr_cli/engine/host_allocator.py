@@ -19,7 +19,6 @@ exits; its peak is the working set's, as before.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from dataclasses import dataclass
@@ -53,10 +52,10 @@ def tune_host_allocator() -> AllocatorTuning:
 
 
 def _tune_glibc() -> bool:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    # the running process's own symbols (Python links the C library): no library search, which would spawn
+    # ldconfig and cost every command ~25 ms at start-up
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
