@@ -2,7 +2,7 @@
 
 For each model at ×4 on a ``--size``² input: output MP/s of the bare forward (channels-last, inference mode)
 in fp32 and bf16, its multiply-adds per output pixel, and its share of this machine's sustained 3×3-conv rate
-(measured here on a 64→64 conv, fp32 and bf16); then the default model through the product path
+(a chain of eight 64→64 convs timed in the same rounds, fp32 and bf16); then the default model through the product path
 (``create_upscaler``, ``--precision auto``, whole image and tiled, torch and onnxruntime) and OpenCV bicubic;
 then the large-image peak memory as a ratio to the uint8 output (``bench_upscale.py``'s child process), and
 how fast it grows with the output between ``--large``/2 and ``--large`` (the model's working set cancels out).
@@ -85,11 +85,20 @@ def bare_forward(net: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | Non
     return run
 
 
-def conv_rate(dtype: torch.dtype | None, repeat: int, side: int = 192) -> float:
-    """Sustained multiply-adds per second of a 64→64 3×3 conv on a side² map (the machine's ceiling)."""
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
-    run = bare_forward(conv, torch.rand(1, 64, side, side), dtype)
-    return 64 * 64 * 9 * side * side / best_time(run, repeat)
+CONV_CHAIN = "64→64 3×3 conv chain"  # the yardstick of the machine's sustained conv rate, timed among the models
+CHAIN_LENGTH = 8
+
+
+def conv_chain(dtype: torch.dtype | None, side: int) -> tuple[Callable[[], object], float]:
+    """A forward of eight 64→64 3×3 convs on a side² map, with its multiply-adds: the machine's sustained conv rate
+    in ``dtype`` (bf16: weights and input cast, as the product path runs a bf16 model). Timed in the same rounds as
+    the models it is compared with: this VM's speed drifted 2.5× between two rounds a second apart (bf16 conv rate
+    400 then 1000 GMAC/s), so a rate measured apart from them gave shares of 1.4-1.5."""
+    chain = torch.nn.Sequential(*(torch.nn.Conv2d(64, 64, 3, padding=1) for _ in range(CHAIN_LENGTH)))
+    x = torch.rand(1, 64, side, side)
+    if dtype is not None:
+        chain, x = chain.to(dtype), x.to(dtype)
+    return bare_forward(chain, x, None), CHAIN_LENGTH * 64 * 64 * 9 * side * side
 
 
 def random_checkpoint(spec: str, scale: int):  # type: ignore[no-untyped-def]
@@ -273,14 +282,17 @@ def main() -> None:
     scale = 4
     x = torch.rand(1, 3, args.size, args.size)
     out_mp = (args.size * scale) ** 2 / 1e6
-    rates = {"fp32": conv_rate(None, args.repeat), "bf16": conv_rate(torch.bfloat16, args.repeat)}
+    rates: dict[str, float] = {}
     loaded = resolve_model(args.model, scale=None)
     nets = {f"{args.model} (bare)": loaded.model, **{name: REGISTRY.build(ArchConfig(arch, scale, kwargs))
                                                       for name, (arch, kwargs) in PEERS.items()}}
     rows = [{"model": name, "params": sum(p.numel() for p in net.parameters()),
              "macs_per_output_px": round(macs_per_output_pixel(net, scale))} for name, net in nets.items()]
     for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        seconds = interleaved_best_times({name: bare_forward(net, x, dtype) for name, net in nets.items()}, args.repeat)
+        chain, chain_macs = conv_chain(dtype, args.size)
+        seconds = interleaved_best_times({CONV_CHAIN: chain, **{name: bare_forward(net, x, dtype)
+                                                                for name, net in nets.items()}}, args.repeat)
+        rates[label] = chain_macs / seconds[CONV_CHAIN]
         for row in rows:
             mp_s = out_mp / seconds[row["model"]]
             row[f"{label}_mp_per_s"] = round(mp_s, 3)
@@ -316,6 +328,8 @@ def main() -> None:
                   if ("onnxruntime" in label) == backend_is_ort}
         if not backend_is_ort:
             chosen[yardstick] = bare_forward(nets[yardstick], x, None)
+            auto_dtype = upscalers["auto whole"].precision.dtype
+            chosen[CONV_CHAIN], chain_macs = conv_chain(None if auto_dtype == torch.float32 else auto_dtype, args.size)
         seconds.update(interleaved_best_times(chosen, args.repeat))
     for label, upscaler in upscalers.items():
         product[label] = {"precision": upscaler.precision.name, "mp_per_s": round(out_mp / seconds[label], 3)}
@@ -330,6 +344,9 @@ def main() -> None:
         "conv_rate_gmac_per_s": {k: round(v / 1e9, 1) for k, v in rates.items()},
         "models": rows, "product_path": product,
         "default_auto_vs_srvgg_fp32": round(seconds[yardstick] / seconds["auto whole"], 2),  # same stretch of time
+        "default_auto_share_of_conv_rate": round(  # in auto's precision, the conv chain timed in the same rounds
+            out_mp * 1e6 * rows[0]["macs_per_output_px"] / seconds["auto whole"] / (chain_macs / seconds[CONV_CHAIN]), 3),
+        "conv_rate_beside_product_gmac_per_s": round(chain_macs / seconds[CONV_CHAIN] / 1e9, 1),
         "candidates_auto_vs_default_auto": {spec: round(product[f"{spec} auto whole"]["mp_per_s"] / whole["mp_per_s"], 2)
                                             for spec in candidates},
         **{k: v for k, v in tiling.items() if k.startswith("tiled_") or k == "tiles"},
