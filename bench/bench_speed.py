@@ -236,7 +236,8 @@ def main() -> None:
     parser.add_argument("--candidate", action="append", default=None,
                         help="also timed through the product path, with its ratio to the default: a model as --model "
                              "takes it (e.g. the fast imdn-small-x4) or ARCH:key=value,... with random weights "
-                             "(default span:feature_channels=48, issue 16's ≥ 1.8× question); repeatable; 'none' to skip")
+                             "(default span:feature_channels=48, issue 16's ≥ 1.8× question), with @PRECISION to "
+                             "force one (span-x4@bf16); repeatable; 'none' to skip")
     parser.add_argument("--engine-only", action="store_true",
                         help="only the engine's own cost around a free network at --size (whole image)")
     parser.add_argument("--memory-only", action="store_true", help="only the large-image peak memory (no timing)")
@@ -310,9 +311,11 @@ def main() -> None:
     runs = [("auto whole", loaded, {"tile": 0}), ("onnxruntime whole", loaded, {"tile": 0, "backend": "onnxruntime"})]
     candidates = [c for c in (args.candidate or ["span:feature_channels=48"]) if c != "none"]
     for spec in candidates:
-        model = random_checkpoint(spec, scale) if ":" in spec else resolve_model(spec, scale=None)
-        runs += [(f"{spec} auto whole", model, {"tile": 0}),
-                 (f"{spec} onnxruntime whole", model, {"tile": 0, "backend": "onnxruntime"})]
+        name, _, forced = spec.partition("@")  # span-x4@bf16: that precision instead of auto
+        model = random_checkpoint(name, scale) if ":" in name else resolve_model(name, scale=None)
+        runs += [(f"{spec} auto whole", model, {"tile": 0, "precision": forced or "auto"})]
+        if not forced:
+            runs += [(f"{spec} onnxruntime whole", model, {"tile": 0, "backend": "onnxruntime"})]
     upscalers = {}
     for label, model, kwargs in runs:
         try:
