@@ -16,7 +16,8 @@ and the decoder as slr-up-xS, each naming the other as its pair):
 
 Every figure is measured by this script with the `jdsr eval` protocol (jdsr_cli.commands.evaluation) on
 ../shared/data (PSNR-Y/SSIM-Y, crop = scale); nothing is copied from the training log except the
-recipe (steps, wall-clock, hardware) that config.json already records.
+recipe (steps, wall-clock, hardware) that config.json already records. Each upscaler's bf16 cost
+(``bf16_delta_db``, Set5+Set14) is measured too.
 """
 
 from __future__ import annotations
@@ -78,6 +79,19 @@ def measure_realistic(model: torch.nn.Module, clean: torch.nn.Module, scale: int
                          "bicubic_psnr": round(scores["bicubic"].psnr, 3)}
         print(f"{name} realistic", results[name], flush=True)
     return results
+
+
+def measure_bf16_delta(model: torch.nn.Module, scale: int, data: Path) -> float:
+    """bf16 − fp32 mean PSNR-Y over Set5+Set14 (the manifest's ``bf16_delta_db``: auto avoids bf16 for a model that
+    loses more than 0.02 dB; tests/test_bundled.py re-measures it). Slow where the CPU emulates bf16 (~9× fp32)."""
+    means = {}
+    for precision in (Precision("fp32", torch.float32), Precision("bf16", torch.bfloat16)):
+        upscaler = Upscaler(model, scale=scale, device=torch.device("cpu"), precision=precision, tile=0)
+        scores = [s.psnr for name in ("Set5", "Set14") for s in evaluate_set(upscaler, find_set(data, name)).images]
+        means[precision.name] = sum(scores) / len(scores)
+    delta = round(means["bf16"] - means["fp32"], 3)
+    print(f"bf16 - fp32 on Set5+Set14: {delta:+.3f} dB", flush=True)
+    return delta
 
 
 def copy_checkpoint(source: Path, name: str, loaded: Any) -> Path:
@@ -181,7 +195,7 @@ def main() -> None:
         scale = loaded.config.scale
         label = MetricConvention.standard(scale).psnr_label
         metrics = {"convention": f"{label}, MATLAB-bicubic LR", **measure(loaded.model, scale, args.data)}
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"bf16_delta_db": measure_bf16_delta(loaded.model, scale, args.data)}
         if args.clean:
             from jdsr_cli.checkpoints.resolve import resolve_model
 
