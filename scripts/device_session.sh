@@ -8,13 +8,13 @@
 #                                                          # (it trains into runs/; jdsr refuses to overwrite a run)
 #
 # Jobs (each a plain jdsr command; configs/ hold the recipes, flags below only adapt them to this machine), chosen
-# by JOBS (space-separated; default: the ones still pending):
+# by JOBS (space-separated; default: none, all done; the CUDA checks still run):
 #   span        span-x4 + span-x4-ft: issue 16's SPAN candidate (done 2026-11-30: under imdn-x4, not adopted)
 #   small       imdn-small-x4/-x2: issue 15's fast models (done 2026-11-30: bundled)
 #   photo       photo-x4, photo-x2: issue 17's photo models (done 2026-11-30: bundled, the defaults)
 #   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml;
-#               both bundled from CPU runs, photo-x4 at 4000 steps and photo-x2 at 1000: a GPU run here is
-#               only worth it at more steps than those, e.g. photo-x2-mix's 4000)
+#               both bundled from CPU runs at their full 4000 steps (photo-x2 in bf16 on an AMX CPU,
+#               2026-12-01): a GPU run here is only worth it at more steps than that)
 # At DEADLINE seconds any job still running gets SIGTERM (it stops at a step boundary; its last/ is kept and
 # `jdsr train --resume` continues it). Results come back as one .tgz per run plus logs.tgz in $OUT: best/, the
 # log and config, and last/config.json only (SPAN's last/ is 42 MB, over the tool's 16 MiB per file) except
@@ -25,7 +25,7 @@ DEV=${DEV:-cuda}
 TINY=${TINY:-0}
 DEADLINE=${DEADLINE:-460}
 DATA=.devdata/train
-JOBS=${JOBS:-photo-mix}
+JOBS=${JOBS:-}  # nothing pending: by default only the CUDA checks below (bench_cuda: the engine ceiling)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
 LOGS=runs/device-logs
 mkdir -p "$LOGS" "$OUT"
