@@ -336,9 +336,12 @@ def test_precision_rules(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     from jdsr_cli.engine import device
 
-    for flags, native in (({"avx2", "fma"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16"}, True)):
+    cases = (({"avx2", "fma"}, []), ({"avx512f", "avx512_bf16"}, ["AVX512-BF16"]),
+             ({"amx_bf16", "avx512_bf16", "amx_tile"}, ["AMX-BF16", "AVX512-BF16"]))
+    for flags, features in cases:
         monkeypatch.setattr(device, "_cpu_flags", lambda flags=flags: flags)
-        assert device.cpu_bf16_is_native() is native
+        assert device.cpu_bf16_features() == features  # what `jdsr doctor` names
+        assert device.cpu_bf16_is_native() is bool(features)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

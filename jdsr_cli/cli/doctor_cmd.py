@@ -24,7 +24,7 @@ def doctor() -> None:
     from rich.table import Table
 
     from jdsr_cli import __version__
-    from jdsr_cli.engine.device import cpu_bf16_is_native, mps_available, resolve_device
+    from jdsr_cli.engine.device import cpu_bf16_features, cpu_bf16_is_native, mps_available, resolve_device
 
     table = Table(title="jdsr doctor", show_header=False)
     table.add_column("item")
@@ -35,8 +35,7 @@ def doctor() -> None:
         table.add_row(package, _version(package))
     table.add_row("cpu threads (torch)", f"{torch.get_num_threads()} of {os.cpu_count()} cores")
     table.add_row("host allocator", _allocator_summary())
-    table.add_row("cpu bf16", "native (AVX512-BF16 or AMX)" if cpu_bf16_is_native()
-                  else "emulated: use fp32 on this CPU (bf16 ran ~9× slower than fp32 on such a CPU)")
+    table.add_row("cpu bf16", _cpu_bf16_summary(cpu_bf16_features(), cpu_bf16_is_native()))
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)
@@ -70,3 +69,11 @@ def _allocator_summary() -> str:
     kept = "glibc keeps freed blocks" if tuning.glibc_keeps_freed_memory else "glibc untouched (no mallopt)"
     pages = "torch huge pages on" if tuning.torch_huge_pages else "torch huge pages off"
     return f"{kept}, {pages} ({OPT_OUT_VARIABLE}=1 turns both off)"
+
+
+def _cpu_bf16_summary(features: list[str] | None, native: bool) -> str:
+    """Which native bf16 units this CPU has (what `--precision auto` acts on), or why bf16 is best avoided here."""
+    if not native:
+        return "emulated: use fp32 on this CPU (bf16 ran ~9× slower than fp32 on such a CPU)"
+    named = " and ".join(features or []) or "oneDNN reports it"
+    return f"native ({named}): --precision auto runs bf16-safe models in bf16"
