@@ -116,6 +116,13 @@ def test_still_files_come_back_as_images(tmp_path: Path) -> None:
         assert isinstance(result, Image) and result.size == (6, 4)
 
 
+def test_an_unreadable_file_is_named_in_the_error(tmp_path: Path) -> None:
+    """The error names the user's file, not an internal "<bytes>" placeholder."""
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match=r"^.*bad\.jpg: not a recognised image format"):
+        read_frames(tmp_path / "bad.jpg")
+
+
 def test_multi_page_tiff_is_not_an_animation(tmp_path: Path) -> None:
     pages = [PILImage.new("RGB", (6, 4), c) for c in ("red", "blue")]
     pages[0].save(tmp_path / "p.tif", save_all=True, append_images=pages[1:])

@@ -80,10 +80,14 @@ class Animation:
         return sum(self.durations_ms)
 
 
-def frame_count(source: str | os.PathLike[str] | bytes) -> int:
-    """Frames of an animated GIF, APNG or WebP (1 for any other image); cheap: nothing is decoded."""
+def frame_count(source: str | os.PathLike[str] | bytes, *, name: str | None = None) -> int:
+    """Frames of an animated GIF, APNG or WebP (1 for any other image); cheap: nothing is decoded.
+
+    ``name`` is what errors call the source (default: its path, or ``<bytes>``).
+    """
     data = source if isinstance(source, bytes) else read_bytes(source)
-    name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+    if name is None:
+        name = "<bytes>" if isinstance(source, bytes) else os.fspath(source)
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
     with integrity.capture_pillow_warnings():
@@ -118,7 +122,7 @@ def decode_frames(
     data: bytes, *, name: str = "<bytes>", max_pixels: int | None = None, strict: bool = False
 ) -> Image | Animation:
     """:func:`read_frames` for bytes held in memory."""
-    if not data or frame_count(data) == 1:
+    if not data or frame_count(data, name=name) == 1:
         return decode_image(data, name=name, max_pixels=max_pixels, strict=strict)
     limit = resolve_limit(max_pixels)
     with integrity.capture_pillow_warnings() as pillow_warnings:
