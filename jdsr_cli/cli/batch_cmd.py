@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
 # The options every image command takes, declared once (``name: OutputOption = None`` in a command).
-OutputOption = Annotated[Path | None, typer.Option("-o", "--output", help="Output folder (default: next to each input).")]
+OutputOption = Annotated[Path | None, typer.Option(
+    "-o", "--output", help="Output folder, or the output file's name for one input (default: next to each input).")]
 RecursiveOption = Annotated[
     bool, typer.Option("-r", "--recursive", help="Recurse into folders; mirror subfolders under -o.")
 ]

@@ -24,11 +24,13 @@ from jdsr_cli.errors import Interrupted, JdsrError, UsageError, one_line
 
 @dataclass(frozen=True)
 class OutputNaming:
-    """Where outputs go: ``{stem}{suffix}.{ext}`` next to the input, or mirrored under ``out_dir``."""
+    """Where outputs go: ``{stem}{suffix}.{ext}`` next to the input, mirrored under ``out_dir``, or
+    ``out_file`` exactly (a batch of one input)."""
 
     suffix: str
     out_dir: Path | None = None
     extension: str | None = None  # without the dot; None keeps the input's (when we can write it)
+    out_file: Path | None = None
 
     def __post_init__(self) -> None:
         separators = {"/", "\0"} | ({os.altsep} if os.altsep else set())
@@ -38,6 +40,8 @@ class OutputNaming:
     def path_for(self, item: InputFile) -> Path:
         from jdsr_cli.io.formats import default_output_extension
 
+        if self.out_file is not None:
+            return self.out_file
         ext = self.extension or default_output_extension(item.path.suffix)
         name = f"{item.path.stem}{self.suffix}.{ext}"
         folder = item.path.parent if self.out_dir is None else self.out_dir / item.relative.parent

@@ -1,5 +1,7 @@
 """Checks on where a command will write, made before any work: an unusable ``-o`` or ``--json`` is a
-usage error (exit 2, one line naming the option) instead of one failure per file or a traceback at the end."""
+usage error (exit 2, one line naming the option) instead of one failure per file or a traceback at the end.
+
+``-o`` is a folder, or the one output's file name when it ends in an image extension and is not a folder."""
 
 from __future__ import annotations
 
@@ -14,6 +16,27 @@ def check_output_folder(path: Path | None, option: str = "-o") -> None:
     if path is None:
         return
     _check_creatable(path.expanduser(), option)
+
+
+def check_output_file(
+    path: Path, shown: Path, *, fmt: str | None, suffix: str | None, lossless: bool = False
+) -> None:
+    """``-o NAME.EXT`` (one output file): writable, in a format we can write, agreeing with the options."""
+    from jdsr_cli.io.formats import format_from_path, format_supports_lossless, normalize_format
+    from jdsr_cli.io.plugins import missing_writer_message, writer_available
+
+    _check_creatable(path.parent, "-o", shown=shown)
+    canonical = format_from_path(path)
+    if canonical is None:
+        raise UsageError(f"-o {shown}: not an image file name")
+    if not writer_available(canonical):
+        raise UsageError(f"-o {shown}: {missing_writer_message(canonical)}")
+    if fmt is not None and normalize_format(fmt) != canonical:
+        raise UsageError(f"-o {shown}: a {canonical.upper()} file name, but --format {fmt}; drop one of them")
+    if lossless and not format_supports_lossless(canonical):
+        raise UsageError(f"--lossless: -o {shown} is {canonical.upper()}, which cannot be saved losslessly")
+    if suffix is not None:
+        raise UsageError(f"--suffix {suffix!r}: -o {shown} already names the output file")
 
 
 def check_report_file(path: Path | None, option: str = "--json") -> None:

@@ -96,22 +96,46 @@ class BatchRequest:
     height: int | None = None
     report: Path | None = None  # the --json path, checked up front
 
+    @property
+    def output_file(self) -> Path | None:
+        """``-o`` as the one output's exact path: it ends in an image extension and is not a folder.
+
+        ``jdsr upscale photo.jpg -o big.png`` writes ``big.png``, not a folder of that name.
+        """
+        from jdsr_cli.io.formats import format_from_path
+
+        if self.output is None or self.output.expanduser().is_dir() or format_from_path(self.output) is None:
+            return None
+        return self.output.expanduser()
+
+    @property
+    def output_folder(self) -> Path | None:
+        """``-o`` as the folder outputs go to (None: next to each input, or ``-o`` names a file)."""
+        return None if self.output_file is not None else self.output
+
     def check_destinations(self) -> None:
         """``-o``, ``--json`` and ``--suffix``, before any model is loaded or image read."""
         from jdsr_cli.commands.batch import OutputNaming
-        from jdsr_cli.commands.destinations import check_output_folder, check_report_file
+        from jdsr_cli.commands.destinations import check_output_file, check_output_folder, check_report_file
 
-        check_output_folder(self.output)
+        file = self.output_file
+        if file is not None:
+            check_output_file(file, self.output, fmt=self.write.fmt, suffix=self.suffix, lossless=self.write.lossless)
+        else:
+            check_output_folder(self.output)
         check_report_file(self.report)
-        OutputNaming(self.suffix or "", self.output, self.write.extension)
+        OutputNaming(self.suffix or "", self.output_folder, self.write.extension)
 
     def find_inputs(self) -> list[InputFile]:
         """Every input (never from inside ``-o``); a missing path or no image at all is a usage error."""
         from jdsr_cli.commands.inputs import collect_inputs
 
-        items = collect_inputs(self.inputs, recursive=self.recursive, output_dir=self.output)
+        items = collect_inputs(self.inputs, recursive=self.recursive, output_dir=self.output_folder)
         if not items:
             raise UsageError(f"no images found in {', '.join(self.inputs)}")
+        if self.output_file is not None and len(items) > 1:
+            raise UsageError(f"-o {self.output}: names one output file, but {len(items)} images were found; "
+                             "give a folder for several (-o out/)")
         return items
 
     def plan(self, items: list[InputFile], default_suffix: str) -> list[PlannedFile]:
@@ -120,7 +144,7 @@ class BatchRequest:
         from jdsr_cli.commands.sharding import plan_for_this_rank
 
         suffix = self.suffix if self.suffix is not None else default_suffix
-        naming = OutputNaming(suffix, self.output, self.write.extension)
+        naming = OutputNaming(suffix, self.output_folder, self.write.extension, out_file=self.output_file)
         return plan_for_this_rank(items, naming, overwrite=self.overwrite)
 
 
