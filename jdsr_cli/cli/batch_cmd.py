@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from jdsr_cli.commands.batch import BatchOutcome, FileReport
     from jdsr_cli.commands.imagejob import ImageJob
+    from jdsr_cli.engine.cpu_share import CpuShare
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
@@ -41,7 +42,7 @@ Describe = Callable[[dict[str, Any]], str]
 
 
 def run_and_finish(console: Console, job: ImageJob, *, fail_fast: bool, json_report: Path | None,
-                   describe: Describe, quiet: bool = False) -> None:
+                   describe: Describe, quiet: bool = False, cpu_share: CpuShare | None = None) -> None:
     """Show the banner, run the batch with progress, print failures and the summary, write the report, exit."""
     from jdsr_cli.cli.console import error_console
     from jdsr_cli.commands.report import batch_report, summary_line, write_report
@@ -50,7 +51,7 @@ def run_and_finish(console: Console, job: ImageJob, *, fail_fast: bool, json_rep
     if not quiet:
         for line in job.banner:
             console.print(line, markup=False)
-    outcome = _run_with_progress(console, job, fail_fast, describe)
+    outcome = _run_with_progress(console, job, fail_fast, describe, cpu_share)
     errors = error_console()
     _print_failures(errors, outcome)
     if outcome.interrupted is not None:
@@ -90,7 +91,9 @@ def _line(console: Console, report: FileReport, describe: Describe) -> None:
         console.print(f"skipped {report.input}: {report.error}", markup=False)
 
 
-def _run_with_progress(console: Console, job: ImageJob, fail_fast: bool, describe: Describe) -> BatchOutcome:
+def _run_with_progress(
+    console: Console, job: ImageJob, fail_fast: bool, describe: Describe, cpu_share: CpuShare | None
+) -> BatchOutcome:
     """Live bars (files + tiles of the current image) on a terminal; one line per file otherwise."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -98,7 +101,8 @@ def _run_with_progress(console: Console, job: ImageJob, fail_fast: bool, describ
     from jdsr_cli.commands.imagejob import run_image_job
 
     if not live_progress_allowed(console):
-        return run_image_job(job, fail_fast=fail_fast, on_done=lambda report: _line(console, report, describe))
+        return run_image_job(job, fail_fast=fail_fast, on_done=lambda report: _line(console, report, describe),
+                             cpu_share=cpu_share)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -118,4 +122,5 @@ def _run_with_progress(console: Console, job: ImageJob, fail_fast: bool, describ
             bars.advance(files)
             _line(console, report, describe)
 
-        return run_image_job(job, fail_fast=fail_fast, progress=on_tile, on_start=start, on_done=done)
+        return run_image_job(job, fail_fast=fail_fast, progress=on_tile, on_start=start, on_done=done,
+                             cpu_share=cpu_share)

@@ -35,6 +35,7 @@ def doctor() -> None:
         table.add_row(package, _version(package))
     table.add_row("cpu threads (torch)", f"{torch.get_num_threads()} of {os.cpu_count()} cores")
     table.add_row("host allocator", _allocator_summary())
+    table.add_row("cpu sharing", _cpu_share_summary())
     table.add_row("cpu bf16", _cpu_bf16_summary(cpu_bf16_features(), cpu_bf16_is_native()))
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
@@ -69,6 +70,16 @@ def _allocator_summary() -> str:
     kept = "glibc keeps freed blocks" if tuning.glibc_keeps_freed_memory else "glibc untouched (no mallopt)"
     pages = "torch huge pages on" if tuning.torch_huge_pages else "torch huge pages off"
     return f"{kept}, {pages} ({OPT_OUT_VARIABLE}=1 turns both off)"
+
+
+def _cpu_share_summary() -> str:
+    from jdsr_cli.engine.cpu_share import OPT_OUT_VARIABLE, off_reason
+
+    reason = off_reason()
+    if reason is not None:
+        return f"off ({reason}): upscale and downscale keep torch's thread count"
+    return (f"on: upscale and downscale use one thread per core other processes leave idle "
+            f"({OPT_OUT_VARIABLE}=0 turns it off)")
 
 
 def _cpu_bf16_summary(features: list[str] | None, native: bool) -> str:

@@ -61,7 +61,9 @@ def downscale(
     """
     from jdsr_cli.commands.downscale_job import DownscaleRequest, prepare_downscale
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
+    from jdsr_cli.engine.cpu_share import CpuShare
 
+    share = CpuShare()  # counted from here: the model's loading is the first window
     job = prepare_downscale(DownscaleRequest(
         inputs=inputs, scale=scale, output=output, method=method, model=model, fit=fit, width=width, height=height,
         recursive=recursive, suffix=suffix, overwrite=overwrite, read=ReadOptions(max_pixels, strict),
@@ -69,7 +71,7 @@ def downscale(
         report=json_report, seed=seed,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
-                   quiet=quiet)
+                   quiet=quiet, cpu_share=share)
 
 
 def _describe(d: dict[str, Any]) -> str:

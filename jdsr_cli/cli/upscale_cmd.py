@@ -64,8 +64,10 @@ def upscale(
     Examples: jdsr upscale photo.png | jdsr upscale ~/Pictures -r -o out/ | jdsr upscale a.jpg -s 2 --outscale 1.5
     """
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
+    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
 
+    share = CpuShare()  # counted from here: the model's loading is the first window
     job = prepare_upscale(UpscaleRequest(
         inputs=inputs, output=output, scale=scale, model=model, recursive=recursive, suffix=suffix,
         overwrite=overwrite, read=ReadOptions(max_pixels, strict),
@@ -75,7 +77,7 @@ def upscale(
         denoise=denoise, denoise_from=denoise_from,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
-                   quiet=quiet)
+                   quiet=quiet, cpu_share=share)
 
 
 def _describe(d: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageErro
 if TYPE_CHECKING:
     from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
     from jdsr_cli.commands.inputs import InputFile
+    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.engine.upscaler import ProgressCallback
     from jdsr_cli.io.animation import Animation
     from jdsr_cli.io.image import Image
@@ -309,10 +310,13 @@ def run_image_job(
     progress: ProgressCallback | None = None,
     on_start: Callable[[int, PlannedFile], None] | None = None,
     on_done: Callable[[FileReport], None] | None = None,
+    cpu_share: CpuShare | None = None,
 ) -> BatchOutcome:
     """Run the planned batch with SIGINT/SIGTERM caught: the outcome always says what was done.
 
-    Stale temp files of ours (from a killed run) are removed from the output folders first.
+    Stale temp files of ours (from a killed run) are removed from the output folders first. A ``cpu_share``
+    (:mod:`jdsr_cli.engine.cpu_share`) re-counts the idle cores before each file and after each tile batch;
+    torch's thread count is given back at the end.
     """
     from jdsr_cli.commands.batch import run_batch
     from jdsr_cli.commands.interrupts import signals_as_exceptions
@@ -320,5 +324,30 @@ def run_image_job(
 
     for folder in sorted({planned.output.parent for planned in job.plan}):
         remove_stale_temp_files(folder)
-    with signals_as_exceptions():
-        return run_batch(job.plan, job.processor(progress), fail_fast=fail_fast, on_start=on_start, on_done=on_done)
+    if cpu_share is not None:
+        progress, on_start = _sharing(cpu_share, progress, on_start)
+    try:
+        with signals_as_exceptions():
+            return run_batch(job.plan, job.processor(progress), fail_fast=fail_fast, on_start=on_start,
+                             on_done=on_done)
+    finally:
+        if cpu_share is not None:
+            cpu_share.restore()
+
+
+def _sharing(
+    share: CpuShare, progress: ProgressCallback | None, on_start: Callable[[int, PlannedFile], None] | None
+) -> tuple[ProgressCallback, Callable[[int, PlannedFile], None]]:
+    """``progress`` and ``on_start`` that first let ``share`` adjust the thread count."""
+
+    def tile_done(done: int, total: int) -> None:
+        share.adjust()
+        if progress is not None:
+            progress(done, total)
+
+    def file_start(index: int, planned: PlannedFile) -> None:
+        share.adjust()
+        if on_start is not None:
+            on_start(index, planned)
+
+    return tile_done, file_start
