@@ -167,5 +167,18 @@ def test_doctor_says_whether_commands_share_the_cpu(monkeypatch: pytest.MonkeyPa
     assert off.exit_code == 0 and "off (JDSR_CPU_SHARE=0)" in off.output
     monkeypatch.delenv(cpu_share.OPT_OUT_VARIABLE)
     on = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "200"})
-    expected = "on: upscale and downscale" if sys.platform.startswith("linux") else "off (no /proc/stat"
+    expected = "on: upscale, downscale and eval" if sys.platform.startswith("linux") else "off (no /proc/stat"
     assert expected in on.output
+
+
+def test_eval_looks_after_each_image(monkeypatch: pytest.MonkeyPatch, data_dir: Path,
+                                     trained_checkpoint: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jdsr_cli.cli.main import app
+
+    calls = []
+    monkeypatch.setattr(CpuShare, "adjust", lambda self: calls.append(1) or 1)
+    result = CliRunner().invoke(app, ["eval", str(trained_checkpoint), "--data", str(data_dir), "--sets", "Set5"])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 5  # Set5's five images

@@ -77,8 +77,8 @@ def _cpu_share_summary() -> str:
 
     reason = off_reason()
     if reason is not None:
-        return f"off ({reason}): upscale and downscale keep torch's thread count"
-    return (f"on: upscale and downscale use one thread per core other processes leave idle "
+        return f"off ({reason}): upscale, downscale and eval keep torch's thread count"
+    return (f"on: upscale, downscale and eval use one thread per core other processes leave idle "
             f"({OPT_OUT_VARIABLE}=0 turns it off)")
 
 

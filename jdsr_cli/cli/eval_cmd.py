@@ -49,8 +49,10 @@ def evaluate(
     from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
     from jdsr_cli.commands.upscale import check_scale, create_upscaler
+    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.errors import UsageError
 
+    share = CpuShare()  # scores do not depend on the thread count; a run beside a training gains most
     console = make_console()
     data_dir = data or (Path(os.environ["JDSR_DATA"]) if os.environ.get("JDSR_DATA") else None)
     if data_dir is None:
@@ -88,7 +90,8 @@ def evaluate(
 
     results = []
     for set_dir in set_dirs:
-        result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler)  # type: ignore[arg-type]
+        result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler,  # type: ignore[arg-type]
+                              on_image=lambda _score: share.adjust())
         results.append(result)
         for _, reason in result.skipped:
             error_console().print(f"skipped {reason}", markup=False)
