@@ -9,8 +9,8 @@ each took 8–9× theirs. With one thread per core the other processes leave idl
 :class:`CpuShare` counts, between two looks, the CPU time all processes used (``/proc/stat``) less this
 process's own (``/proc/self/stat``), and sets torch's thread count to the cores left (at least 1, at most
 the count it started with). The image commands look before each file and after each tile batch, ``jdsr
-eval`` after each image. It
-changes the whole process, so the library never applies it on its own: the ``jdsr`` command does.
+eval`` after each image. It changes the whole process, so the library never applies it on its own: the
+``jdsr`` command does.
 ``JDSR_CPU_SHARE=0``, an ``OMP_NUM_THREADS`` in the environment, or a system without ``/proc`` (macOS,
 Windows) leave the thread count alone.
 """
