@@ -38,6 +38,16 @@ def test_counters_are_parsed_from_proc_files(tmp_path: Path) -> None:
     assert read_cpu_sample(str(tmp_path / "missing"), str(own)) is None
 
 
+def test_only_the_cpus_this_process_may_use_count(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  300 0 0 300 0 0 0 0\ncpu0 100 0 0 100 0 0 0 0\ncpu1 200 0 0 100 0 0 0 0\n"
+                    "cpu2 0 0 0 100 0 0 0 0\nintr 1 2 3\n")
+    own = tmp_path / "self"
+    own.write_text("1 (x) R 1 2 3 4 5 6 7 8 9 10 5 5 0 0 20 0 4 0 1\n")
+    assert read_cpu_sample(str(stat), str(own), cpus=frozenset({1, 2})) == CpuSample(busy=200, total=400, own=10)
+    assert read_cpu_sample(str(stat), str(own), cpus=frozenset({7})) is None  # no such CPU: no sample
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
 def test_this_process_own_time_is_counted() -> None:
     before = read_cpu_sample()
@@ -59,7 +69,7 @@ def restore_threads():  # type: ignore[no-untyped-def]
 
 def _scripted(monkeypatch: pytest.MonkeyPatch, samples: list[CpuSample]) -> None:
     feed = iter(samples)
-    monkeypatch.setattr(cpu_share, "read_cpu_sample", lambda: next(feed))
+    monkeypatch.setattr(cpu_share, "read_cpu_sample", lambda **_: next(feed))
     monkeypatch.setattr(cpu_share, "MIN_WINDOW_S", 0.0)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv(cpu_share.OPT_OUT_VARIABLE, raising=False)

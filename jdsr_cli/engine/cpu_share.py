@@ -6,11 +6,12 @@ core waits for its time slice while the others spin: on the 2-core development V
 of a 256² image took 3–4× its time beside one busy core, and two ``jdsr upscale`` runs side by side
 each took 8–9× theirs. With one thread per core the other processes leave idle there is no one to wait for.
 
-:class:`CpuShare` counts, between two looks, the CPU time all processes used (``/proc/stat``) less this
-process's own (``/proc/self/stat``), and sets torch's thread count to the cores left (at least 1, at most
-the count it started with). The image commands look before each file and after each tile batch, ``jdsr
-eval`` after each image. It changes the whole process, so the library never applies it on its own: the
-``jdsr`` command does.
+:class:`CpuShare` counts, between two looks, the CPU time all processes used (``/proc/stat``; behind
+``taskset`` or a cpuset only on the CPUs this process may use) less this process's own
+(``/proc/self/stat``), and sets torch's thread count to the cores left (at least 1, at most the count it
+started with). The image commands look before each file and after each tile batch, ``jdsr eval`` after
+each image. It changes the whole process, so the library never applies it on its own: the ``jdsr``
+command does.
 ``JDSR_CPU_SHARE=0``, an ``OMP_NUM_THREADS`` in the environment, or a system without ``/proc`` (macOS,
 Windows) leave the thread count alone.
 """
@@ -36,22 +37,43 @@ class CpuSample:
     own: int
 
 
-def read_cpu_sample(stat: str = "/proc/stat", own_stat: str = "/proc/self/stat") -> CpuSample | None:
-    """The counters now, or None where the system has no ``/proc`` (or an unreadable one)."""
+def read_cpu_sample(
+    stat: str = "/proc/stat", own_stat: str = "/proc/self/stat", cpus: frozenset[int] | None = None
+) -> CpuSample | None:
+    """The counters now (over ``cpus`` only, when given: the ones this process may run on), or None where the
+    system has no ``/proc`` (or an unreadable one)."""
     try:
         with open(stat, encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
+            lines = [line.split() for line in f if line.startswith("cpu")]
         with open(own_stat, encoding="ascii") as f:
             after_name = f.read().rsplit(")", 1)[1].split()
+        rows = [row[1:] for row in lines if _counts(row[0], cpus)]
+        busy = total = 0
+        for row in rows:
+            fields = [int(v) for v in row] + [0] * (8 - len(row))
+            user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+            row_busy = user + nice + system + irq + softirq + steal  # guest time is already inside user and nice
+            busy, total = busy + row_busy, total + row_busy + idle + iowait
+        own = int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
     except (OSError, ValueError, IndexError):
         return None
-    if len(fields) < 4 or len(after_name) < 13:
+    return CpuSample(busy=busy, total=total, own=own) if rows else None
+
+
+def _counts(name: str, cpus: frozenset[int] | None) -> bool:
+    """Whether a ``/proc/stat`` row counts: the ``cpu`` total line, or ``cpuN`` for N in ``cpus``."""
+    if cpus is None:
+        return name == "cpu"
+    return name != "cpu" and int(name[3:]) in cpus
+
+
+def allowed_cpus() -> frozenset[int] | None:
+    """The CPUs this process may run on (affinity, cpusets), or None when that is every CPU or unknown."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
         return None
-    fields += [0] * (8 - len(fields))
-    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
-    busy = user + nice + system + irq + softirq + steal  # guest time is already inside user and nice
-    own = int(after_name[11]) + int(after_name[12])  # utime + stime, all threads
-    return CpuSample(busy=busy, total=busy + idle + iowait, own=own)
+    cpus = frozenset(getaffinity(0))
+    return None if len(cpus) == (os.cpu_count() or len(cpus)) else cpus
 
 
 def cores_left(before: CpuSample, after: CpuSample, cores: int) -> float:
@@ -77,8 +99,9 @@ class CpuShare:
 
     def __init__(self, max_threads: int | None = None, cores: int | None = None) -> None:
         self.max_threads = max_threads
-        self.cores = cores or os.cpu_count() or 1
-        self._last = read_cpu_sample() if _allowed() else None
+        self.cpus = allowed_cpus()  # behind taskset or a cpuset only those CPUs' load matters
+        self.cores = cores or (len(self.cpus) if self.cpus else os.cpu_count()) or 1
+        self._last = self._sample() if _allowed() else None
         self._last_time = time.monotonic()
         self.threads: int | None = None
 
@@ -100,7 +123,7 @@ class CpuShare:
         now = time.monotonic()
         if self.max_threads < 2 or now - self._last_time < MIN_WINDOW_S:
             return self.threads
-        sample = read_cpu_sample()
+        sample = self._sample()
         if sample is None:
             return self.threads
         wanted = threads_for(cores_left(self._last, sample, self.cores), self.max_threads)
@@ -109,6 +132,9 @@ class CpuShare:
             torch.set_num_threads(wanted)
             self.threads = wanted
         return self.threads
+
+    def _sample(self) -> CpuSample | None:
+        return read_cpu_sample(cpus=self.cpus) if self.cpus else read_cpu_sample()
 
     def restore(self) -> None:
         """Give torch back the thread count it had at the first look (a Python caller's process goes on)."""
