@@ -209,6 +209,33 @@ def test_an_unexpected_error_is_one_line_and_keeps_the_last_checkpoint(photos: P
     assert load_checkpoint(run / "last").meta["training"]["step"] == 4
 
 
+def test_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(photos: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.training import trainer as trainer_module
+
+    saves = {"count": 0}
+    real_save = torch.save
+
+    def save(obj, handle, *args, **kwargs):  # type: ignore[no-untyped-def]
+        saves["count"] += 1
+        if saves["count"] == 2:  # the second training state: the disk is full (a write error names no file)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.torch, "save", save)
+    run = tmp_path / "run"
+    result = jdsr("train", str(photos), *TINY, "--steps", "8", "--save-every", "2", "--val-every", "100",
+                  "--out", str(run))
+    assert result.exit_code == 1, result.output
+    [error] = [line for line in lines(result) if line.startswith("error:")]
+    assert f"No space left on device: '{run / 'last'}'" in error, error
+    assert f"{run / 'last'} (step 2) is kept" in error, error
+    assert load_checkpoint(run / "last").meta["training"]["step"] == 2
+
+
 def test_an_unexpected_error_before_the_start_is_one_line(photos: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import jdsr_cli.training.methods as methods
