@@ -136,6 +136,7 @@ class _CountingShare:
     def __init__(self) -> None:
         self.calls = 0
         self.restored = False
+        self.threads, self.max_threads = 1, 2
 
     def adjust(self) -> int:
         self.calls += 1
@@ -161,6 +162,7 @@ def test_image_jobs_look_before_each_file_and_after_each_tile_batch(tmp_path: Pa
     outcome = run_image_job(job, cpu_share=share)  # type: ignore[arg-type]
     assert share.restored
     assert outcome.count("done") == 2
+    assert all(r.details["threads"] == 1 and r.details["max_threads"] == 2 for r in outcome.reports)
     tiles = [report.details["tiles"] for report in outcome.reports]
     assert min(tiles) > 1
     assert share.calls == sum(1 + n for n in tiles)  # each file: once before it, once after each of its tiles
@@ -192,3 +194,10 @@ def test_eval_looks_after_each_image(monkeypatch: pytest.MonkeyPatch, data_dir: 
     result = CliRunner().invoke(app, ["eval", str(trained_checkpoint), "--data", str(data_dir), "--sets", "Set5"])
     assert result.exit_code == 0, result.output
     assert len(calls) == 5  # Set5's five images
+
+
+def test_the_progress_line_says_when_a_file_ran_on_fewer_threads() -> None:
+    from jdsr_cli.cli.batch_cmd import _shared_cpu
+
+    assert _shared_cpu({"threads": 1, "max_threads": 2}) == ", 1 of 2 CPU threads (others busy)"
+    assert _shared_cpu({"threads": 2, "max_threads": 2}) == "" and _shared_cpu({}) == ""

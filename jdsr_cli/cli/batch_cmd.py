@@ -80,7 +80,7 @@ def _line(console: Console, report: FileReport, describe: Describe) -> None:
         d = report.details
         console.print(
             f"done    {report.input} -> {report.output} ({d['size_in'][0]}x{d['size_in'][1]} -> "
-            f"{d['size_out'][0]}x{d['size_out'][1]}, {report.seconds:.2f} s, {describe(d)})",
+            f"{d['size_out'][0]}x{d['size_out'][1]}, {report.seconds:.2f} s, {describe(d)}{_shared_cpu(d)})",
             markup=False,
         )
         if d.get("note"):
@@ -89,6 +89,14 @@ def _line(console: Console, report: FileReport, describe: Describe) -> None:
             console.print(f"        warning: {warning}", style="yellow", markup=False)
     elif report.status == "skipped":
         console.print(f"skipped {report.input}: {report.error}", markup=False)
+
+
+def _shared_cpu(d: dict[str, Any]) -> str:
+    """", 1 of 2 CPU threads (others busy)" when CPU sharing ran this file on fewer threads than it could."""
+    threads, most = d.get("threads"), d.get("max_threads")
+    if threads is None or most is None or threads >= most:
+        return ""
+    return f", {threads} of {most} CPU threads (others busy)"
 
 
 def _run_with_progress(

@@ -324,15 +324,28 @@ def run_image_job(
 
     for folder in sorted({planned.output.parent for planned in job.plan}):
         remove_stale_temp_files(folder)
+    process = job.processor(progress)
     if cpu_share is not None:
         progress, on_start = _sharing(cpu_share, progress, on_start)
+        process = _noting_threads(cpu_share, job.processor(progress))
     try:
         with signals_as_exceptions():
-            return run_batch(job.plan, job.processor(progress), fail_fast=fail_fast, on_start=on_start,
-                             on_done=on_done)
+            return run_batch(job.plan, process, fail_fast=fail_fast, on_start=on_start, on_done=on_done)
     finally:
         if cpu_share is not None:
             cpu_share.restore()
+
+
+def _noting_threads(share: CpuShare, process: ProcessFn) -> ProcessFn:
+    """``process`` whose details also say how many CPU threads the file ended on (``threads``)."""
+
+    def noted(item: InputFile, output: Path) -> dict[str, Any]:
+        details = process(item, output)
+        if share.threads is not None:
+            details = {**details, "threads": share.threads, "max_threads": share.max_threads}
+        return details
+
+    return noted
 
 
 def _sharing(
