@@ -176,3 +176,18 @@ def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="ckpt"):
         save_checkpoint(tmp_path / "ckpt", NEW, tiny_config())
     assert (tmp_path / "ckpt").read_text() == "not a folder" and _ours(tmp_path) == []
+
+
+def test_a_write_error_without_a_file_name_names_the_folder(tmp_path: Path) -> None:
+    """A full disk fails a write() with no file name; the error says which folder could not be replaced."""
+    from jdsr_cli.checkpoints.swap import replace_folder
+
+    target = tmp_path / "ckpt"
+    target.mkdir()
+    (target / "keep.txt").write_text("old")
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        with replace_folder(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert (target / "keep.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]

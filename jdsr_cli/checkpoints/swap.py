@@ -71,9 +71,12 @@ def replace_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
             _carry_over(target, staging)
             _sync_tree(staging)
             _swap(target, staging, sibling(target, BACKUP, token))
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(OSError):
                 _remove(staging)
+            if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+                # a write error (a full disk) names no file: say which folder could not be written
+                raise OSError(error.errno, error.strerror, os.fspath(folder)) from error
             raise
     finally:
         _ACTIVE.discard(token)

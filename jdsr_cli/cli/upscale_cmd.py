@@ -64,8 +64,8 @@ def upscale(
     Examples: jdsr upscale photo.png | jdsr upscale ~/Pictures -r -o out/ | jdsr upscale a.jpg -s 2 --outscale 1.5
     """
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
-    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
+    from jdsr_cli.engine.cpu_share import CpuShare
 
     share = CpuShare()  # counted from here: the model's loading is the first window
     job = prepare_upscale(UpscaleRequest(

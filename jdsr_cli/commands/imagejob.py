@@ -324,10 +324,11 @@ def run_image_job(
 
     for folder in sorted({planned.output.parent for planned in job.plan}):
         remove_stale_temp_files(folder)
-    process = job.processor(progress)
     if cpu_share is not None:
         progress, on_start = _sharing(cpu_share, progress, on_start)
-        process = _noting_threads(cpu_share, job.processor(progress))
+    process = job.processor(progress)
+    if cpu_share is not None:
+        process = _noting_threads(cpu_share, process)
     try:
         with signals_as_exceptions():
             return run_batch(job.plan, process, fail_fast=fail_fast, on_start=on_start, on_done=on_done)

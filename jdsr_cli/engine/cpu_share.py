@@ -101,7 +101,7 @@ class CpuShare:
         self.max_threads = max_threads
         self.cpus = allowed_cpus()  # behind taskset or a cpuset only those CPUs' load matters
         self.cores = cores or (len(self.cpus) if self.cpus else os.cpu_count()) or 1
-        self._last = self._sample() if _allowed() else None
+        self._last = self._sample() if _env_off_reason() is None else None
         self._last_time = time.monotonic()
         self.threads: int | None = None
 
@@ -134,7 +134,7 @@ class CpuShare:
         return self.threads
 
     def _sample(self) -> CpuSample | None:
-        return read_cpu_sample(cpus=self.cpus) if self.cpus else read_cpu_sample()
+        return read_cpu_sample(cpus=self.cpus)
 
     def restore(self) -> None:
         """Give torch back the thread count it had at the first look (a Python caller's process goes on)."""
@@ -142,10 +142,6 @@ class CpuShare:
         if torch is not None and self.threads is not None and self.threads != self.max_threads:
             torch.set_num_threads(self.max_threads)
             self.threads = self.max_threads
-
-
-def _allowed() -> bool:
-    return _env_off_reason() is None
 
 
 def off_reason() -> str | None:

@@ -354,19 +354,14 @@ class Trainer:
                                  extra=getattr(self.method, "recipe_extra", dict)())
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
-        try:
-            with shield, replace_folder(folder) as staging:  # parts and training state change as one
-                for part, (module, arch_config) in self.method.exports(deployed).items():
-                    name = "-".join(filter(None, (self.run_dir.name, part, which)))
-                    write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
-                                     training=recipe, metrics=metrics)
-                if which == "last":
-                    with open(staging / STATE_NAME, "wb") as handle:
-                        torch.save(to_cpu(self.state_dict()), handle)
-        except OSError as error:  # a full disk names no file: say which checkpoint could not be written
-            if error.filename is None and error.errno is not None:
-                raise OSError(error.errno, error.strerror, str(folder)) from error
-            raise
+        with shield, replace_folder(folder) as staging:  # parts and training state change as one
+            for part, (module, arch_config) in self.method.exports(deployed).items():
+                name = "-".join(filter(None, (self.run_dir.name, part, which)))
+                write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
+                                 training=recipe, metrics=metrics)
+            if which == "last":
+                with open(staging / STATE_NAME, "wb") as handle:
+                    torch.save(to_cpu(self.state_dict()), handle)
         if which == "last":
             self.saved_step = self.step
 
