@@ -291,13 +291,20 @@ def test_size_requirement_pads_and_crops() -> None:
     assert seen == [(24, 32)]
 
 
-def test_auto_tile_on_cpu_is_bounded() -> None:
-    from jdsr_cli.engine.upscaler import CPU_TILE_CAP
+def test_auto_tile_on_cpu_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jdsr_cli.engine import upscaler as engine
+    from jdsr_cli.engine.upscaler import CPU_TILE_CAP, MIN_TILE
 
+    # the tile follows the free memory the machine reports, so the test sets it (CI machines differ)
+    monkeypatch.setattr(engine, "free_memory_bytes", lambda device: 64 * 1024**3)
     up = Upscaler(Nearest(2), scale=2, device=torch.device("cpu"), precision=FP32, tile="auto")
     result = up.upscale(_image(50, 60))
     assert result.tile is None  # a small image fits in one pass
     assert up.upscale(_image(CPU_TILE_CAP + 40, 30)).tile == CPU_TILE_CAP  # larger ones in cache-sized tiles
+
+    monkeypatch.setattr(engine, "free_memory_bytes", lambda device: 256 * 1024**2)  # a busy machine
+    tight = up.upscale(_image(CPU_TILE_CAP + 40, 30)).tile
+    assert tight is not None and MIN_TILE <= tight < CPU_TILE_CAP and tight % 8 == 0
 
 
 def test_device_validation() -> None:
