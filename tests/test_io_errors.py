@@ -123,13 +123,28 @@ def test_decode_image_from_memory() -> None:
         decode_image(b"\x00" * 10, name="mem")
 
 
+def test_pillow_float_image_on_another_scale_is_refused(tmp_path: Path) -> None:
+    gray = rand8((6, 5, 1))[:, :, 0]
+    PILImage.fromarray(gray).convert("F").save(tmp_path / "f255.tif")  # Pillow's "F" holds 0..255 here
+    with pytest.raises(ImageReadError, match=r"^.*f255.tif: float samples run from \d+ to \d+, not 0..1"):
+        read_image(tmp_path / "f255.tif")
+    PILImage.fromarray(gray.astype(np.float32) / 255).save(tmp_path / "unit.tif")
+    np.testing.assert_allclose(read_image(tmp_path / "unit.tif").pixels[:, :, 0], gray / 255, atol=1e-6)
+
+
 def test_float_tiff_and_unsupported_tiff_layout(tmp_path: Path) -> None:
     tifffile = pytest.importorskip("tifffile")
     buf = io.BytesIO()
-    tifffile.imwrite(buf, np.array([[[0.0, 0.5, 2.0]]], dtype=np.float32), photometric="rgb")
+    tifffile.imwrite(buf, np.array([[[-0.1, 0.5, 1.2]]], dtype=np.float32), photometric="rgb")
     (tmp_path / "f.tif").write_bytes(buf.getvalue())
     img = read_image(tmp_path / "f.tif")
-    assert img.bit_depth == 16 and img.pixels[0, 0].tolist() == [0.0, 0.5, 1.0]
+    assert img.bit_depth == 16 and img.pixels[0, 0].tolist() == [0.0, 0.5, 1.0]  # editing overshoots are clipped
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.array([[[0.0, 128.0, 255.0]]], dtype=np.float32), photometric="rgb")
+    (tmp_path / "f255.tif").write_bytes(buf.getvalue())
+    with pytest.raises(ImageReadError, match=r"f255.tif: float samples run from 0 to 255, not 0..1"):
+        read_image(tmp_path / "f255.tif")  # rather than a white image
 
     buf = io.BytesIO()
     tifffile.imwrite(buf, rand16((3, 4, 2)), photometric="minisblack", extrasamples=["unassalpha"])

@@ -16,8 +16,12 @@ YCbCr, HSV         RGB (Pillow conversion)                                      
 LAB                RGB through LittleCMS (Lab D50 to sRGB); carries an sRGB profile    8
 I;16, I;16L/B/N    gray                                                                16
 I (32-bit int)     gray, clipped to 0..65535                                           16
-F (32-bit float)   gray, clipped to [0, 1]                                             16
+F (32-bit float)   gray, clipped to [0, 1]; refused if it is on another scale (below)     16
 =================  ==================================================================  =====
+
+Float samples are read as 0..1, the convention of image editors. Overshoots from editing are clipped;
+a float image that reaches past 1.5 or below -0.5 is on another scale (0..255 floats, HDR radiance) and
+is refused with its range rather than turned white: no single rescaling is right for both.
 
 Sources deeper than 8 bits that Pillow would reduce (16-bit colour PNG/TIFF, 10/12-bit AVIF and
 HEIC) are decoded by :mod:`jdsr_cli.io.highdepth` instead. A fully opaque alpha channel is kept:
@@ -36,9 +40,12 @@ from PIL import ImageCms
 from jdsr_cli.errors import ImageReadError
 from jdsr_cli.io.metadata import one_line
 
-__all__ = ["pil_to_array", "samples_to_float", "GRAY16_MODES"]
+__all__ = ["pil_to_array", "samples_to_float", "float_samples_to_unit", "GRAY16_MODES"]
 
 logger = logging.getLogger(__name__)
+
+#: Float samples past these are not a 0..1 image with editing overshoots but another scale.
+FLOAT_SCALE_LIMITS = (-0.5, 1.5)
 
 #: Pillow modes that already hold more than 8 bits per sample (gray only).
 GRAY16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
@@ -48,11 +55,23 @@ def _srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def _gray16(pil: PILImage.Image) -> np.ndarray:
+def float_samples_to_unit(arr: np.ndarray, name: str) -> np.ndarray:
+    """Float samples as float32 in [0, 1]; a file on another scale is refused (see the module docstring)."""
+    out = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    if out.size:
+        low, high = float(out.min()), float(out.max())
+        if low < FLOAT_SCALE_LIMITS[0] or high > FLOAT_SCALE_LIMITS[1]:
+            raise ImageReadError(
+                f"{name}: float samples run from {low:.4g} to {high:.4g}, not 0..1 (a 0..255 float or HDR "
+                "image); rescale or tone-map it to 0..1, or save it as 8/16-bit"
+            )
+    return np.clip(out, 0.0, 1.0)
+
+
+def _gray16(pil: PILImage.Image, name: str) -> np.ndarray:
     """I;16*, I and F modes as float32 H×W×1 in [0, 1]."""
     if pil.mode == "F":
-        arr = np.nan_to_num(np.asarray(pil, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(arr, 0.0, 1.0)[:, :, None]
+        return float_samples_to_unit(np.asarray(pil, dtype=np.float32), name)[:, :, None]
     arr = np.asarray(pil)
     if pil.mode == "I":
         arr = np.clip(arr, 0, 65535)
@@ -84,10 +103,12 @@ def _to_standard_mode(pil: PILImage.Image, icc: bytes | None) -> tuple[PILImage.
     return pil, icc
 
 
-def pil_to_array(pil: PILImage.Image, icc: bytes | None) -> tuple[np.ndarray, int, bytes | None]:
+def pil_to_array(
+    pil: PILImage.Image, icc: bytes | None, name: str = "image"
+) -> tuple[np.ndarray, int, bytes | None]:
     """Normalise a loaded Pillow image: (float32 H×W×C, bit depth, ICC profile to keep)."""
     if pil.mode in GRAY16_MODES:
-        return _gray16(pil), 16, icc
+        return _gray16(pil, name), 16, icc
     if pil.mode == "1":
         return np.asarray(pil, dtype=np.float32)[:, :, None], 8, icc
     pil, icc = _to_standard_mode(pil, icc)
@@ -120,8 +141,7 @@ def samples_to_float(arr: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     if arr.dtype == np.uint16:
         return np.divide(arr, 65535, dtype=np.float32), 16
     if arr.dtype in (np.float32, np.float64, np.float16):
-        out = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(out, 0.0, 1.0), 16
+        return float_samples_to_unit(arr, name), 16
     if np.issubdtype(arr.dtype, np.integer):
         return np.divide(np.clip(arr, 0, 65535), 65535, dtype=np.float32), 16
     raise ImageReadError(f"{name}: unsupported sample type {arr.dtype}")

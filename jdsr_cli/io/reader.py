@@ -107,7 +107,7 @@ def load_frame(pil: PILImage.Image, data: bytes, name: str, *, deep: bool = True
         meta = read_metadata(pil)
         if meta.warning:
             found.append(meta.warning)
-        arr, depth, icc = _pixels(pil, data, meta.icc, found) if deep else pil_to_array(pil, meta.icc)
+        arr, depth, icc = _pixels(pil, data, meta.icc, found, name) if deep else pil_to_array(pil, meta.icc, name)
     except ImageReadError:
         raise
     except MemoryError:
@@ -119,7 +119,7 @@ def load_frame(pil: PILImage.Image, data: bytes, name: str, *, deep: bool = True
 
 
 def _pixels(
-    pil: PILImage.Image, data: bytes, icc: bytes | None, found: list[str]
+    pil: PILImage.Image, data: bytes, icc: bytes | None, found: list[str], name: str
 ) -> tuple[np.ndarray, int, bytes | None]:
     """Pixels at the source's full depth when Pillow would reduce it; else Pillow's, normalised."""
     depth = highdepth.source_depth(data, pil)
@@ -128,7 +128,7 @@ def _pixels(
         if deep is not None:
             return deep, 16, icc
         found.append(f"read at 8 bits: the {depth}-bit {pil.format} decoder failed on this file")
-    return pil_to_array(pil, icc)
+    return pil_to_array(pil, icc, name)
 
 
 def finish_warnings(name: str, found: list[str], strict: bool) -> tuple[str, ...]:
