@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from jdsr_cli.errors import ImageReadError
 from jdsr_cli.io.image import Image, format_supports_16bit, read_image, write_image
 from tests.imagefiles import RNG, as8, as16, cv2_read, cv2_write, rand8, rand16
 
@@ -89,12 +90,16 @@ def test_i16_tiff_from_pillow(tmp_path: Path) -> None:
     assert np.array_equal(as16(img)[:, :, 0], src)
 
 
-def test_mode_i_and_f_are_clipped_gray16(tmp_path: Path) -> None:
-    ints = np.array([[-5, 0, 1000, 70000]], dtype=np.int32)
+def test_mode_i_and_f_are_gray16(tmp_path: Path) -> None:
+    ints = np.array([[0, 1, 1000, 65535]], dtype=np.int32)
     PILImage.fromarray(ints).save(tmp_path / "i.tif")
     img = read_image(tmp_path / "i.tif")
     assert img.bit_depth == 16 and img.channels == 1
-    assert as16(img)[0, :, 0].tolist() == [0, 0, 1000, 65535]
+    assert as16(img)[0, :, 0].tolist() == [0, 1, 1000, 65535]
+    for wide in ([[0, 70000]], [[-5, 100]]):  # past 16 bits, or signed: refused rather than clipped
+        PILImage.fromarray(np.array(wide, dtype=np.int32)).save(tmp_path / "wide.tif")
+        with pytest.raises(ImageReadError, match=rf"wide.tif: integer samples run from {wide[0][0]} to {wide[0][1]}"):
+            read_image(tmp_path / "wide.tif")
     floats = np.array([[-0.2, 0.25, 0.5, 1.3]], dtype=np.float32)  # overshoots; another scale is refused
     PILImage.fromarray(floats).save(tmp_path / "f.tif")
     img = read_image(tmp_path / "f.tif")

@@ -15,13 +15,14 @@ CMYK               RGB: through the embedded ICC profile to sRGB when there is o
 YCbCr, HSV         RGB (Pillow conversion)                                             8
 LAB                RGB through LittleCMS (Lab D50 to sRGB); carries an sRGB profile    8
 I;16, I;16L/B/N    gray                                                                16
-I (32-bit int)     gray, clipped to 0..65535                                           16
+I (32-bit int)     gray, 0..65535; refused if a sample is outside it                    16
 F (32-bit float)   gray, clipped to [0, 1]; refused if it is on another scale (below)     16
 =================  ==================================================================  =====
 
 Float samples are read as 0..1, the convention of image editors. Overshoots from editing are clipped;
 a float image that reaches past 1.5 or below -0.5 is on another scale (0..255 floats, HDR radiance) and
-is refused with its range rather than turned white: no single rescaling is right for both.
+is refused with its range rather than turned white: no single rescaling is right for both. Integer
+samples deeper than 16 bits are read as 0..65535 and refused, with their range, if one is outside it.
 
 Sources deeper than 8 bits that Pillow would reduce (16-bit colour PNG/TIFF, 10/12-bit AVIF and
 HEIC) are decoded by :mod:`jdsr_cli.io.highdepth` instead. A fully opaque alpha channel is kept:
@@ -74,8 +75,17 @@ def _gray16(pil: PILImage.Image, name: str) -> np.ndarray:
         return float_samples_to_unit(np.asarray(pil, dtype=np.float32), name)[:, :, None]
     arr = np.asarray(pil)
     if pil.mode == "I":
-        arr = np.clip(arr, 0, 65535)
+        _check_16bit_range(arr, name)
     return np.divide(arr, 65535, dtype=np.float32)[:, :, None]
+
+
+def _check_16bit_range(arr: np.ndarray, name: str) -> None:
+    """Wider integers are read as 16-bit; clipping a 32-bit image would turn it white (or black) unseen."""
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) > 65535):
+        raise ImageReadError(
+            f"{name}: integer samples run from {int(arr.min())} to {int(arr.max())}, not 0..65535; "
+            "rescale it to 16 bits first"
+        )
 
 
 def _to_standard_mode(pil: PILImage.Image, icc: bytes | None) -> tuple[PILImage.Image, bytes | None]:
@@ -143,5 +153,6 @@ def samples_to_float(arr: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     if arr.dtype in (np.float32, np.float64, np.float16):
         return float_samples_to_unit(arr, name), 16
     if np.issubdtype(arr.dtype, np.integer):
-        return np.divide(np.clip(arr, 0, 65535), 65535, dtype=np.float32), 16
+        _check_16bit_range(arr, name)
+        return np.divide(arr, 65535, dtype=np.float32), 16
     raise ImageReadError(f"{name}: unsupported sample type {arr.dtype}")
