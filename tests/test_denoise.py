@@ -64,6 +64,9 @@ def test_upscale_denoise_from_the_cli(models: tuple[Path, Path], tmp_path: Path)
     refused = runner.invoke(app, ["upscale", str(image), "--model", str(photo), "--denoise", "0.5", "-o",
                                   str(tmp_path / "x")])
     assert refused.exit_code == 2 and "has no clean counterpart" in refused.output
+    out_of_range = runner.invoke(app, ["upscale", str(image), "--model", str(photo), "--denoise", "2", "-o",
+                                       str(tmp_path / "y")])
+    assert out_of_range.exit_code == 2 and "--denoise 2: a strength between 0" in out_of_range.output  # first
 
 
 def test_a_manifest_entry_names_its_clean_model(tmp_path: Path) -> None:

@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
 
 
+def check_strength(strength: float) -> None:
+    """The one check of ``--denoise``'s value, made before anything else about it."""
+    if not 0.0 <= strength <= 1.0:
+        raise UsageError(f"--denoise {strength:g}: a strength between 0 (the clean model) and 1 (the photo model)")
+
+
 def interpolate(clean: LoadedModel, photo: LoadedModel, strength: float) -> LoadedModel:
     """The photo model with its weights moved towards the clean model's by 1 − ``strength``."""
-    if not 0.0 <= strength <= 1.0:
-        raise UsageError(f"--denoise {strength}: a strength between 0 (the clean model) and 1 (the photo model)")
+    check_strength(strength)
     if (clean.config.arch, clean.config.scale) != (photo.config.arch, photo.config.scale):
         raise UsageError(f"--denoise: {clean.name} ({clean.config.arch} ×{clean.config.scale}) and {photo.name} "
                          f"({photo.config.arch} ×{photo.config.scale}) are not the same architecture and scale")
@@ -38,6 +43,7 @@ def interpolate(clean: LoadedModel, photo: LoadedModel, strength: float) -> Load
 
 def with_denoise(loaded: LoadedModel, strength: float, clean_spec: str | None) -> LoadedModel:
     """``--denoise S`` (with ``--denoise-from M``, or the manifest's ``clean`` model of a photo model)."""
+    check_strength(strength)
     if strength == 1.0 and clean_spec is None:
         return loaded
     from jdsr_cli.checkpoints.resolve import resolve_model
