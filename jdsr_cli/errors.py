@@ -17,6 +17,19 @@ def one_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for Python's MemoryError and the out-of-memory errors of CUDA, MPS and torch's CPU allocator.
+
+    Read from the type's name and the message, so that code without torch (the batch runner) can ask too.
+    """
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    if isinstance(error, RuntimeError):
+        text = str(error).lower()
+        return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
+    return False
+
+
 class JdsrError(Exception):
     """Base class: an expected failure with a user-facing one-line message."""
 

@@ -108,6 +108,17 @@ def test_corrupt_file_is_reported_and_the_batch_goes_on(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_down_x2.png"]
 
 
+def test_a_size_larger_than_the_image_fails_that_file(tmp_path: Path) -> None:
+    """--height 20 over a folder shrinks the tall image and refuses the short one (it would enlarge it)."""
+    PILImage.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / "tall.png")
+    PILImage.fromarray(np.zeros((10, 30, 3), np.uint8)).save(tmp_path / "short.png")
+    result = runner.invoke(app, ["downscale", str(tmp_path), "--height", "20", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'short.png'}: 60x20 is larger than the image (30x10): jdsr downscale only shrinks" \
+        in " ".join(result.output.split())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tall_autox20.png"]
+
+
 def test_usage_errors_exit_2_before_any_work(tmp_path: Path) -> None:
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     for args in (["-s", "5"], ["-s", "2", "--method", "nearest"], ["--width", "4", "--method", "superior"],

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.registry import SizeRequirement
-from jdsr_cli.engine.device import Precision, is_out_of_memory, resolve_device, resolve_precision
+from jdsr_cli.engine.device import Precision, resolve_device, resolve_precision
 from jdsr_cli.engine.tiling import TileAccumulator, plan_tiles
 from jdsr_cli.engine.upscaler import Upscaler
-from jdsr_cli.errors import DeviceError
+from jdsr_cli.errors import DeviceError, is_out_of_memory
 
 FP32 = Precision("fp32", torch.float32)
 
@@ -233,6 +233,7 @@ def test_other_errors_are_not_treated_as_oom() -> None:
         Upscaler(Broken(), scale=2, device=torch.device("cpu"), precision=FP32, tile=0).upscale(_image(8, 8))
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"))
     assert not is_out_of_memory(ValueError("out of memory"))
+    assert is_out_of_memory(MemoryError()) and is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
 
 
 class NanInHalf(nn.Module):

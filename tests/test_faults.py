@@ -120,8 +120,14 @@ def test_the_memory_check_refuses_an_output_that_cannot_fit(
     assert "144x144" in error and "100.0 KiB is available" in error
 
 
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    # what torch's CPU allocator raises (a RuntimeError), e.g. inside a resize of a huge image
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 192000000000 bytes. Error code 12 (Cannot allocate memory)"),
+], ids=["MemoryError", "torch-cpu-allocator"])
 def test_out_of_memory_inside_one_file_fails_that_file_only(
-    tmp_path: Path, data_dir: Path, trained_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data_dir: Path, trained_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     import jdsr_cli.commands.upscale as upscale
 
@@ -129,7 +135,7 @@ def test_out_of_memory_inside_one_file_fails_that_file_only(
 
     def flaky(image, *args, **kwargs):  # type: ignore[no-untyped-def]
         if image.width == 72:  # bird
-            raise MemoryError
+            raise error
         return real(image, *args, **kwargs)
 
     monkeypatch.setattr(upscale, "upscale_image", flaky)

@@ -273,6 +273,9 @@ def downscale_image(
         pixels, fitted = fit_to_scale(pixels, size.scale, fit)
     fitted_image = replace(image, pixels=np.ascontiguousarray(pixels))
     out_w, out_h = size.target(pixels.shape[1], pixels.shape[0])
+    if out_w > pixels.shape[1] or out_h > pixels.shape[0]:
+        raise UsageError(f"{out_w}x{out_h} is larger than the image ({pixels.shape[1]}x{pixels.shape[0]}): "
+                         "jdsr downscale only shrinks (jdsr upscale --width/--height enlarges)")
     color, plane = fitted_image.color, fitted_image.alpha if alpha != "discard" else None
     if plane is not None:
         color = fill_transparent(color, plane)

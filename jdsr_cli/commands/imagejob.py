@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError
+from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError, is_out_of_memory
 
 if TYPE_CHECKING:
     from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
@@ -278,12 +278,14 @@ def _transform(
 ) -> tuple[Image, dict[str, Any]]:
     try:
         return transform(image, progress)
-    except MemoryError:
-        raise ResourceError(f"{path}: out of memory while making the {peak[0]}x{peak[1]} output") from None
     except JdsrError as error:  # every per-file message names its file
         if str(path) in str(error):
             raise
         raise type(error)(f"{path}: {error}") from None
+    except Exception as error:  # noqa: BLE001 - only memory errors are translated here
+        if is_out_of_memory(error):
+            raise ResourceError(f"{path}: out of memory while making the {peak[0]}x{peak[1]} output") from None
+        raise
 
 
 @dataclass(frozen=True)

@@ -95,16 +95,6 @@ def resolve_precision(requested: str, device: torch.device, *, supports_fp16: bo
     return Precision(requested, _DTYPES[requested])
 
 
-def is_out_of_memory(error: BaseException) -> bool:
-    """True for the out-of-memory errors of CUDA, MPS and the CPU allocator."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    if isinstance(error, RuntimeError):
-        text = str(error).lower()
-        return "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
-    return False
-
-
 def free_memory_bytes(device: torch.device) -> int | None:
     """Free memory usable for activations on ``device``, or None when it cannot be known."""
     if device.type == "cuda":

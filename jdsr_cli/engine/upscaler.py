@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.registry import SizeRequirement
-from jdsr_cli.engine.device import Precision, free_memory_bytes, is_out_of_memory
+from jdsr_cli.engine.device import Precision, free_memory_bytes
 from jdsr_cli.engine.tiling import Tile, TileAccumulator, plan_tiles
-from jdsr_cli.errors import DeviceError, NonFiniteOutputError
+from jdsr_cli.errors import DeviceError, NonFiniteOutputError, is_out_of_memory
 from jdsr_cli.io.quantize import quantize_tensor
 
 MIN_TILE = 32
