@@ -95,6 +95,23 @@ def test_resuming_a_folder_that_is_no_run_is_one_line(tmp_path: Path) -> None:
         assert str(folder) in line and "run" in line, line
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--lr", "-1"], "--lr -1: the learning rate must be above 0"),
+    (["--preset", "huge"], "'imdn' has no preset 'huge'; presets: default, small"),
+    (["--method", "superior-lr", "--arch", "imdn", "--config", "{encoder}"], "'slr-encoder' has no preset 'giant'"),
+])
+def test_bad_numbers_and_names_are_one_line_before_any_data_is_read(tmp_path: Path, args: list[str],
+                                                                    expected: str) -> None:
+    config = tmp_path / "encoder.toml"
+    config.write_text('encoder_preset = "giant"\n')
+    args = [arg.replace("{encoder}", str(config)) for arg in args]
+    result = jdsr("train", str(tmp_path / "no-data-needed"), "-s", "2", "--out", str(tmp_path / "run"), *args)
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert line.startswith(f"error: {expected}"), line
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(("option", "value", "saved"), [
     ("--arch", "imdn", "fsrcnn"), ("-s", "3", "2"), ("--method", "superior-lr", "supervised"),
     ("--preset", "fsrcnn-s", "none"), ("--lr", "0.01", "0.0002"), ("--ema-decay", "0.9", "0"),

@@ -50,6 +50,14 @@ class ArchSpec:
     #: the known model family a detected file belongs to (``jdsr models inspect``)
     family: str = ""
 
+    def preset_kwargs(self, preset: str | None) -> dict[str, Any]:
+        """The build arguments of a named preset (none for None); an unknown name is the user's error."""
+        if preset is None:
+            return {}
+        if preset not in self.presets:
+            raise UsageError(f"{self.name!r} has no preset {preset!r}; presets: {', '.join(self.presets)}")
+        return dict(self.presets[preset])
+
 
 @dataclass(frozen=True)
 class ArchConfig:
@@ -100,10 +108,7 @@ class ArchRegistry:
         return spec.build(scale=config.scale, **dict(config.kwargs))
 
     def build_preset(self, name: str, preset: str, scale: int, **overrides: Any) -> SRNet:
-        spec = self.get(name)
-        if preset not in spec.presets:
-            raise UsageError(f"{name!r} has no preset {preset!r}; presets: {', '.join(spec.presets)}")
-        kwargs = {**spec.presets[preset], **overrides}
+        kwargs = {**self.get(name).preset_kwargs(preset), **overrides}
         return self.build(ArchConfig(name, scale, kwargs))
 
     def detect(self, state_dict: Mapping[str, torch.Tensor]) -> ArchConfig:

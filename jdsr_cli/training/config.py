@@ -115,6 +115,17 @@ class TrainConfig:
                              "(fp16 would need loss scaling; bf16 has fp32's range)")
         if not 0 <= self.ema_decay < 1:
             raise UsageError("--ema-decay must be in [0, 1)")
+        if not self.lr > 0:
+            raise UsageError(f"--lr {self.lr:g}: the learning rate must be above 0")
+        self._check_presets()
+
+    def _check_presets(self) -> None:
+        """Architecture and preset names, before any data is read (the method builds the networks later)."""
+        from jdsr_cli.archs import REGISTRY
+
+        REGISTRY.get(self.arch).preset_kwargs(self.preset)
+        if self.method == "superior-lr":
+            REGISTRY.get("slr-encoder").preset_kwargs(self.encoder_preset)
 
     def to_toml(self) -> str:
         """The run's options as TOML; ``resume`` is an action, not an option, so it is never written (a run's

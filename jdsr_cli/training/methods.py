@@ -57,7 +57,7 @@ def _arch_config(config: TrainConfig) -> ArchConfig:
     spec = REGISTRY.get(config.arch)
     if spec.direction != "up":
         raise UsageError(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
-    kwargs = dict(spec.presets[config.preset]) if config.preset else {}
+    kwargs = spec.preset_kwargs(config.preset)
     kwargs.update(config.arch_kwargs)
     return ArchConfig(config.arch, config.scale, kwargs)
 
@@ -159,7 +159,7 @@ class SuperiorLR(SingleNetMethod):
         self.lr_weight = config.lr_weight
         self.sr_weight = config.sr_weight
         self.arch_config = _arch_config(config)  # the decoder: any registry SR architecture
-        encoder_kwargs = dict(REGISTRY.get("slr-encoder").presets[config.encoder_preset]) if config.encoder_preset else {}
+        encoder_kwargs = REGISTRY.get("slr-encoder").preset_kwargs(config.encoder_preset)
         encoder_kwargs.update(config.encoder_kwargs)
         self.encoder_config = ArchConfig("slr-encoder", config.scale, encoder_kwargs)
         self.net = RoundTrip(_build(self.encoder_config), _build(self.arch_config), config.slr_rounding)

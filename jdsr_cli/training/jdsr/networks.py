@@ -67,9 +67,11 @@ def build_peer(arch: str, preset: str, scale: int) -> tuple[nn.Module, ArchConfi
         raise UsageError(f"[jdsr] peer_arch: {error}") from None
     if spec.direction != "up":
         raise UsageError(f"[jdsr] peer_arch = {arch!r} is a downscaler; the peer is an upscaler")
-    if preset and preset not in spec.presets:
-        raise UsageError(f"[jdsr] peer_preset = {preset!r}: {arch} presets are {', '.join(spec.presets)}")
-    config = ArchConfig(arch, scale, dict(spec.presets[preset]) if preset else {})
+    try:
+        kwargs = spec.preset_kwargs(preset or None)
+    except UsageError as error:
+        raise UsageError(f"[jdsr] peer_preset: {error}") from None
+    config = ArchConfig(arch, scale, kwargs)
     return REGISTRY.build(config), config
 
 
