@@ -77,6 +77,34 @@ def test_a_disagreeing_export_is_refused_and_nothing_is_written(tiny: Path, tmp_
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_export_destinations_a_folder_a_new_folder_and_a_file_in_the_way(tiny: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import jdsr_cli.commands.export as export
+
+    runner = CliRunner()
+    (tmp_path / "exports").mkdir()
+    assert runner.invoke(app, ["models", "export", str(tiny), "-o", str(tmp_path / "exports")]).exit_code == 0
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["tiny-imdn.onnx"]  # the default name inside
+    new = tmp_path / "new" / "sub" / "m.onnx"
+    assert runner.invoke(app, ["models", "export", str(tiny), "-o", str(new)]).exit_code == 0 and new.is_file()
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(export, "onnx_bytes", lambda *a, **k: pytest.fail("exported before checking -o"))
+    result = runner.invoke(app, ["models", "export", str(tiny), "-o", str(tmp_path / "afile" / "m.onnx")])
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+
+
+def test_a_named_system_error_is_one_line_not_a_bug_report(tiny: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_disk(path: object, data: bytes) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("jdsr_cli.io.atomic.atomic_write_bytes", full_disk)
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(app, ["models", "export", str(tiny), "-o", str(out)])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {out}: No space left on device", result.output
+
+
 def test_span_exports_in_its_folded_form(tmp_path: Path) -> None:
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.export import export_onnx

@@ -39,6 +39,9 @@ def exit_for(error: BaseException) -> typer.Exit:
     if isinstance(error, MemoryError):
         console.print("error: out of memory", markup=False)
         return typer.Exit(EXIT_BUG)
+    if isinstance(error, OSError) and error.filename:  # the system's reason about a named file is not our bug
+        console.print(f"error: {error.filename}: {error.strerror or one_line(error)}", markup=False)
+        return typer.Exit(1)
     console.print(f"error: {type(error).__name__}: {one_line(error)} (this is a bug in jdsr; "
                   "re-run with --debug for the traceback and report it)", markup=False)
     return typer.Exit(EXIT_BUG)

@@ -131,7 +131,8 @@ def export(
     fmt: str = typer.Option("onnx", "--format", help="Only onnx for now."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (at least 18)."),
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and input/output (checked to 45 dB PSNR)."),
-    out: Path | None = typer.Option(None, "-o", "--output", help="The .onnx file (default: <model name>.onnx)."),
+    out: Path | None = typer.Option(None, "-o", "--output",
+                                    help="The .onnx file, or a folder for the default name (<model name>.onnx)."),
 ) -> None:
     """Export a model to ONNX with dynamic height and width, checked against PyTorch before it is written.
 
