@@ -289,3 +289,25 @@ def test_train_help_names_every_upscaler_architecture() -> None:
 
     missing = [name for name in REGISTRY.names() if name != "slr-encoder" and name not in ARCH_HELP]
     assert not missing, f"--arch help lacks {missing}"
+
+
+def test_live_bars_show_time_left_and_the_writing_phase(tmp_path: Path, trained_checkpoint: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal: a file bar, a tile bar with the time left, and 'writing' once the last tile is done."""
+    import io
+
+    from rich.console import Console
+
+    from jdsr_cli.cli import batch_cmd, console as console_module
+    from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
+
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    job = prepare_upscale(UpscaleRequest(inputs=[str(tmp_path / "a.png")], output=tmp_path / "out",
+                                         model=str(trained_checkpoint), tile=32, tile_overlap=4, batch_size=1))
+    monkeypatch.setattr(console_module.sys.stdout, "isatty", lambda: True, raising=False)
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120)
+    outcome = batch_cmd._run_with_progress(terminal, job, False, lambda details: "", None)
+    assert outcome.count("done") == 1
+    text = screen.getvalue()
+    assert "tiles done, writing" in text and " left " in text and "a.png" in text

@@ -103,7 +103,14 @@ def _run_with_progress(
     console: Console, job: ImageJob, fail_fast: bool, describe: Describe, cpu_share: CpuShare | None
 ) -> BatchOutcome:
     """Live bars (files + tiles of the current image) on a terminal; one line per file otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from jdsr_cli.cli.console import live_progress_allowed
     from jdsr_cli.commands.imagejob import run_image_job
@@ -114,17 +121,20 @@ def _run_with_progress(
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("left"), TimeRemainingColumn(compact=True),
         console=console, transient=False,
     ) as bars:
         files = bars.add_task("images", total=len(job.plan))
         tiles = bars.add_task("tiles", total=1, visible=False)
 
         def on_tile(done: int, total: int) -> None:
-            bars.update(tiles, completed=done, total=total, visible=True)
+            # after the last tile the file is still being assembled and encoded (seconds for a big PNG)
+            bars.update(tiles, completed=done, total=total, visible=True,
+                        description="tiles done, writing" if done == total else "tiles")
 
         def start(index: int, planned: Any) -> None:
             bars.update(files, description=f"{planned.item.path.name}")
-            bars.update(tiles, completed=0, visible=False)
+            bars.reset(tiles, total=1, visible=False, description="tiles")
 
         def done(report: FileReport) -> None:
             bars.advance(files)
