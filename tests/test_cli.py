@@ -298,7 +298,8 @@ def test_live_bars_show_time_left_and_the_writing_phase(tmp_path: Path, trained_
 
     from rich.console import Console
 
-    from jdsr_cli.cli import batch_cmd, console as console_module
+    from jdsr_cli.cli import batch_cmd
+    from jdsr_cli.cli import console as console_module
     from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
 
     PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
