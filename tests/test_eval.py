@@ -65,12 +65,17 @@ def test_eval_generates_lr_when_a_set_has_none(tmp_path: Path, data_dir: Path, t
     assert [i["name"] for i in entry["images"]] == ["img_001", "img_002"] and entry["psnr"] > 25
 
 
-def test_eval_usage_errors(tmp_path: Path, trained_checkpoint: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_eval_usage_errors(tmp_path: Path, data_dir: Path, trained_checkpoint: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("JDSR_DATA", raising=False)
     missing_data = runner.invoke(app, ["eval", str(trained_checkpoint)])
     assert missing_data.exit_code == 2 and "--data" in missing_data.output
     unknown_set = runner.invoke(app, ["eval", str(trained_checkpoint), "--data", str(tmp_path), "--sets", "Urban100"])
     assert unknown_set.exit_code == 2 and "Urban100" in unknown_set.output
+    wrong_scale = runner.invoke(app, ["eval", str(trained_checkpoint), "--data", str(data_dir), "-s", "4"])
+    assert wrong_scale.exit_code == 2 and "is a ×2 model; drop -s or pick a ×4 model" in wrong_scale.output
+    assert "--outscale" not in wrong_scale.output  # an upscale option: eval has none
+    unknown = runner.invoke(app, ["eval", "no-such-model", "--data", str(data_dir)])
+    assert unknown.exit_code == 2 and "MODEL 'no-such-model': not a file" in unknown.output
 
 
 def test_bicubic_baseline_reproduces_the_published_figure(data_dir: Path, tmp_path: Path) -> None:

@@ -68,8 +68,8 @@ def evaluate(
             raise UsageError("--denoise applies to a photo model, not to bicubic")
         upscaler, name, arch = bicubic_upscaler(scale, device), f"bicubic ×{scale}", "matlab-bicubic"
     else:
-        loaded = with_denoise(resolve_model(model, scale=scale), denoise, denoise_from)
-        check_scale(scale, loaded.config.scale, loaded.source)
+        loaded = with_denoise(resolve_model(model, scale=scale, option="MODEL"), denoise, denoise_from)
+        check_scale(scale, loaded.config.scale, loaded.source, outscale_hint=False)  # eval has no --outscale
         upscaler = create_upscaler(loaded, device=device, precision=precision, tile=0, tta=tta)
         name, arch = loaded.name or loaded.source, loaded.config.arch
     downscaler = None
@@ -85,7 +85,7 @@ def evaluate(
     if lr_from is not None:
         from jdsr_cli.commands.downscale import create_downscaler
 
-        encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale")
+        encoder = resolve_model(lr_from, scale=upscaler.scale, role="downscale", option="--lr-from")
         downscaler = create_downscaler("superior", loaded=encoder, device=device, tile=0)
 
     results = []

@@ -205,13 +205,12 @@ def _resize_to(pixels: np.ndarray, width: int, height: int, *, clamp: bool = Tru
     return (np.clip(out, 0.0, 1.0) if clamp else out).astype(np.float32)
 
 
-def check_scale(requested: int | None, model_scale: int, model_name: str) -> None:
+def check_scale(requested: int | None, model_scale: int, model_name: str, *, outscale_hint: bool = True) -> None:
     """Refuse a model whose scale contradicts an explicit ``-s`` instead of garbling the output."""
     if requested is not None and requested != model_scale:
-        raise UsageError(
-            f"--scale {requested} but {model_name} is a ×{model_scale} model; "
-            f"drop -s, pick a ×{requested} model, or use --outscale for other output sizes"
-        )
+        hint = ", or use --outscale for other output sizes" if outscale_hint else ""
+        raise UsageError(f"--scale {requested} but {model_name} is a ×{model_scale} model; "
+                         f"drop -s or pick a ×{requested} model{hint}")
 
 
 @dataclass(frozen=True)
