@@ -96,3 +96,24 @@ def test_eval_denoise_scores_the_interpolated_model(models: tuple[Path, Path], t
     assert scores(photo, "--denoise", "0.5", "--denoise-from", str(clean))[-1] == 0.5
     refused = runner.invoke(app, ["eval", "bicubic", "-s", "2", "--data", str(data_dir), "--denoise", "0.5"])
     assert refused.exit_code == 2 and "not to bicubic" in refused.output
+
+
+def test_an_interpolated_model_gets_its_own_onnx_cache_entry(models: tuple[Path, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--backend onnxruntime --denoise 0` ran the photo model's cached export (its file digest was kept)."""
+    import jdsr_cli.commands.export as export
+
+    monkeypatch.setenv("JDSR_CACHE_DIR", str(tmp_path / "cache"))
+    exported: list[str] = []
+
+    def fake_export(loaded, path):  # type: ignore[no-untyped-def]
+        exported.append(loaded.name)
+        path.write_bytes(b"onnx")
+
+    monkeypatch.setattr(export, "export_onnx", fake_export)
+    clean, photo = (resolve_model(str(p), scale=None) for p in models)
+    paths = {s: export.cached_onnx(interpolate(clean, photo, s)) for s in (0.0, 0.5, 1.0)}
+    assert export.cached_onnx(photo) == paths[1.0]  # s = 1 is the photo model bit for bit: the same entry
+    assert export.cached_onnx(clean) == paths[0.0]
+    assert len(set(paths.values())) == 3 and len(exported) == 3
+    assert interpolate(clean, photo, 0.5).meta["weights_sha256"] is None  # the file's digest no longer applies

@@ -38,7 +38,12 @@ def interpolate(clean: LoadedModel, photo: LoadedModel, strength: float) -> Load
         model.load_state_dict({k: torch.lerp(ends[0][k], v, strength) if v.is_floating_point() else v
                                for k, v in ends[1].items()})
     name = f"{photo.name} (denoise {strength:g} from {clean.name})"
-    return dataclasses.replace(photo, model=model.eval(), name=name)
+    # the photo model's file digest no longer describes these weights: say what they were made from instead
+    meta = {**photo.meta, "weights_sha256": None,
+            "denoise": {"strength": strength, "clean": clean.name or clean.source,
+                        "clean_sha256": clean.meta.get("weights_sha256"),
+                        "photo_sha256": photo.meta.get("weights_sha256")}}
+    return dataclasses.replace(photo, model=model.eval(), name=name, meta=meta)
 
 
 def with_denoise(loaded: LoadedModel, strength: float, clean_spec: str | None) -> LoadedModel:

@@ -8,6 +8,7 @@ nothing is written. The checkpoint's ``config.json`` facts travel in the ONNX me
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from jdsr_cli.engine.onnx_runtime import DEFAULT_OPSET, OnnxNet, export_model_proto, set_metadata
-from jdsr_cli.errors import JdsrError, UsageError
+from jdsr_cli.errors import JdsrError
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
@@ -89,11 +90,23 @@ def onnx_cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of the tensors a network actually holds (names, dtypes, shapes and bytes).
+
+    Not the checkpoint file's sha256: a model changed in memory (``--denoise`` interpolates two of them) has
+    the file's metadata but other weights, and must not meet the other model's cached export.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def cached_onnx(loaded: LoadedModel) -> Path:
-    """The checked fp32 ONNX export of ``loaded``, made once per weights (sha256), opset and torch version."""
-    digest = str(loaded.meta.get("weights_sha256") or "")[:16]
-    if not digest:
-        raise UsageError(f"{loaded.source}: no sha256 to key the ONNX cache by; export it with jdsr models export")
+    """The checked fp32 ONNX export of ``loaded``, made once per weights (their sha256), opset and torch version."""
+    digest = weights_digest(loaded.model)[:16]
     torch_version = torch.__version__.split("+")[0]
     path = onnx_cache_dir() / f"{loaded.config.arch}-x{loaded.config.scale}-{digest}-opset{DEFAULT_OPSET}-torch" \
         f"{torch_version}.onnx"
