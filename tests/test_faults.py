@@ -375,3 +375,27 @@ def test_a_signal_while_a_line_is_printed_still_ends_the_batch_with_its_outcome(
     outcome = run_batch(plan, lambda item, output: {}, on_done=on_done)
     assert outcome.interrupted is not None and outcome.interrupted.exit_code == 143
     assert [r.status for r in outcome.reports] == ["done"] and outcome.not_run == 2
+
+
+def test_an_output_too_large_for_its_format_fails_before_the_work(
+    tmp_path: Path, trained_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WebP stops at 16383 px a side: a 8200 px wide ×2 is refused up front; --outscale 1.5 fits and runs."""
+    import jdsr_cli.commands.upscale as upscale
+
+    wide = tmp_path / "wide.webp"
+    PILImage.fromarray(np.full((4, 8200, 3), 128, np.uint8)).save(wide, lossless=True)
+    real, ran = upscale.upscale_image, []
+
+    def counting(image, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(image.width)
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(upscale, "upscale_image", counting)
+    result = jdsr("upscale", wide, "-o", tmp_path / "o", "--model", trained_checkpoint)
+    assert result.exit_code == 1, result.output
+    assert "16400x8 is too large for WEBP (at most 16383 pixels a side); save it as PNG or TIFF" in result.output
+    assert ran == [] and not (tmp_path / "o" / "wide_x2.webp").exists()
+    fits = jdsr("upscale", wide, "-o", tmp_path / "o", "--model", trained_checkpoint, "--outscale", "1.5")
+    assert fits.exit_code == 0, fits.output
+    assert ran == [8200] and PILImage.open(tmp_path / "o" / "wide_x1.5.webp").size == (12300, 6)

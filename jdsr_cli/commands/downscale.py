@@ -319,6 +319,14 @@ class DownscaleTransform:
         scale = self.size.scale or 1
         return -(-width // scale) * scale, -(-height // scale) * scale, max(channels, 3)
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """As ``downscale_image`` computes it: the input fitted to the scale (cropped or padded), then shrunk."""
+        scale = self.size.scale
+        if scale is not None:
+            rounded = (lambda side: -(-side // scale) * scale) if self.fit == "pad" else (lambda side: side // scale * scale)
+            width, height = rounded(width), rounded(height)
+        return self.size.target(width, height)
+
     def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
         small, report = downscale_image(image, self.downscaler, self.size, fit=self.fit, alpha=self.alpha,
                                         progress=progress)

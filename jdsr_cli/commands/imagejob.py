@@ -157,6 +157,9 @@ class ImageTransform(Protocol):
     def peak_size(self, width: int, height: int, channels: int) -> tuple[int, int, int]:
         """(width, height, channels) of the largest image held while transforming a width×height×channels input."""
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the image a width×height input becomes."""
+
     def __call__(self, image: Image, progress: ProgressCallback | None) -> tuple[Image, dict[str, Any]]:
         """The new image (metadata carried over) and the details for its report record."""
 
@@ -233,6 +236,7 @@ def _still(
     from jdsr_cli.io.image import write_image
 
     _check_alpha(transform, image, path, out_format)
+    _check_format_size(transform, image, output, out_format)
     peak_w, peak_h, channels = transform.peak_size(image.width, image.height, image.channels)
     check_output_fits(str(path), peak_w, peak_h, channels, read)
     result, details = _transform(transform, image, progress, path, (peak_w, peak_h))
@@ -262,6 +266,7 @@ def _animation(
         return details
     first = animation.frames[0]
     _check_alpha(transform, first, path, out_format)
+    _check_format_size(transform, first, output, out_format)
     peak_w, peak_h, channels = transform.peak_size(first.width, first.height, first.channels)
     check_output_fits(str(path), peak_w, peak_h, channels * count, read)
     results = [_transform(transform, frame, progress, path, (peak_w, peak_h)) for frame in animation.frames]
@@ -271,6 +276,15 @@ def _animation(
     details = dict(results[0][1])
     details.update(frames=count, bit_depth=8)
     return details
+
+
+def _check_format_size(transform: ImageTransform, image: Image, output: Path, out_format: str) -> None:
+    """An output its format cannot store (WebP stops at 16383 px a side) fails before the work, not after."""
+    from jdsr_cli.io.writer import check_size
+
+    width, height = transform.output_size(image.width, image.height)
+    if width and height:  # an empty result is the transform's to explain (an image smaller than one block)
+        check_size(str(output), out_format, width, height)
 
 
 def _transform(

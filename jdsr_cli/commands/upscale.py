@@ -234,6 +234,9 @@ class UpscaleTransform:
         s = self.upscaler.scale
         return max(out_w, width * s), max(out_h, height * s), max(channels, self.upscaler.in_channels)
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return self.size.target(width, height, self.upscaler.scale)
+
     def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:
         result, report = upscale_image(image, self.upscaler, size=self.size, alpha=self.alpha, progress=progress)
         details = report.as_dict()

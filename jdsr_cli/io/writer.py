@@ -40,7 +40,8 @@ from jdsr_cli.io.metadata import exif_for_output, icc_matches, one_line
 from jdsr_cli.io.plugins import missing_writer_message, writer_available
 from jdsr_cli.io.quantize import quantize
 
-__all__ = ["write_image", "resolve_output_format", "write_atomically", "check_write_options", "prepare_samples"]
+__all__ = ["write_image", "resolve_output_format", "write_atomically", "check_write_options", "check_size",
+           "prepare_samples"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +75,15 @@ def check_write_options(name: str, fmt: str, quality: int | None, lossless: bool
         raise ImageWriteError(f"{name}: {missing_writer_message(fmt)}")
 
 
-def _check_size(name: str, fmt: str, width: int, height: int) -> None:
+def check_size(name: str, fmt: str, width: int, height: int) -> None:
+    """``fmt`` can store a width×height image (image commands ask before the work, the writer again)."""
     if height == 0 or width == 0:
         raise ImageWriteError(f"{name}: cannot write an empty image ({width}x{height})")
     limit = MAX_DIMENSION[fmt]
     if max(width, height) > limit:
         raise ImageWriteError(
-            f"{name}: {width}x{height} is too large for {fmt.upper()} (at most {limit} pixels a side)"
+            f"{name}: {width}x{height} is too large for {fmt.upper()} (at most {limit} pixels a side); "
+            "save it as PNG or TIFF (--format png)"
         )
 
 
@@ -170,7 +173,7 @@ def write_image(
         raise UsageError(f"bit depth must be 8 or 16, got {depth}")
     check_write_options(name, fmt, quality, lossless)
     depth = depth if format_supports_16bit(fmt) else 8
-    _check_size(name, fmt, image.width, image.height)
+    check_size(name, fmt, image.width, image.height)
     q = prepare_samples(name, image.pixels, fmt, depth)
     icc, exif = (None, None) if strip_metadata else _metadata_for(name, image, fmt, q.shape[2])
 
