@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image as PILImage
@@ -189,6 +190,24 @@ def test_a_folder_whose_only_readable_image_is_held_out_says_so(photos: Path, tm
     (tmp_path / "val").mkdir()
     with pytest.raises(UsageError, match=r"--val .*val: no readable image to validate on \(no images found\)"):
         build_data(load_config(None, {**config, "data": str(photos), "val": str(tmp_path / "val")}))
+
+
+def test_an_unreadable_held_out_image_is_replaced_by_a_readable_one(photos: Path, tmp_path: Path) -> None:
+    """The split does not read files: when every image it held out is broken, a readable one is held out."""
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.dataset import build_data
+
+    folder = tmp_path / "four"
+    folder.mkdir()
+    (folder / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # sorts first: the one the split holds out
+    for k, path in enumerate(sorted(photos.iterdir())[:3]):
+        shutil.copy(path, folder / f"b{k}.png")
+    config = load_config(None, dict(data=str(folder), scale=2, arch="fsrcnn", patch_size=16))
+    train, val, skipped = build_data(config)
+    assert (len(train), len(val)) == (2, 1) and [s.path.name for s in skipped] == ["a_broken.png"]
+    again = build_data(config)  # the same files give the same split (resume)
+    assert np.array_equal(again[1][0].hr, val[0].hr)
+    assert not any(np.array_equal(pair.hr, val[0].hr) for pair in train)
 
 
 def _boom_at_step(step: int):  # type: ignore[no-untyped-def]

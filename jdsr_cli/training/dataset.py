@@ -177,6 +177,10 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
             raise UsageError(_nothing_to_train(root, config, len(paths), skipped, 0))
         held_out = set(val_paths) - set(train_paths) - {s.path for s in val_skipped}
         raise UsageError(_nothing_to_train(root, config, len(paths), skipped + val_skipped, len(held_out)))
+    if not val and not config.val and len(train) >= 2:
+        # every held-out image was unreadable (the split does not read files): hold out a readable one instead;
+        # the same files give the same choice, so a resumed run validates on the same image
+        val = [train.pop(len(train) // 2)]
     if not val:
         names = ", ".join(s.path.name for s in val_skipped)
         if config.val:
