@@ -67,6 +67,37 @@ def test_resume_reproduces_the_uninterrupted_run(messy_folder: Path, tmp_path: P
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_a_stop_signal_keeps_the_step_it_stopped_after_and_resume_reproduces_the_run(messy_folder: Path,
+                                                                                      tmp_path: Path) -> None:
+    """SIGTERM during step 5 (saves every 3): last/ holds step 5, and resuming from it ends where a straight run does."""
+    import os
+    import signal
+
+    from jdsr_cli.errors import Interrupted
+
+    straight = Trainer(_config(messy_folder, tmp_path / "straight", ema_decay=0.9))
+    straight.run()
+    stopped = Trainer(_config(messy_folder, tmp_path / "split", ema_decay=0.9, save_every=3))
+    step = stopped._train_step
+
+    def signalled(lr_batch, hr_batch):  # type: ignore[no-untyped-def]
+        if stopped.step == 4:  # inside step 5, as a Ctrl-C in the middle of a step arrives
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(lr_batch, hr_batch)
+
+    stopped._train_step = signalled  # type: ignore[method-assign]
+    with pytest.raises(Interrupted, match=r"after step 5; .*last \(step 5\) is kept"):
+        stopped.run()
+    resumed = Trainer(_config(messy_folder, tmp_path / "split", ema_decay=0.9, save_every=3,
+                              resume=str(tmp_path / "split")))
+    second = resumed.run()
+    assert len(second.losses) == 8 - 5  # it went on from step 5
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values(), strict=True):  # type: ignore[union-attr]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_checkpoints_load_in_upscale(messy_folder: Path, tmp_path: Path) -> None:
     from jdsr_cli.checkpoints.format import load_checkpoint
 

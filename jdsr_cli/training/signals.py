@@ -1,7 +1,7 @@
 """Stopping a training run cleanly on SIGINT (Ctrl-C) or SIGTERM (``kill``, job schedulers, containers).
 
-The first signal only asks the run to stop: the current step finishes, nothing more is saved, and the
-run raises ``Interrupted`` naming the checkpoint kept and the resume command. A second signal stops at
+The first signal only asks the run to stop: the current step finishes, ``last/`` is saved at that step
+(the Trainer's part), and the run raises ``Interrupted`` naming the checkpoint kept and the resume command. A second signal stops at
 once, except inside a ``shield()`` block (a checkpoint being written), which it lets finish first: no
 checkpoint is ever half written, whatever the signals' timing.
 

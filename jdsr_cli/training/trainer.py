@@ -291,6 +291,8 @@ class Trainer:
                 self._validate_save_and_log(window, stop_at)
             signum = agreed_stop(self.dist, stop.signum, self.device)
             if signum:
+                if self.dist.is_main and self.saved_step != self.step:
+                    self._save("last")  # the finished step is consistent: a stop keeps what was trained
                 raise Interrupted(signum)
 
     def _validate_save_and_log(self, window: _Window, stop_at: int | None) -> None:
@@ -354,16 +356,17 @@ class Trainer:
                                  extra=getattr(self.method, "recipe_extra", dict)())
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
-        with shield, replace_folder(folder) as staging:  # parts and training state change as one
-            for part, (module, arch_config) in self.method.exports(deployed).items():
-                name = "-".join(filter(None, (self.run_dir.name, part, which)))
-                write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
-                                 training=recipe, metrics=metrics)
+        with shield:  # a second signal waits for the swap and for saved_step (kept() reports it)
+            with replace_folder(folder) as staging:  # parts and training state change as one
+                for part, (module, arch_config) in self.method.exports(deployed).items():
+                    name = "-".join(filter(None, (self.run_dir.name, part, which)))
+                    write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
+                                     training=recipe, metrics=metrics)
+                if which == "last":
+                    with open(staging / STATE_NAME, "wb") as handle:
+                        torch.save(to_cpu(self.state_dict()), handle)
             if which == "last":
-                with open(staging / STATE_NAME, "wb") as handle:
-                    torch.save(to_cpu(self.state_dict()), handle)
-        if which == "last":
-            self.saved_step = self.step
+                self.saved_step = self.step
 
     def _append_log(self, record: dict[str, Any]) -> None:
         with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
