@@ -1,9 +1,9 @@
 """Stopping a training run cleanly on SIGINT (Ctrl-C) or SIGTERM (``kill``, job schedulers, containers).
 
 The first signal only asks the run to stop: the current step finishes, ``last/`` is saved at that step
-(the Trainer's part), and the run raises ``Interrupted`` naming the checkpoint kept and the resume command. A second signal stops at
-once, except inside a ``shield()`` block (a checkpoint being written), which it lets finish first: no
-checkpoint is ever half written, whatever the signals' timing.
+(the Trainer's part), and the run raises ``Interrupted`` naming the checkpoint kept and the resume
+command. A second signal stops at once, except inside a ``shield()`` block (a checkpoint being written),
+which it lets finish first: no checkpoint is ever half written, whatever the signals' timing.
 
 The handlers exist for the duration of the run only; the previous ones come back afterwards. DataLoader
 worker processes inherit them and ignore the signals: the main process decides when to stop.
