@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from jdsr_cli.cli.console import DEBUG, live_progress_allowed, make_console
+from jdsr_cli.errors import Interrupted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -17,14 +20,20 @@ if TYPE_CHECKING:
 
 def run_training(resume: Path | None, config_file: Path | None, overrides: dict[str, Any], debug: bool) -> None:
     """Load the options (``--resume`` or ``--config`` + flags), train, and say where the checkpoints are."""
-    console = make_console(quiet=os.environ.get("RANK", "0") != "0")  # under torchrun, rank 0 speaks
+    other_rank = os.environ.get("RANK", "0") != "0"
+    console = make_console(quiet=other_rank)  # under torchrun, rank 0 speaks
     if debug:
         DEBUG.set(True)
     trainer = _start(console, resume, config_file, overrides)
     config = trainer.config
     console.print(f"training {trainer.method.describe()} on {trainer.device} for {config.steps} steps "
                   f"-> {config.out}", markup=False)
-    result = _train(console, trainer)
+    try:
+        result = _train(console, trainer)
+    except Interrupted as stop:
+        if other_rank:  # rank 0 saved and says what is kept; another rank's copy of the line would be stale
+            raise typer.Exit(stop.exit_code) from None
+        raise
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
     console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
                   f"{result.run_dir}/last", markup=False)

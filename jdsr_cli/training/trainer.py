@@ -293,6 +293,7 @@ class Trainer:
             if signum:
                 if self.dist.is_main and self.saved_step != self.step:
                     self._save("last")  # the finished step is consistent: a stop keeps what was trained
+                barrier(self.dist)  # the other ranks wait for that save before they exit
                 raise Interrupted(signum)
 
     def _validate_save_and_log(self, window: _Window, stop_at: int | None) -> None:
