@@ -99,6 +99,20 @@ def test_unusable_output_folder_is_one_usage_error_before_any_work(
     assert not report.exists()
 
 
+@pytest.mark.parametrize("command", ["upscale", "downscale"])
+def test_a_report_named_like_an_image_is_refused_and_the_image_kept(tmp_path: Path, trained_checkpoint: Path,
+                                                                    command: str) -> None:
+    """`--json photo.png` replaced the photo with the JSON report."""
+    photo = tmp_path / "photo.png"
+    PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    before = photo.read_bytes()
+    extra = ["--model", trained_checkpoint] if command == "upscale" else ["-s", "2"]
+    result = jdsr(command, photo, "-o", tmp_path / "out", *extra, "--json", photo)
+    assert result.exit_code == 2, result.output
+    assert f"--json {photo}: an image's file name; the report is JSON" in result.output
+    assert photo.read_bytes() == before and not (tmp_path / "out").exists()
+
+
 def test_sixteen_bit_and_metadata_survive_the_cli(tmp_path: Path, trained_checkpoint: Path) -> None:
     from PIL import ImageCms
 

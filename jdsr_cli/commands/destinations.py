@@ -40,12 +40,21 @@ def check_output_file(
 
 
 def check_report_file(path: Path | None, option: str = "--json") -> None:
-    """``path`` can be written as a file: not a folder, and its parent is (or can become) a writable folder."""
+    """A JSON report's path: writable, and not named like an image (``--json photo.png`` replaced the photo)."""
+    from jdsr_cli.io.formats import format_from_path
+
     if path is None:
         return
+    if format_from_path(path) is not None:
+        raise UsageError(f"{option} {path}: an image's file name; the report is JSON, name it e.g. report.json")
+    check_writable_file(path, option, example="report.json")
+
+
+def check_writable_file(path: Path, option: str, *, example: str) -> None:
+    """``path`` can be written as a file: not a folder, and its parent is (or can become) a writable folder."""
     target = path.expanduser()
     if target.is_dir():
-        raise UsageError(f"{option} {path}: is a folder; give a file name such as {path / 'report.json'}")
+        raise UsageError(f"{option} {path}: is a folder; give a file name such as {path / example}")
     _check_creatable(target.parent, option, shown=path)
 
 

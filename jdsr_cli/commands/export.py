@@ -64,14 +64,14 @@ def onnx_bytes(loaded: LoadedModel, *, opset: int = DEFAULT_OPSET, fp16: bool = 
 def export_onnx(loaded: LoadedModel, path: Path | None = None, *, opset: int = DEFAULT_OPSET,
                 fp16: bool = False) -> ExportReport:
     """Export, check against PyTorch, then write ``path`` atomically; ExportMismatchError writes nothing."""
-    from jdsr_cli.commands.destinations import check_report_file
+    from jdsr_cli.commands.destinations import check_writable_file
     from jdsr_cli.io.atomic import atomic_write_bytes
 
     start = time.perf_counter()
     target = path or default_path(loaded, fp16)
     if target.is_dir():  # -o FOLDER: the default name inside it
         target = target / default_path(loaded, fp16).name
-    check_report_file(target, "-o")  # before the export's seconds of work
+    check_writable_file(target, "-o", example="model.onnx")  # before the export's seconds of work
     data = onnx_bytes(loaded, opset=opset, fp16=fp16)
     max_abs, psnr = parity(loaded, OnnxNet(data))
     if (not fp16 and max_abs > FP32_MAX_ABS) or (fp16 and psnr < FP16_MIN_PSNR):
