@@ -59,6 +59,24 @@ def test_an_output_that_would_replace_another_input_is_refused_whatever_the_orde
     assert records["a.png"]["status"] == "failed" and "the input itself" in records["a.png"]["error"]
 
 
+def test_running_the_same_command_again_does_not_upscale_its_own_outputs(tmp_path: Path, bird: Path,
+                                                                         trained_checkpoint: Path) -> None:
+    """Outputs next to the inputs: the second run used to upscale a_x2.png into a_x2_x2.png and fail a.png."""
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    shutil.copy(bird, pics / "a.png")
+    first = jdsr("upscale", pics, "--model", trained_checkpoint)
+    assert first.exit_code == 0, first.output
+    made = (pics / "a_x2.png").read_bytes()
+    again = jdsr("upscale", pics, "--model", trained_checkpoint)
+    assert again.exit_code == 0, again.output
+    assert "a_x2.png: the output of" in again.output and "0 done, 2 skipped, 0 failed" in again.output
+    assert sorted(p.name for p in pics.iterdir()) == ["a.png", "a_x2.png"] and (pics / "a_x2.png").read_bytes() == made
+    redo = jdsr("upscale", pics, "--model", trained_checkpoint, "--overwrite")  # the output is replaced, not refused
+    assert redo.exit_code == 0 and "1 done, 1 skipped, 0 failed" in redo.output, redo.output
+    assert sorted(p.name for p in pics.iterdir()) == ["a.png", "a_x2.png"]
+
+
 def test_planning_catches_a_collision_with_a_later_input_and_between_outputs(tmp_path: Path) -> None:
     from jdsr_cli.commands.batch import OutputNaming, plan_batch
     from jdsr_cli.commands.inputs import InputFile

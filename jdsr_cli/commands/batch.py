@@ -2,7 +2,8 @@
 
 The whole batch is planned before anything is written: every output path is known up front, and an
 output that is (or would replace) any input of the batch, or that two inputs would share, is refused
-whatever the order. A batch never stops at a bad file (unless ``fail_fast``): any exception in one
+whatever the order, except that an input named as another input's output (``a_x2.png`` beside ``a.png``,
+from an earlier run) is taken for that output, not for an input. A batch never stops at a bad file (unless ``fail_fast``): any exception in one
 file's work becomes that file's ``failed`` record with a one-line reason, and the batch goes on.
 SIGINT/SIGTERM stop it between two steps: the file in progress leaves no temp file, and the outcome
 says what was done so the caller can still print the summary and write the report.
@@ -59,14 +60,25 @@ class PlannedFile:
 
 
 def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool = False) -> list[PlannedFile]:
-    """Every output path, decided before anything is written; collisions are refused, existing outputs skipped."""
-    inputs_by_path = {item.path.resolve(): item for item in items}
-    inputs_by_inode = {_inode(item.path): item for item in items}
+    """Every output path, decided before anything is written; collisions are refused, existing outputs skipped.
+
+    An input that is another input's output (``a_x2.png`` beside ``a.png``, left by an earlier run of the same
+    command) is that output, not a new input: it is skipped, and ``a.png`` treats it as its existing output.
+    """
+    outputs = {item.path: naming.path_for(item) for item in items}
+    earlier = _earlier_outputs(items, outputs, naming)
+    sources = [item for item in items if item.path not in earlier]
+    inputs_by_path = {item.path.resolve(): item for item in sources}
+    inputs_by_inode = {_inode(item.path): item for item in sources}
     claimed: dict[Path, InputFile] = {}
     plan = []
     for item in items:
-        output = naming.path_for(item)
+        output = outputs[item.path]
         key = output.resolve()
+        if item.path in earlier:
+            plan.append(PlannedFile(item, output, "skipped",
+                                    f"the output of {earlier[item.path].path} in this batch, not an input"))
+            continue
         victim = inputs_by_path.get(key) or (inputs_by_inode.get(_inode(output)) if output.exists() else None)
         if victim is not None:
             what = "the input itself" if victim is item else f"the input {victim.path}"
@@ -80,6 +92,24 @@ def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool 
             plan.append(PlannedFile(item, output, "skipped" if skipped else None,
                                     "output exists (use --overwrite)" if skipped else None))
     return plan
+
+
+def _earlier_outputs(items: list[InputFile], outputs: dict[Path, Path],
+                     naming: OutputNaming) -> dict[Path, InputFile]:
+    """Inputs that are another input's output (named with the suffix, so by an earlier run), with that input.
+
+    Without a suffix (``--suffix ''`` and another format) ``a.jpg`` beside ``a.png`` may be the user's own
+    photo: it stays an input, and the output that would replace it is refused as before.
+    """
+    if not naming.suffix or naming.out_file is not None:
+        return {}
+    producers = {outputs[item.path].resolve(): item for item in items}
+    found = {}
+    for item in items:
+        producer = producers.get(item.path.resolve())
+        if producer is not None and producer is not item:
+            found[item.path] = producer
+    return found
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
