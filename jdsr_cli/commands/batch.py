@@ -2,9 +2,10 @@
 
 The whole batch is planned before anything is written: every output path is known up front, and an
 output that is (or would replace) any input of the batch, or that two inputs would share, is refused
-whatever the order, except that an input named as another input's output (``a_x2.png`` beside ``a.png``,
-from an earlier run) is taken for that output, not for an input. A batch never stops at a bad file (unless ``fail_fast``): any exception in one
-file's work becomes that file's ``failed`` record with a one-line reason, and the batch goes on.
+whatever the order, except that an input named as another input's output (``a_x2.png`` beside
+``a.png``, from an earlier run) is taken for that output, not for an input. A batch never stops at a bad
+file (unless ``fail_fast``): any exception in one file's work becomes that file's ``failed`` record with
+a one-line reason, and the batch goes on.
 SIGINT/SIGTERM stop it between two steps: the file in progress leaves no temp file, and the outcome
 says what was done so the caller can still print the summary and write the report.
 """
