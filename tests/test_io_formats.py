@@ -283,3 +283,22 @@ def test_gif_gray_is_exact_as_rgb(tmp_path: Path) -> None:
     write_image(tmp_path / "g.gif", Image(pixels))
     back = read_image(tmp_path / "g.gif")  # a GIF is a palette: it reads back as RGB
     assert back.channels == 3 and np.abs(back.pixels - pixels).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_large_8bit_png_streams_through_our_encoder_losslessly(tmp_path: Path, channels: int,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above STREAMING_PNG_PIXELS an 8-bit PNG skips Pillow (its 4-byte-a-pixel copy): same samples and metadata."""
+    from jdsr_cli.io import encoders, writer
+    from tests.imagefiles import SRGB, exif_bytes, rand8
+
+    monkeypatch.setattr(writer, "STREAMING_PNG_PIXELS", 100)  # the 12×10 image below counts as large
+    monkeypatch.setattr(encoders, "encode_pillow", lambda *a, **k: pytest.fail("Pillow encoded a large PNG"))
+    samples = rand8((10, 12, channels))
+    gray = channels in (1, 2)
+    image = Image(samples.astype(np.float32) / 255, icc_profile=None if gray else SRGB, exif=exif_bytes(orientation=6))
+    write_image(tmp_path / "big.png", image)
+    back = PILImage.open(tmp_path / "big.png")
+    assert np.array_equal(np.asarray(back).reshape(10, 12, channels), samples)
+    assert back.getexif().get(0x0112) == 1  # written upright, as every output
+    assert (back.info.get("icc_profile") is not None) == (not gray)

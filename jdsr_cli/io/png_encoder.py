@@ -3,7 +3,9 @@
 It exists because neither Pillow (no 16-bit RGB/RGBA/LA modes) nor OpenCV (no two-channel PNG, no
 ICC/EXIF chunks) can write every layout with metadata. It produces a plain, non-interlaced PNG with
 per-row adaptive filtering (minimum sum of absolute differences, as libpng), an ``iCCP`` and an
-``eXIf`` chunk before the image data. 8-bit PNGs are written by Pillow (:mod:`jdsr_cli.io.encoders`).
+``eXIf`` chunk before the image data. 8-bit PNGs are written by Pillow (:mod:`jdsr_cli.io.encoders`) up to
+``writer.STREAMING_PNG_PIXELS`` and by this encoder above it, where Pillow's 4-byte-a-pixel copy would cost more
+memory than the output.
 """
 
 from __future__ import annotations

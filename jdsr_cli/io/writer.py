@@ -45,6 +45,12 @@ __all__ = ["write_image", "resolve_output_format", "write_atomically", "check_wr
 
 logger = logging.getLogger(__name__)
 
+#: 8-bit PNGs larger than this go through our streaming encoder. Pillow holds an RGB(A) image at 4 bytes a
+#: pixel, so it first copies the samples into a buffer larger than the output itself (768 MB more for a 192 MP
+#: ×4 upscale of a phone photo); ours filters and compresses 4 MB blocks of the samples where they lie, in about
+#: the same time, for ~5 % more bytes (README; bench/bench_png.py).
+STREAMING_PNG_PIXELS = 16_000_000
+
 
 def resolve_output_format(path: str | os.PathLike[str], format: str | None = None) -> str:  # noqa: A002
     """The canonical output format for ``format`` or ``path``'s extension; ImageWriteError if none."""
@@ -178,7 +184,7 @@ def write_image(
     icc, exif = (None, None) if strip_metadata else _metadata_for(name, image, fmt, q.shape[2])
 
     def encode(handle: BinaryIO) -> None:
-        if fmt == "png" and depth == 16:
+        if fmt == "png" and (depth == 16 or image.width * image.height > STREAMING_PNG_PIXELS):
             png_encoder.encode_png(handle, q, icc=icc, exif=exif)
         elif fmt == "tiff":
             tiff_codec.encode_tiff(handle, q, icc=icc, exif=exif)
