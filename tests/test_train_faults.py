@@ -192,6 +192,19 @@ def test_a_folder_whose_only_readable_image_is_held_out_says_so(photos: Path, tm
         build_data(load_config(None, {**config, "data": str(photos), "val": str(tmp_path / "val")}))
 
 
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_an_out_that_is_a_file_is_one_line_before_anything(tmp_path: Path, photos: Path, command: str) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    extra = ["--teacher", "imdn-x2"] if command == "distill" else []
+    for out in (blocker, blocker / "sub"):
+        result = jdsr(command, str(photos), "-s", "2", *extra, "--out", str(out))
+        assert result.exit_code == 2, result.output
+        [line] = lines(result)
+        assert line == f"error: --out {out}: {blocker} is a file, not a folder", line
+    assert blocker.read_text() == "mine"
+
+
 def test_an_unreadable_held_out_image_is_replaced_by_a_readable_one(photos: Path, tmp_path: Path) -> None:
     """The split does not read files: when every image it held out is broken, a readable one is held out."""
     from jdsr_cli.training.config import load_config

@@ -145,7 +145,11 @@ def check_steps(step: int, config: TrainConfig, run: Path) -> None:
 
 def check_new_run_folder(out: Path) -> None:
     """A new run never writes into a folder that holds another run's checkpoints: its best/ and last/ would be
-    replaced. (A run stopped before its first save left none; starting it again is what its message says.)"""
+    replaced. (A run stopped before its first save left none; starting it again is what its message says.)
+    The folder must also be one that can be made and written (not a file, nor under one)."""
+    from jdsr_cli.commands.destinations import check_output_folder
+
+    check_output_folder(out, "--out")
     if not any((out / which).exists() for which in ("best", "last")):
         return
     from jdsr_cli.checkpoints.format import CONFIG_NAME, read_config_json
