@@ -100,12 +100,17 @@ def test_resuming_a_folder_that_is_no_run_is_one_line(tmp_path: Path) -> None:
     (["--lr", "-1"], "--lr -1: the learning rate must be above 0"),
     (["--preset", "huge"], "'imdn' has no preset 'huge'; presets: default, small"),
     (["--method", "superior-lr", "--arch", "imdn", "--config", "{encoder}"], "'slr-encoder' has no preset 'giant'"),
+    (["--val", "{missing}"], "--val {missing}: no such folder"),
+    (["--lr-dir", "{encoder}"], "--lr-dir {encoder}: a file, not a folder"),
 ])
 def test_bad_numbers_and_names_are_one_line_before_any_data_is_read(tmp_path: Path, args: list[str],
                                                                     expected: str) -> None:
     config = tmp_path / "encoder.toml"
     config.write_text('encoder_preset = "giant"\n')
-    args = [arg.replace("{encoder}", str(config)) for arg in args]
+    fill = {"{encoder}": str(config), "{missing}": str(tmp_path / "missing")}
+    args = [fill.get(arg, arg) for arg in args]
+    for key, value in fill.items():
+        expected = expected.replace(key, value)
     result = jdsr("train", str(tmp_path / "no-data-needed"), "-s", "2", "--out", str(tmp_path / "run"), *args)
     assert result.exit_code == 2, result.output
     [line] = lines(result)

@@ -117,6 +117,10 @@ class TrainConfig:
             raise UsageError("--ema-decay must be in [0, 1)")
         if not self.lr > 0:
             raise UsageError(f"--lr {self.lr:g}: the learning rate must be above 0")
+        for flag, folder in (("--val", self.val), ("--lr-dir", self.lr_dir)):
+            if folder and not Path(folder).expanduser().is_dir():
+                what = "a file, not a folder" if Path(folder).expanduser().exists() else "no such folder"
+                raise UsageError(f"{flag} {folder}: {what}")
         self._check_presets()
 
     def _check_presets(self) -> None:
