@@ -92,6 +92,11 @@ def test_export_destinations_a_folder_a_new_folder_and_a_file_in_the_way(tiny: P
     monkeypatch.setattr(export, "onnx_bytes", lambda *a, **k: pytest.fail("exported before checking -o"))
     result = runner.invoke(app, ["models", "export", str(tiny), "-o", str(tmp_path / "afile" / "m.onnx")])
     assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"a photo")
+    result = runner.invoke(app, ["models", "export", str(tiny), "-o", str(photo)])  # a slip of -o
+    assert result.exit_code == 2 and "an ONNX model's file name ends in .onnx" in result.output, result.output
+    assert photo.read_bytes() == b"a photo"
 
 
 def test_a_named_system_error_is_one_line_not_a_bug_report(tiny: Path, tmp_path: Path,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from jdsr_cli.engine.onnx_runtime import DEFAULT_OPSET, OnnxNet, export_model_proto, set_metadata
-from jdsr_cli.errors import JdsrError
+from jdsr_cli.errors import JdsrError, UsageError
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
@@ -71,6 +71,8 @@ def export_onnx(loaded: LoadedModel, path: Path | None = None, *, opset: int = D
     target = path or default_path(loaded, fp16)
     if target.is_dir():  # -o FOLDER: the default name inside it
         target = target / default_path(loaded, fp16).name
+    if target.suffix.lower() != ".onnx":  # never write a model over a photo named by a slip of -o
+        raise UsageError(f"-o {target}: an ONNX model's file name ends in .onnx")
     check_writable_file(target, "-o", example="model.onnx")  # before the export's seconds of work
     data = onnx_bytes(loaded, opset=opset, fp16=fp16)
     max_abs, psnr = parity(loaded, OnnxNet(data))
