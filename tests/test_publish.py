@@ -161,6 +161,17 @@ def test_bad_options_are_one_line(run_folder: Path, tmp_path: Path, args: list[s
     assert (busy / "notes.txt").read_text() == "mine" and len(list(busy.iterdir())) == 1
 
 
+@pytest.mark.parametrize("name", ["README.md", "config.json", "model.safetensors"])
+def test_a_dry_run_never_writes_over_a_file_it_did_not_write(run_folder: Path, tmp_path: Path, name: str) -> None:
+    """A folder holding only the user's README.md passed the 'no other files' check, and the card replaced it."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / name).write_text("the user's own file")
+    result = runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(folder)])
+    assert result.exit_code == 2 and f"holds a {name} that no earlier `jdsr models publish` wrote" in result.output
+    assert (folder / name).read_text() == "the user's own file" and len(list(folder.iterdir())) == 1
+
+
 # ------------------------------------------------------------------------------- through the local Hub
 
 

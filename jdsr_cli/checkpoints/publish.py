@@ -200,11 +200,28 @@ def _publish_folder(folder: Path) -> Path:
         others = sorted(p.name for p in folder.iterdir() if p.name not in PUBLISHED_FILES)
         if others:
             raise UsageError(f"{folder}: holds other files ({', '.join(others[:5])}); give an empty or new folder")
+        foreign = [name for name in PUBLISHED_FILES if (folder / name).exists() and not _written_by_us(folder, name)]
+        if foreign:
+            raise UsageError(f"{folder}: holds a {', '.join(foreign)} that no earlier `jdsr models publish` wrote; "
+                             "give an empty or new folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise JdsrError(f"{folder}: cannot create ({error.strerror or error})") from None
     return folder
+
+
+def _written_by_us(folder: Path, name: str) -> bool:
+    """A file an earlier dry run left (so a rerun may replace it): our card's front matter, a jdsr config.json,
+    or weights beside such a config. Anything else is the user's and is not written over."""
+    try:
+        if name == CARD_NAME:
+            head = (folder / name).read_text(encoding="utf-8")[:2000]
+            return head.startswith("---") and "library_name: jdsr" in head
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        return isinstance(config, dict) and {"arch", "scale"} <= config.keys()
+    except (OSError, ValueError):
+        return False
 
 
 def _hub_entry(loaded: LoadedModel, repo_id: str, sha256: str, bundled: dict[str, Any]) -> dict[str, Any]:
