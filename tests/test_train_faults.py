@@ -210,6 +210,20 @@ def test_an_out_that_is_a_file_is_one_line_before_anything(tmp_path: Path, photo
     assert blocker.read_text() == "mine"
 
 
+def test_resuming_after_the_data_moved_says_how_to_point_at_it(photos: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    run = tmp_path / "run"
+    assert jdsr("train", str(data), *TINY, "--steps", "2", "--out", str(run)).exit_code == 0
+    data.rename(tmp_path / "moved")
+    result = jdsr("train", "--resume", str(run), "--steps", "4")
+    assert result.exit_code == 2, result.output
+    [line] = lines(result)
+    assert f"jdsr train NEW_FOLDER --resume {run}" in line, line
+    resumed = jdsr("train", str(tmp_path / "moved"), "--resume", str(run), "--steps", "4")
+    assert resumed.exit_code == 0, resumed.output
+
+
 def test_an_unreadable_held_out_image_is_replaced_by_a_readable_one(photos: Path, tmp_path: Path) -> None:
     """The split does not read files: when every image it held out is broken, a readable one is held out."""
     from jdsr_cli.training.config import load_config

@@ -159,7 +159,10 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
     """
     root = Path(config.data)
     if not root.is_dir():
-        raise UsageError(f"{root}: not a folder of training images")
+        moved = (f" (the data folder the run at {config.resume} was started with; if it moved, give its new place: "
+                 f"jdsr {'distill' if config.method == 'distill' else 'train'} NEW_FOLDER --resume {config.resume})"
+                 if config.resume else "")
+        raise UsageError(f"{root}: not a folder of training images{moved}")
     paths = find_images(root)
     if not paths:
         raise UsageError(f"{root}: no images found (png, jpg, webp, bmp, tiff)")
