@@ -67,15 +67,16 @@ def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool 
     command) is that output, not a new input: it is skipped, and ``a.png`` treats it as its existing output.
     """
     outputs = {item.path: naming.path_for(item) for item in items}
-    earlier = _earlier_outputs(items, outputs, naming)
+    keys = {item.path: outputs[item.path].resolve() for item in items}  # each path resolved once (stat calls)
+    resolved_inputs = {item.path: item.path.resolve() for item in items}
+    earlier = _earlier_outputs(items, keys, resolved_inputs, naming)
     sources = [item for item in items if item.path not in earlier]
-    inputs_by_path = {item.path.resolve(): item for item in sources}
+    inputs_by_path = {resolved_inputs[item.path]: item for item in sources}
     inputs_by_inode = {_inode(item.path): item for item in sources}
     claimed: dict[Path, InputFile] = {}
     plan = []
     for item in items:
-        output = outputs[item.path]
-        key = output.resolve()
+        output, key = outputs[item.path], keys[item.path]
         if item.path in earlier:
             plan.append(PlannedFile(item, output, "skipped",
                                     f"the output of {earlier[item.path].path} in this batch, not an input"))
@@ -95,7 +96,7 @@ def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool 
     return plan
 
 
-def _earlier_outputs(items: list[InputFile], outputs: dict[Path, Path],
+def _earlier_outputs(items: list[InputFile], keys: dict[Path, Path], resolved_inputs: dict[Path, Path],
                      naming: OutputNaming) -> dict[Path, InputFile]:
     """Inputs that are another input's output (named with the suffix, so by an earlier run), with that input.
 
@@ -104,10 +105,10 @@ def _earlier_outputs(items: list[InputFile], outputs: dict[Path, Path],
     """
     if not naming.suffix or naming.out_file is not None:
         return {}
-    producers = {outputs[item.path].resolve(): item for item in items}
+    producers = {keys[item.path]: item for item in items}
     found = {}
     for item in items:
-        producer = producers.get(item.path.resolve())
+        producer = producers.get(resolved_inputs[item.path])
         if producer is not None and producer is not item:
             found[item.path] = producer
     return found

@@ -87,16 +87,20 @@ class Fit:
         return f"{verb} {abs(self.rows)} row(s), {abs(self.cols)} column(s) to a multiple of the scale"
 
 
+def fitted_side(side: int, scale: int, rule: str) -> int:
+    """A side cropped down (``crop``) or padded up (``pad``) to a multiple of ``scale``."""
+    return side - side % scale if rule == "crop" else side + -side % scale
+
+
 def fit_to_scale(pixels: np.ndarray, scale: int, rule: str) -> tuple[np.ndarray, Fit]:
     """Crop (top-left kept) or edge-pad (bottom/right) an H×W×C array to multiples of ``scale``."""
     check_fit(rule)
     height, width = pixels.shape[:2]
+    rows, cols = fitted_side(height, scale, rule) - height, fitted_side(width, scale, rule) - width
     if rule == "crop":
-        rows, cols = -(height % scale), -(width % scale)
         if height + rows < scale or width + cols < scale:
             raise UsageError(f"{width}x{height} is smaller than one {scale}x{scale} block")
         return pixels[: height + rows, : width + cols], Fit(rule, rows, cols)
-    rows, cols = -height % scale, -width % scale
     if rows or cols:
         pixels = np.pad(pixels, ((0, rows), (0, cols), (0, 0)), mode="edge")
     return pixels, Fit(rule, rows, cols)
@@ -317,14 +321,13 @@ class DownscaleTransform:
     def peak_size(self, width: int, height: int, channels: int) -> tuple[int, int, int]:
         """A downscale never holds more than its (possibly padded) input."""
         scale = self.size.scale or 1
-        return -(-width // scale) * scale, -(-height // scale) * scale, max(channels, 3)
+        return fitted_side(width, scale, "pad"), fitted_side(height, scale, "pad"), max(channels, 3)
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """As ``downscale_image`` computes it: the input fitted to the scale (cropped or padded), then shrunk."""
         scale = self.size.scale
         if scale is not None:
-            rounded = (lambda side: -(-side // scale) * scale) if self.fit == "pad" else (lambda side: side // scale * scale)
-            width, height = rounded(width), rounded(height)
+            width, height = fitted_side(width, scale, self.fit), fitted_side(height, scale, self.fit)
         return self.size.target(width, height)
 
     def __call__(self, image: Image, progress: ProgressCallback | None = None) -> tuple[Image, dict[str, Any]]:

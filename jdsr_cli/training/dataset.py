@@ -159,9 +159,10 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
     """
     root = Path(config.data)
     if not root.is_dir():
+        from jdsr_cli.training.resume import resume_command
+
         moved = (f" (the data folder the run at {config.resume} was started with; if it moved, give its new place: "
-                 f"jdsr {'distill' if config.method == 'distill' else 'train'} NEW_FOLDER --resume {config.resume})"
-                 if config.resume else "")
+                 f"{resume_command(config, Path(config.resume), data='NEW_FOLDER')})" if config.resume else "")
         raise UsageError(f"{root}: not a folder of training images{moved}")
     paths = find_images(root)
     if not paths:

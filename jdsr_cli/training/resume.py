@@ -130,10 +130,12 @@ def state_does_not_fit(path: Path, what: str, run: Path, saved: TrainConfig) -> 
                        f"edited?); {new_run_hint(run, saved)}")
 
 
-def resume_command(config: TrainConfig, run: Path) -> str:
-    """``jdsr distill --resume RUN`` for a distillation, else ``jdsr train --resume RUN``: the command that started it."""
+def resume_command(config: TrainConfig, run: Path, data: str | None = None) -> str:
+    """``jdsr distill --resume RUN`` for a distillation, else ``jdsr train --resume RUN``: the command that started it
+    (with ``data``, the training folder to use instead of the saved one: ``jdsr train DATA --resume RUN``)."""
     command = "distill" if config.method == "distill" else "train"
-    return f"jdsr {command} --resume {shlex.quote(str(run))}"
+    folder = f"{shlex.quote(data)} " if data else ""
+    return f"jdsr {command} {folder}--resume {shlex.quote(str(run))}"
 
 
 def check_steps(step: int, config: TrainConfig, run: Path) -> None:
