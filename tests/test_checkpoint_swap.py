@@ -191,3 +191,81 @@ def test_a_write_error_without_a_file_name_names_the_folder(tmp_path: Path) -> N
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
     assert (target / "keep.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+# ------------------------------------------------------------------ the window between the two renames
+
+def _real_pair() -> tuple[object, object, object]:
+    """An old and a new tiny FSRCNN (a real architecture, so `jdsr upscale --model` can load them)."""
+    from jdsr_cli.archs import REGISTRY
+    from jdsr_cli.archs.registry import ArchConfig
+
+    config = ArchConfig("fsrcnn", 2, {"d": 8, "s": 4, "m": 1})
+    torch.manual_seed(1)
+    old = REGISTRY.build(config).eval()
+    torch.manual_seed(2)
+    return config, old, REGISTRY.build(config).eval()
+
+
+def _save_real_killed_at(step: int, folder: Path, model: object, config: object, *, exchange: bool) -> int:
+    """As ``_save_killed_at``, with a real model; ``exchange=False`` forces the two-rename fallback, else the
+    atomic exchange counts as one filesystem step too."""
+    from jdsr_cli.checkpoints import swap
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            count = [0]
+            _inject(step, lambda: os._exit(KILLED), count)
+            original = getattr(swap, "_exchange", None)
+
+            def counted(*args: object) -> bool:
+                if count[0] == step:
+                    os._exit(KILLED)
+                count[0] += 1
+                return original(*args) if exchange and original is not None else False
+
+            swap._exchange = counted  # type: ignore[attr-defined]
+            save_checkpoint(folder, model, config, name="new")  # type: ignore[arg-type]
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_a_kill_between_the_renames_still_loads_with_model(tmp_path: Path, exchange: bool) -> None:
+    """`jdsr upscale --model RUN/last` works after a kill at any filesystem call of a save of last/ (the audit's
+    window: killed between `last -> .last…old` and `.last…new -> last`, RUN had no last/ at all)."""
+    import sys
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from jdsr_cli.cli.main import app
+
+    if exchange and sys.platform != "linux":
+        pytest.skip("the atomic folder exchange is Linux's renameat2")
+    config, old, new = _real_pair()
+    image = tmp_path / "in.png"
+    Image.new("RGB", (16, 16), (90, 120, 30)).save(image)
+    outputs: set[bytes] = set()
+    for step in range(60):
+        run = tmp_path / f"run{step}"
+        save_checkpoint(run / "last", old, config, name="old")  # type: ignore[arg-type]
+        code = _save_real_killed_at(step, run / "last", new, config, exchange=exchange)
+        if code == 0:
+            break
+        assert code == KILLED
+        if exchange:  # one atomic step: last/ is never missing, not even before a loader runs
+            assert (run / "last" / "model.safetensors").is_file(), sorted(p.name for p in run.iterdir())
+        out = tmp_path / f"out{step}.png"
+        result = CliRunner().invoke(app, ["upscale", str(image), "-o", str(out), "--model", str(run / "last"),
+                                          "--device", "cpu"])
+        assert result.exit_code == 0, (step, result.output)
+        outputs.add(out.read_bytes())
+    else:
+        pytest.fail("the save never completed")
+    assert step >= 8 and len(outputs) == 2, (step, len(outputs))  # the old weights, then the new ones

@@ -22,6 +22,7 @@ from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry
 from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.load import LoadedModel, load_checkpoint, load_checkpoint_files
 from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry, load_manifest
+from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ def resolve_model(
             return load_entry(entry, manifest, registry=registry, map_location=map_location)
 
     path = Path(text).expanduser()
+    if not path.exists():  # a checkpoint save killed between its two renames: finish it first
+        recover_missing(path)
     if path.exists():
         return load_checkpoint(path, registry=registry, map_location=map_location, scale_hint=scale)
 

@@ -2,27 +2,35 @@
 
 A checkpoint is several files that must agree (``config.json`` holds the weights' sha256), so replacing
 them one by one can leave a mix. Instead :func:`replace_folder` fills a staging sibling, fsyncs it,
-then swaps it in with two renames::
+then swaps it in. On Linux the swap is one atomic step, ``renameat2(RENAME_EXCHANGE)``::
 
     .NAME.jdsr-PID-RAND.new   filled and fsynced          (a kill here: NAME is still the old folder)
+    exchange NAME and .NAME.jdsr-PID-RAND.new, fsync       (a kill here: NAME is the new folder)
+    remove .NAME.jdsr-PID-RAND.new (now the old folder)
+
+Where the exchange is not available (another system, a file system without it) it is two renames::
+
     NAME -> .NAME.jdsr-PID-RAND.old                       (a kill here: NAME is missing, both are complete)
     .NAME.jdsr-PID-RAND.new -> NAME, fsync the parent      (a kill here: NAME is the new folder)
     remove .NAME.jdsr-PID-RAND.old
 
-:func:`recover_folder` (run by every save and by a load that finds NAME missing) finishes a swap that a
-dead process left between the renames and removes that process's leftovers. Only names of this exact
+:func:`recover_folder` (run by every save and by every load that finds NAME missing) finishes a swap that
+a dead process left between the renames and removes that process's leftovers. Only names of this exact
 pattern whose process is no longer running are ever touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +141,14 @@ def _real_target(target: Path) -> Path:
 
 
 def _swap(target: Path, staging: Path, backup: Path) -> None:
-    """The two renames; an error between them puts the old folder back."""
+    """One atomic exchange where the system has it, else two renames; an error between them puts the old
+    folder back."""
     had_old = os.path.lexists(target)
+    if had_old and _exchange(staging, target):
+        _fsync_dir(target.parent)
+        with contextlib.suppress(OSError):  # ``staging`` now holds the old folder; a later save removes the rest
+            _remove(staging)
+        return
     if had_old:
         os.rename(target, backup)
     try:
@@ -147,6 +161,39 @@ def _swap(target: Path, staging: Path, backup: Path) -> None:
     if had_old:
         with contextlib.suppress(OSError):  # the new folder is in place; a later save removes the rest
             _remove(backup)
+
+
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+#: errors that mean "no exchange here" (old kernel or libc, a file system without it), not "the swap failed"
+_NO_EXCHANGE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the names ``a`` and ``b`` in one atomic step (Linux ``renameat2`` with ``RENAME_EXCHANGE``);
+    False, having changed nothing, where that is not available."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)  # glibc >= 2.28, musl >= 1.2.2
+    except OSError:
+        return None
+    if function is not None:
+        function.restype = ctypes.c_int
+        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return function
 
 
 def _carry_over(old: Path, staging: Path) -> None:
