@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,13 @@ _TORCH_ADVICE = ("Weights only load failed", "Check the documentation", "(1)", "
 
 
 def load_legacy_file(path: str | os.PathLike[str]) -> Any:
-    """``torch.load`` with ``weights_only=True`` on CPU; a refused or unreadable file -> ModelLoadError."""
+    """``torch.load`` with ``weights_only=True`` on CPU; a refused or unreadable file -> ModelLoadError.
+
+    A zip entry that is compressed is refused before the load: ``torch.save`` stores them as they are, and a
+    deflated one can inflate about 1000:1 inside ``torch.load``.
+    """
     file = Path(path)
+    _refuse_compressed_entries(file)
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -100,7 +106,54 @@ def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 def load_legacy_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a ``.pth``/``.pt`` file safely and return its (unwrapped, unprefixed) state dict."""
-    return extract_state_dict(load_legacy_file(path), source=str(path))
+    tensors = extract_state_dict(load_legacy_file(path), source=str(path))
+    check_backed(tensors, Path(path).stat().st_size, source=str(path))
+    return tensors
+
+
+def check_backed(tensors: Mapping[str, torch.Tensor], file_size: int, *, source: str) -> None:
+    """Refuse tensors that declare more data than the file holds, before anything is built from their shapes.
+
+    A pickle may hold views: one stored element expanded (stride 0) to any shape, or many overlapping views of
+    one storage. Their shapes are what detection and the network's build believe, so a 2.5 KB file could make
+    jdsr allocate hundreds of GiB. Each tensor needs its own elements' bytes in its storage, and the distinct
+    tensors together at most the file's size (tied weights, one view under two names, count once).
+    """
+    total, seen = 0, set()
+    for name, tensor in tensors.items():
+        needed = tensor.numel() * tensor.element_size()
+        stored = tensor.untyped_storage().nbytes()
+        if needed > stored:
+            raise ModelLoadError(
+                f"{source}: refusing to load: tensor {name} {tuple(tensor.shape)} has more elements than the data "
+                f"stored for it ({needed} bytes declared, {stored} stored: an expanded or overlapping view)"
+            )
+        view = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride(),
+                tensor.dtype)
+        if view not in seen:
+            seen.add(view)
+            total += needed
+    if total > file_size:
+        raise ModelLoadError(
+            f"{source}: refusing to load: its tensors declare {total} bytes, more than the file holds "
+            f"({file_size} bytes: overlapping views of the same data)"
+        )
+
+
+def _refuse_compressed_entries(file: Path) -> None:
+    """A zip-format checkpoint whose entries are not all stored uncompressed -> ModelLoadError."""
+    try:
+        if not zipfile.is_zipfile(file):
+            return
+        with zipfile.ZipFile(file) as archive:
+            packed = [info.filename for info in archive.infolist() if info.compress_type != zipfile.ZIP_STORED]
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports what it cannot read
+    if packed:
+        raise ModelLoadError(
+            f"{file}: refusing to load: {packed[0]} is compressed inside the file (torch.save never compresses; "
+            "a compressed entry can inflate about 1000 times); save it again with torch.save"
+        )
 
 
 def blocked_global(message: str) -> str | None:

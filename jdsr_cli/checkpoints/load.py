@@ -117,14 +117,23 @@ def load_checkpoint_files(
 def build_and_load(
     registry: ArchRegistry, config: ArchConfig, state: Mapping[str, torch.Tensor], *, source: str
 ) -> SRNet:
-    """Build ``config`` and load ``state`` strictly; any mismatch -> ModelLoadError with a summary."""
+    """Build ``config`` and load ``state`` strictly; any mismatch -> ModelLoadError with a summary.
+
+    Names and shapes are compared on the meta device first (no memory): a config.json or header can declare
+    any width, and only a network the weights fill is built for real, so its size is bounded by the file's.
+    """
     try:
-        model = registry.build(config)
-    except (JdsrError, TypeError, ValueError) as error:
-        raise ModelLoadError(f"{source}: cannot build {_describe(config)}: {error}") from error
-    problems = mismatch_summary(model.state_dict(), state)
+        with torch.device("meta"):
+            expected = registry.build(config).state_dict()
+    except (JdsrError, TypeError, ValueError, RuntimeError) as error:  # e.g. a negative width
+        raise ModelLoadError(f"{source}: cannot build {_describe(config)}: {one_line(error)}") from error
+    problems = mismatch_summary(expected, state)
     if problems:
         raise ModelLoadError(f"{source}: the weights do not fit {_describe(config)}: {problems}")
+    try:
+        model = registry.build(config)
+    except (JdsrError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelLoadError(f"{source}: cannot build {_describe(config)}: {one_line(error)}") from error
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as error:  # e.g. dtype that cannot be copied

@@ -20,7 +20,13 @@ import torch
 
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.checkpoints.format import CONFIG_NAME, SAFETENSORS_CONFIG_KEY, WEIGHTS_NAME, read_safetensors_metadata
-from jdsr_cli.checkpoints.legacy import LEGACY_SUFFIXES, extract_state_dict, load_legacy_file, strip_prefixes
+from jdsr_cli.checkpoints.legacy import (
+    LEGACY_SUFFIXES,
+    check_backed,
+    extract_state_dict,
+    load_legacy_file,
+    strip_prefixes,
+)
 from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import JdsrError, ModelLoadError
 
@@ -93,7 +99,9 @@ def read_weights(path: Path) -> WeightsFile:
     """Read a ``.safetensors`` file or (safely, never running code) a legacy pickle."""
     if path.suffix.lower() != ".safetensors":
         raw = load_legacy_file(path)
-        return WeightsFile(path, "pytorch-pickle", extract_state_dict(raw, source=str(path), strip=False))
+        stored = extract_state_dict(raw, source=str(path), strip=False)
+        check_backed(stored, path.stat().st_size, source=str(path))
+        return WeightsFile(path, "pytorch-pickle", stored)
     try:
         data = path.read_bytes()
     except OSError as error:
