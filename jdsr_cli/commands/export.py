@@ -47,8 +47,16 @@ class ExportReport:
 
 
 def default_path(loaded: LoadedModel, fp16: bool) -> Path:
-    name = loaded.name or Path(loaded.source).stem
+    """``NAME[-fp16].onnx`` in the current folder. The name comes from the model's config.json, i.e. from whoever
+    made the file: only its last component is used (never a folder), and ``.``, ``..`` or nothing fall back to the
+    source's own stem."""
+    name = _file_stem(loaded.name) or _file_stem(Path(str(loaded.source)).stem) or "model"
     return Path(f"{name}{'-fp16' if fp16 else ''}.onnx")
+
+
+def _file_stem(name: str) -> str:
+    last = str(name or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].strip()
+    return "" if last in ("", ".", "..") else last
 
 
 def onnx_bytes(loaded: LoadedModel, *, opset: int = DEFAULT_OPSET, fp16: bool = False) -> bytes:
