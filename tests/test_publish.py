@@ -92,7 +92,7 @@ def test_dry_run_writes_a_hub_ready_folder(run_folder: Path, tmp_path: Path, mon
     result = runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(out)])
     assert result.exit_code == 0, result.output
     assert "nothing uploaded" in result.output
-    assert sorted(p.name for p in out.iterdir()) == PUBLISHED
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == PUBLISHED
     best = run_folder / "best"  # a run publishes its best checkpoint, byte for byte
     assert (out / "model.safetensors").read_bytes() == (best / "model.safetensors").read_bytes()
     assert (out / "config.json").read_bytes() == (best / "config.json").read_bytes()
@@ -170,6 +170,50 @@ def test_a_dry_run_never_writes_over_a_file_it_did_not_write(run_folder: Path, t
     result = runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(folder)])
     assert result.exit_code == 2 and f"holds a {name} that no earlier `jdsr models publish` wrote" in result.output
     assert (folder / name).read_text() == "the user's own file" and len(list(folder.iterdir())) == 1
+
+
+def test_a_dry_run_into_another_checkpoint_is_refused(run_folder: Path, tmp_path: Path) -> None:
+    """M3: any folder holding a jdsr config.json counted as an earlier dry run: `--dry-run runs/b/best` replaced it."""
+    other = tmp_path / "b" / "best"
+    _save_tiny(other, 7, None)
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    result = runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(other)])
+    assert result.exit_code == 2 and "that no earlier `jdsr models publish` wrote" in result.output, result.output
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_a_dry_run_never_writes_through_a_link(run_folder: Path, tmp_path: Path, name: str) -> None:
+    """M3: a model.safetensors that is a symlink (as in an HF cache snapshot) had the file outside DIR rewritten,
+    even when the folder was an earlier dry run's."""
+    folder = tmp_path / "card"
+    assert runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(folder)]
+                         ).exit_code == 0
+    victim = tmp_path / "victim.bin"
+    kept = (folder / name).read_bytes()
+    victim.write_bytes(kept)  # even the very bytes the dry run wrote
+    (folder / name).unlink()
+    (folder / name).symlink_to(victim)
+    result = runner.invoke(app, ["models", "publish", str(run_folder / "last"), "--repo", REPO, "--dry-run",
+                                 str(folder)])
+    assert result.exit_code == 2 and f"holds a {name} that no earlier" in result.output, result.output
+    assert (folder / name).is_symlink() and victim.read_bytes() == kept
+
+
+def test_a_dry_run_replaces_its_own_files_atomically(run_folder: Path, tmp_path: Path) -> None:
+    """A rerun replaces the files an earlier dry run wrote (and only those) by new ones, never in place: a hard link
+    to an earlier file keeps the earlier bytes."""
+    folder = tmp_path / "card"
+    assert runner.invoke(app, ["models", "publish", str(run_folder), "--repo", REPO, "--dry-run", str(folder)]
+                         ).exit_code == 0
+    earlier = (folder / "model.safetensors").read_bytes()
+    os.link(folder / "model.safetensors", tmp_path / "kept")
+    result = runner.invoke(app, ["models", "publish", str(run_folder / "last"), "--repo", REPO, "--dry-run",
+                                 str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "kept").read_bytes() == earlier
+    assert (folder / "model.safetensors").read_bytes() == (run_folder / "last" / "model.safetensors").read_bytes()
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
 # ------------------------------------------------------------------------------- through the local Hub

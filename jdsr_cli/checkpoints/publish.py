@@ -11,9 +11,9 @@ huggingface_hub finds the token (``HF_TOKEN``, else the token file ``hf auth log
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
 
 PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+#: what a dry run wrote into its folder (file name -> sha256): only those files may be replaced by a rerun
+MARKER_NAME = ".jdsr-publish.json"
 #: manifest entry fields a published model keeps from its bundled entry (the rest say where it lives)
 _KEPT_FIELDS = ("description", "metrics", "default_for_scale", "role", "pair", "clean")
 
@@ -129,22 +131,27 @@ def checkpoint_of_run(path: Path) -> Path:
 def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str], repo_id: str, *,
                            private: bool = False) -> PublishPlan:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` into ``folder`` (created; it may hold only
-    these files, so that what is uploaded is exactly what was written)."""
+    these files, so that what is uploaded is exactly what was written).
+
+    Each file is written atomically (a temp file renamed over the name: a link there is replaced, never written
+    through), and ``MARKER_NAME`` records their sha256, so that a later dry run into the same folder replaces
+    exactly the files this one wrote and nothing else.
+    """
     repo_id = check_repo_id(repo_id)
     target = _publish_folder(Path(folder))
     loaded = source.loaded
     try:
         if source.config is not None and source.weights.suffix.lower() == ".safetensors":
-            shutil.copyfile(source.weights, target / WEIGHTS_NAME)
-            shutil.copyfile(source.config, target / CONFIG_NAME)
+            weights, config = source.weights.read_bytes(), source.config.read_bytes()
         else:  # a lone or legacy weights file: the checkpoint format, recipe included
             from jdsr_cli.checkpoints.save import encode_checkpoint
 
             meta = loaded.meta
-            encode_checkpoint(loaded.model, loaded.config, name=loaded.name, training=meta.get("training"),
-                              metrics=meta.get("metrics"), where=target).write_into(target)
-        meta = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
-        sha256 = sha256_file(target / WEIGHTS_NAME)
+            encoded = encode_checkpoint(loaded.model, loaded.config, name=loaded.name, training=meta.get("training"),
+                                        metrics=meta.get("metrics"), where=target)
+            weights, config = encoded.weights, encoded.config_text.encode("utf-8")
+        meta = json.loads(config.decode("utf-8"))
+        sha256 = hashlib.sha256(weights).hexdigest()
         entry = loaded.entry.to_dict() if loaded.entry is not None else {}
         facts = CardFacts(
             name=loaded.name, repo_id=repo_id, meta=meta, sha256=sha256,
@@ -152,7 +159,8 @@ def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str]
             metrics=metric_sets(entry.get("metrics"), meta.get("metrics")), description=entry.get("description", ""),
             role=entry.get("role", "upscale"), pair=entry.get("pair"),
         )
-        (target / CARD_NAME).write_text(render_card(facts), encoding="utf-8")
+        _write_marked(target, {WEIGHTS_NAME: weights, CONFIG_NAME: config,
+                               CARD_NAME: render_card(facts).encode("utf-8")})
     except OSError as error:
         raise JdsrError(f"{target}: cannot write the publish folder ({error.strerror or error})") from None
     return PublishPlan(folder=target, repo_id=repo_id, private=private, name=loaded.name, sha256=sha256,
@@ -197,10 +205,11 @@ def _publish_folder(folder: Path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
     if folder.is_dir():
-        others = sorted(p.name for p in folder.iterdir() if p.name not in PUBLISHED_FILES)
+        others = sorted(p.name for p in folder.iterdir() if p.name not in (*PUBLISHED_FILES, MARKER_NAME))
         if others:
             raise UsageError(f"{folder}: holds other files ({', '.join(others[:5])}); give an empty or new folder")
-        foreign = [name for name in PUBLISHED_FILES if (folder / name).exists() and not _written_by_us(folder, name)]
+        foreign = [name for name in PUBLISHED_FILES
+                   if os.path.lexists(folder / name) and not _written_by_us(folder, name)]
         if foreign:
             raise UsageError(f"{folder}: holds a {', '.join(foreign)} that no earlier `jdsr models publish` wrote; "
                              "give an empty or new folder")
@@ -212,16 +221,43 @@ def _publish_folder(folder: Path) -> Path:
 
 
 def _written_by_us(folder: Path, name: str) -> bool:
-    """A file an earlier dry run left (so a rerun may replace it): our card's front matter, a jdsr config.json,
-    or weights beside such a config. Anything else is the user's and is not written over."""
-    try:
-        if name == CARD_NAME:
-            head = (folder / name).read_text(encoding="utf-8")[:2000]
-            return head.startswith("---") and "library_name: jdsr" in head
-        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-        return isinstance(config, dict) and {"arch", "scale"} <= config.keys()
-    except (OSError, ValueError):
+    """A file an earlier dry run left (so a rerun may replace it): a regular file whose sha256 ``MARKER_NAME``
+    records. Anything else (a link, a checkpoint of the user's, their own README.md) is not written over."""
+    path = folder / name
+    if path.is_symlink() or not path.is_file():
         return False
+    return sha256_file(path) in _marked(folder).get(name, ())
+
+
+def _marked(folder: Path) -> dict[str, list[str]]:
+    """``MARKER_NAME``'s record, ``{file name: [sha256, ...]}`` (empty when missing, a link or unreadable)."""
+    marker = folder / MARKER_NAME
+    try:
+        if marker.is_symlink():
+            return {}
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        files = record["files"]
+        return {str(k): [str(d) for d in v] for k, v in files.items() if isinstance(v, list)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_marked(folder: Path, contents: dict[str, bytes]) -> None:
+    """Write ``contents`` atomically, each file recorded in the marker before it is written (the earlier hashes too,
+    until every file is in place), so a kill at any point leaves a folder the next dry run may replace."""
+    from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
+
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    earlier = _marked(folder)
+
+    def record(files: dict[str, list[str]]) -> None:
+        atomic_write_text(folder / MARKER_NAME, json.dumps({"written_by": "jdsr models publish --dry-run",
+                                                            "files": files}, indent=2, sort_keys=True) + "\n")
+
+    record({name: sorted({digests[name], *earlier.get(name, ())}) for name in contents})
+    for name, data in contents.items():
+        atomic_write_bytes(folder / name, data)
+    record({name: [digest] for name, digest in digests.items()})
 
 
 def _hub_entry(loaded: LoadedModel, repo_id: str, sha256: str, bundled: dict[str, Any]) -> dict[str, Any]:
