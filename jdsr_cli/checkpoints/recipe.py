@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from jdsr_cli.archs.registry import ArchConfig
+from jdsr_cli.checkpoints.esrgan_layout import rename_old_esrgan
 from jdsr_cli.checkpoints.format import CONFIG_NAME, SAFETENSORS_CONFIG_KEY, WEIGHTS_NAME, read_safetensors_metadata
 from jdsr_cli.checkpoints.legacy import (
     LEGACY_SUFFIXES,
@@ -33,7 +34,8 @@ from jdsr_cli.errors import JdsrError, ModelLoadError
 if TYPE_CHECKING:
     from jdsr_cli.archs.registry import ArchRegistry
 
-CONFIG_JSON, HEADER, DETECTED = "config.json", "safetensors-metadata", "detected"
+CONFIG_JSON, HEADER, DETECTED, NCNN_GRAPH = "config.json", "safetensors-metadata", "detected", "ncnn-graph"
+NCNN_SUFFIX = ".param"
 
 
 @dataclass
@@ -41,14 +43,18 @@ class WeightsFile:
     """A weights file as read: its tensors under their stored names (legacy wrappers already unwrapped)."""
 
     path: Path
-    kind: str  # "safetensors" | "pytorch-pickle"
+    kind: str  # "safetensors" | "pytorch-pickle" | "ncnn"
     stored: dict[str, torch.Tensor]
     header: dict[str, str] = field(default_factory=dict)  # safetensors metadata
+    graph_config: ArchConfig | None = None  # an ncnn graph's recipe, read off the graph itself
 
     def candidates(self) -> list[dict[str, torch.Tensor]]:
-        """The name sets a recipe may fit, in order: prefix-stripped, then as stored (one if the same)."""
+        """The name sets a recipe may fit, in order: prefix-stripped, then as stored (one if the same), then
+        an old-style ESRGAN file's names in today's layout (4x-UltraSharp and the rest of that zoo)."""
         stripped = strip_prefixes(self.stored)
-        return [stripped] if list(stripped) == list(self.stored) else [stripped, self.stored]
+        sets = [stripped] if list(stripped) == list(self.stored) else [stripped, self.stored]
+        renamed = rename_old_esrgan(stripped)
+        return sets + ([renamed] if renamed is not None else [])
 
 
 @dataclass
@@ -87,16 +93,26 @@ def locate_checkpoint_files(path: str | os.PathLike[str]) -> tuple[Path, Path | 
     if suffix == ".safetensors":
         sibling = p.parent / CONFIG_NAME
         return p, (sibling if sibling.is_file() else None)
+    if suffix == NCNN_SUFFIX or (suffix == ".bin" and p.with_suffix(NCNN_SUFFIX).is_file()):
+        return p.with_suffix(NCNN_SUFFIX), None  # an ncnn pair is named by its graph; the .bin sits beside it
     if suffix in LEGACY_SUFFIXES:
         return p, None
     raise ModelLoadError(
         f"{p}: unsupported file type {suffix or '(no suffix)'!r}; expected a checkpoint folder, "
-        f"config.json, .safetensors or {'/'.join(LEGACY_SUFFIXES)}"
+        f"config.json, .safetensors, an ncnn .param or {'/'.join(LEGACY_SUFFIXES)}"
     )
 
 
 def read_weights(path: Path) -> WeightsFile:
-    """Read a ``.safetensors`` file or (safely, never running code) a legacy pickle."""
+    """Read a ``.safetensors`` file, an ncnn graph or (safely, never running code) a legacy pickle."""
+    if path.suffix.lower() == NCNN_SUFFIX:
+        from jdsr_cli.checkpoints.ncnn_import import import_ncnn
+
+        try:
+            config, state = import_ncnn(path, default_registry(None))
+        except ModelLoadError as error:
+            raise _with_file(error, path) from None
+        return WeightsFile(path, "ncnn", state, graph_config=config)
     if path.suffix.lower() != ".safetensors":
         raw = load_legacy_file(path)
         stored = extract_state_dict(raw, source=str(path), strip=False)
@@ -129,6 +145,8 @@ def declared_config(weights: WeightsFile, meta: Mapping[str, Any] | None) -> tup
     """The recipe the file states (config.json, else its safetensors header), or None."""
     if meta is not None:
         return ArchConfig.from_dict(meta), CONFIG_JSON
+    if weights.graph_config is not None:
+        return weights.graph_config, NCNN_GRAPH
     if SAFETENSORS_CONFIG_KEY not in weights.header:
         return None
     try:

@@ -144,5 +144,5 @@ def _looks_like_path(text: str) -> bool:
         "/" in text
         or os.sep in text
         or text.startswith((".", "~"))
-        or text.lower().endswith((".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".json"))
+        or text.lower().endswith((".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".json", ".param"))
     )

@@ -1,4 +1,4 @@
-"""``jdsr models list | info | download | inspect | export | publish``."""
+"""``jdsr models list | info | download | inspect | export | import | publish``."""
 
 from __future__ import annotations
 
@@ -149,6 +149,26 @@ def export(
         f"{report.path}: ONNX opset {report.opset}, {'fp16' if report.fp16 else 'fp32'}, "
         f"{report.size_bytes / 1e6:.2f} MB; against PyTorch max |Δ| {report.max_abs_diff:.2e}, "
         f"PSNR {report.psnr:.1f} dB; {report.seconds:.0f} s", markup=False)
+
+
+@app.command("import", no_args_is_help=True)
+def import_(
+    source: str = typer.Argument(..., metavar="MODEL", help="An ncnn .param (its .bin beside it), a .pth/.pt (old- or "
+                                 "new-style ESRGAN, Real-ESRGAN, ...), a .safetensors or anything --model takes."),
+    out: Path = typer.Option(..., "-o", "--output", help="The new checkpoint folder (must not exist, or be empty)."),
+    name: str | None = typer.Option(None, "--name", help="The model's name in its config.json (default: the file's)."),
+) -> None:
+    """Convert a model file into a jdsr checkpoint folder (model.safetensors + config.json).
+
+    Example: jdsr models import realesrgan-x4plus.param -o models/realesrgan-x4plus
+    """
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.commands.import_model import import_model
+
+    folder = import_model(source, out, name=name)
+    loaded = resolve_model(str(folder), scale=None)
+    make_console().print(f"{folder}: {loaded.config.arch} x{loaded.config.scale} ({loaded.name}); use it with "
+                         f"--model {folder}", markup=False)
 
 
 @app.command("publish", no_args_is_help=True)
