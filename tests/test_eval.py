@@ -87,3 +87,33 @@ def test_bicubic_baseline_reproduces_the_published_figure(data_dir: Path, tmp_pa
     [entry] = json.loads(report.read_text())["sets"]
     assert abs(entry["psnr"] - 28.42) < 0.02
     assert runner.invoke(app, ["eval", "bicubic", "--data", str(data_dir)]).exit_code == 2
+
+
+def test_eval_niqe_column_and_report(data_dir: Path, tmp_path: Path) -> None:
+    """`--metric niqe`: NIQE of each saved SR image (crop = scale) in the table and the JSON; an SR with no
+    whole 96×96 block after the crop has none (n/a, null) and stays out of the mean. Without it, no trace."""
+    from jdsr_cli.ops.niqe import niqe
+
+    hr_dir = tmp_path / "data" / "benchmark" / "Tiny" / "HR"
+    hr_dir.mkdir(parents=True)
+    (hr_dir / "bird.png").symlink_to(data_dir / "benchmark" / "Set5" / "HR" / "bird.png")
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (60, 64, 3), dtype=np.uint8)).save(hr_dir / "dots.png")
+    report = tmp_path / "niqe.json"
+    args = ["eval", "bicubic", "-s", "2", "--data", str(tmp_path / "data"), "--sets", "Tiny"]
+    result = runner.invoke(app, [*args, "--metric", "niqe", "--json", str(report),
+                                 "--save-images", str(tmp_path / "sr")])
+    assert result.exit_code == 0, result.output
+    assert "NIQE-Y crop=2 of the SR (lower is better)" in result.output and "n/a" in result.output
+    [entry] = json.loads(report.read_text())["sets"]
+    bird, dots = entry["images"]
+    sr = _rgb(tmp_path / "sr" / "Tiny" / "bird_x2.png")
+    assert bird["niqe"] == round(niqe(sr, crop=2), 4) and dots["niqe"] is None and entry["niqe"] == bird["niqe"]
+    assert bird["niqe"] > niqe(_rgb(hr_dir / "bird.png"), crop=2)  # bicubic blur is less natural than the HR
+
+    plain = tmp_path / "plain.json"
+    without = runner.invoke(app, [*args, "--json", str(plain)])
+    assert without.exit_code == 0 and "NIQE" not in without.output
+    [entry] = json.loads(plain.read_text())["sets"]
+    assert "niqe" not in entry and all("niqe" not in i for i in entry["images"])
+    unknown = runner.invoke(app, [*args, "--metric", "niqe,lpips"])
+    assert unknown.exit_code == 2 and "--metric lpips" in unknown.output

@@ -32,6 +32,11 @@ def evaluate(
     degradation: str = typer.Option("bicubic", "--degradation", help="bicubic (the sets' LR) or realistic (a "
                                     "fixed, seeded blur/noise/JPEG LR of each HR: real-photo conditions)."),
     seed: int = typer.Option(0, "--seed", help="--degradation realistic: the seed of the LR."),
+    metric: list[str] = typer.Option(
+        [], "--metric", metavar="NAME", help="Add a metric to PSNR/SSIM (repeat or comma-separate): niqe = NIQE "
+        "of the SR alone, no reference, lower is better (MATLAB niqe_release: rounded BT.601 Y, crop = scale, "
+        "96×96 blocks)."
+    ),
     denoise: Denoise = 1.0,
     denoise_from: DenoiseFrom = None,
 ) -> None:
@@ -40,7 +45,8 @@ def evaluate(
     Examples: jdsr eval imdn-x4 --data ../shared/data --sets Set5,Set14 |
     jdsr eval slr-up-x4 --lr-from slr-down-x4 --data ../shared/data (the superior-LR round trip) |
     jdsr eval photo-x4 --degradation realistic --denoise 0.5 --data ../shared/data (a photo model, half way to
-    its clean counterpart, on real-photo conditions)
+    its clean counterpart, on real-photo conditions) |
+    jdsr eval imdn-x4 --metric niqe --data ../shared/data (adds NIQE of the SR; lower is better)
     """
     from rich.table import Table
 
@@ -61,6 +67,11 @@ def evaluate(
     if not names:
         raise UsageError(f"--sets {sets!r}: name at least one set, e.g. --sets Set5,Set14,B100")
     set_dirs = [find_set(data_dir, name) for name in names]
+    extra = {m.strip().lower() for item in metric for m in item.split(",") if m.strip()}
+    unknown = sorted(extra - {"niqe", "psnr", "ssim"})
+    if unknown:
+        raise UsageError(f"--metric {', '.join(unknown)}: choose niqe (PSNR and SSIM are always reported)")
+    with_niqe = "niqe" in extra
     check_output_folder(save_images, "--save-images")
     check_report_file(json_report)
     if model == "bicubic":
@@ -91,7 +102,7 @@ def evaluate(
     results = []
     for set_dir in set_dirs:
         result = evaluate_set(upscaler, set_dir, save_dir=save_images, lr_from=downscaler,  # type: ignore[arg-type]
-                              on_image=lambda _score: share.adjust())
+                              on_image=lambda _score: share.adjust(), niqe=with_niqe)
         results.append(result)
         for _, reason in result.skipped:
             error_console().print(f"skipped {reason}", markup=False)
@@ -102,13 +113,20 @@ def evaluate(
         table.add_column("SSIM", justify="right")
         if downscaler is not None:
             table.add_column("LR vs bicubic LR (dB)", justify="right")
+        if with_niqe:
+            table.add_column("NIQE (SR, lower is better)", justify="right")
 
         def lr_cell(value: float | None) -> list[str]:
             return [] if downscaler is None else [f"{value:.2f}"]
 
+        def niqe_cell(value: float | None) -> list[str]:
+            return [] if not with_niqe else ["n/a" if value is None else f"{value:.4f}"]
+
         for image in result.images:
-            table.add_row(image.name, f"{image.psnr:.2f}", f"{image.ssim:.4f}", *lr_cell(image.lr_psnr))
-        table.add_row("mean", f"{result.psnr:.2f}", f"{result.ssim:.4f}", *lr_cell(result.lr_psnr), style="bold")
+            table.add_row(image.name, f"{image.psnr:.2f}", f"{image.ssim:.4f}", *lr_cell(image.lr_psnr),
+                          *niqe_cell(image.niqe))
+        table.add_row("mean", f"{result.psnr:.2f}", f"{result.ssim:.4f}", *lr_cell(result.lr_psnr),
+                      *niqe_cell(result.niqe), style="bold")
         console.print(table)
     if json_report is not None:
         from jdsr_cli.io.atomic import atomic_write_text

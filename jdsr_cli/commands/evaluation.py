@@ -7,6 +7,10 @@
 4. PSNR and SSIM on BT.601 Y, border crop = scale, float64. Gray images (Set14 ``bridge``) go through
    RGB replication, so every image uses the same Y formula.
 
+With ``niqe=True`` each image also gets NIQE (no reference, lower is better; :mod:`jdsr_cli.ops.niqe`) of the
+uint8 SR alone: rounded BT.601 Y, border crop = scale, MATLAB's reference algorithm otherwise. An SR too small
+for one 96×96 NIQE block after the crop has no NIQE (None) and is left out of the mean.
+
 With ``lr_from`` (a learned downscaler, ``jdsr eval MODEL --lr-from slr-down-x4``) step 2 becomes the
 downscaler's 8-bit output on the modcropped HR, and each image also records how LR-like it stays: PSNR-Y
 (crop = scale) of that LR against the MATLAB-bicubic LR.
@@ -27,6 +31,7 @@ from jdsr_cli.errors import UsageError
 if TYPE_CHECKING:
     from jdsr_cli.commands.downscale import LearnedDownscaler, RealisticDownscaler
     from jdsr_cli.engine.upscaler import Upscaler
+    from jdsr_cli.ops.metrics import MetricConvention
 
 STANDARD_SETS = ("Set5", "Set14", "B100")
 
@@ -37,6 +42,7 @@ class ImageScore:
     psnr: float
     ssim: float
     lr_psnr: float | None = None  # the LR fed to the model vs the MATLAB-bicubic LR (with lr_from)
+    niqe: float | None = None  # NIQE of the SR alone (with niqe=True; None when too small to score)
 
 
 @dataclass
@@ -49,6 +55,7 @@ class SetResult:
     self_ensemble: bool
     images: list[ImageScore] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image name, reason)
+    with_niqe: bool = False  # NIQE was asked for: the JSON carries it (per image and mean)
 
     @property
     def psnr(self) -> float:
@@ -63,7 +70,18 @@ class SetResult:
         values = [i.lr_psnr for i in self.images if i.lr_psnr is not None]
         return float(np.mean(values)) if values else None
 
+    @property
+    def niqe(self) -> float | None:
+        """Mean NIQE over the images that have one (None when none has)."""
+        values = [i.niqe for i in self.images if i.niqe is not None]
+        return float(np.mean(values)) if values else None
+
     def to_json(self) -> dict[str, Any]:
+        def niqe(value: float | None) -> dict[str, Any]:
+            if not self.with_niqe:
+                return {}
+            return {"niqe": None if value is None else round(value, 4)}
+
         return {
             "set": self.name,
             "scale": self.scale,
@@ -72,9 +90,11 @@ class SetResult:
             "psnr": round(self.psnr, 4),
             "ssim": round(self.ssim, 5),
             "lr_psnr": None if self.lr_psnr is None else round(self.lr_psnr, 4),
+            **niqe(self.niqe),
             "skipped": [{"name": name, "reason": reason} for name, reason in self.skipped],
             "images": [{"name": i.name, "psnr": round(i.psnr, 4), "ssim": round(i.ssim, 5),
-                        **({} if i.lr_psnr is None else {"lr_psnr": round(i.lr_psnr, 4)})} for i in self.images],
+                        **({} if i.lr_psnr is None else {"lr_psnr": round(i.lr_psnr, 4)}), **niqe(i.niqe)}
+                       for i in self.images],
         }
 
 
@@ -157,8 +177,9 @@ def evaluate_set(
     save_dir: Path | None = None,
     on_image: Callable[[ImageScore], None] | None = None,
     lr_from: LearnedDownscaler | RealisticDownscaler | None = None,
+    niqe: bool = False,
 ) -> SetResult:
-    """Score one set with the standard protocol; optionally save each SR image as PNG."""
+    """Score one set with the standard protocol; optionally save each SR image as PNG and add NIQE of the SR."""
     from jdsr_cli.io.quantize import to_uint8
     from jdsr_cli.ops.metrics import MetricConvention
 
@@ -166,7 +187,9 @@ def evaluate_set(
     convention = MetricConvention.standard(scale)
     source = "MATLAB-bicubic LR" if lr_from is None else f"LR from {lr_from.name} (8-bit)"
     label = f"{convention.psnr_label} / {convention.ssim_label}, uint8 SR, {source}"
-    result = SetResult(set_dir.name, scale, label, upscaler.tta)
+    if niqe:
+        label += f"; {convention.niqe_label} of the SR (lower is better)"
+    result = SetResult(set_dir.name, scale, label, upscaler.tta, with_niqe=niqe)
     if lr_from is not None and getattr(lr_from, "scale", scale) != scale:
         raise UsageError(f"--lr-from {lr_from.name} shrinks ×{lr_from.scale} but the model enlarges ×{scale}")
     def skip(name: str, reason: str) -> None:
@@ -182,7 +205,8 @@ def evaluate_set(
         sr = to_uint8(sr_float)
         if sr.shape != hr.shape:
             raise UsageError(f"{set_dir / 'HR' / name}.png: SR is {sr.shape}, HR is {hr.shape} (wrong --scale?)")
-        score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr), lr_psnr)
+        score = ImageScore(name, convention.psnr(sr, hr), convention.ssim(sr, hr), lr_psnr,
+                           _niqe_or_none(convention, sr) if niqe else None)
         result.images.append(score)
         if save_dir is not None:
             _save(save_dir / set_dir.name / f"{name}_x{scale}.png", sr)
@@ -192,6 +216,15 @@ def evaluate_set(
         why = f" ({len(result.skipped)} too small to score)" if result.skipped else ""
         raise UsageError(f"{set_dir / 'HR'}: no PNG images to score{why}")
     return result
+
+
+def _niqe_or_none(convention: MetricConvention, sr: np.ndarray) -> float | None:
+    """NIQE of the SR under ``convention``, or None when the cropped SR holds no whole 96×96 block."""
+    from jdsr_cli.ops.niqe import NIQE_BLOCK
+
+    if min(sr.shape[:2]) - 2 * convention.crop < NIQE_BLOCK:
+        return None
+    return convention.niqe(sr)
 
 
 def _save(path: Path, sr: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """PSNR and SSIM under the SR literature's convention (EDSR/RCAN/BasicSR ``test_y_channel=True``).
 
 Why a convention object: PSNR on RGB is ~2 dB below PSNR on Y for the same model, and crop/rounding
-shift numbers too, so every figure jdsr prints names its convention via :class:`MetricConvention`.
+shift numbers too, so every figure jdsr prints names its convention via :class:`MetricConvention` (which
+also applies the no-reference NIQE of :mod:`jdsr_cli.ops.niqe` to an SR output alone).
 
 Everything here is numpy float64 on the CPU: inputs are H×W×C or H×W arrays in 0..255 (uint8, or float
 already in that range). Y is BT.601 per :mod:`jdsr_cli.ops.color` (grayscale replicated to RGB, so
@@ -170,3 +171,17 @@ class MetricConvention:
     def ssim(self, sr: np.ndarray, hr: np.ndarray) -> float:
         """:func:`ssim` under this convention (rounds a float SR first when ``rounding="uint8"``)."""
         return ssim(self._round(sr), hr, crop=self.crop, y_channel=self.y_channel)
+
+    @property
+    def niqe_label(self) -> str:
+        return self.label("NIQE")
+
+    def niqe(self, sr: np.ndarray) -> float:
+        """NIQE (no reference, lower is better; :mod:`jdsr_cli.ops.niqe`) of ``sr`` alone under this convention:
+        rounded SR when ``rounding="uint8"``, ``crop`` pixels off every side. NIQE is defined on luminance only,
+        so ``y_channel=False`` is refused."""
+        from jdsr_cli.ops.niqe import niqe
+
+        if not self.y_channel:
+            raise ValueError("NIQE is defined on luminance: use a y_channel=True convention")
+        return niqe(self._round(sr), crop=self.crop)
