@@ -212,7 +212,7 @@ def test_bad_distillations_are_refused_in_one_line(photos: Path, tmp_path: Path)
     base = ["distill", str(photos), "-s", "2", "--student-arch", "pan", "--out", str(tmp_path / "x")]
     cases = [
         ([], "jdsr distill needs a teacher: --teacher MODEL"),
-        (["--teacher", "imdn-x4"], "--teacher imdn-x4: imdn-x4 (imdn) is ×4, not an upscaler ×2"),
+        (["--teacher", "imdn-x3"], "--teacher imdn-x3: imdn-x3 (imdn) is ×3, not an upscaler ×2 (or a whole multiple"),
         (["--teacher", TEACHER, "--method", "fitnet", "--taps-student", "body.99"],
          "--taps-student: unknown feature tap(s) 'body.99' for PAN"),
         (["--teacher", TEACHER, "--method", "fitnet", "--taps-student", "body_tail", "--taps-teacher", "head,body_tail"],
@@ -246,3 +246,28 @@ def test_two_process_gloo_distill_equals_one_process_with_twice_the_batch(photos
     b = load_file(tmp_path / "one" / "last" / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_x4_teacher_teaches_a_x2_student_through_a_bicubic_shrink_and_w_hr_0_validates_against_it(
+        photos: Path, tmp_path: Path) -> None:
+    """Real-ESRGAN has one x4 model; a x2 student learns its output shrunk by MATLAB bicubic (its --outscale 2),
+    and without the HR term the best checkpoint is the one closest to that target."""
+    from jdsr_cli.checkpoints.resolve import resolve_model
+    from jdsr_cli.ops.resize import imresize
+    from jdsr_cli.training.distill.teachers import ResizedTeacher, load_teacher
+
+    loaded = load_teacher("imdn-x4", 2)
+    assert isinstance(loaded.model, ResizedTeacher)
+    x = torch.rand(1, 3, 10, 12)
+    with torch.no_grad():
+        inner = resolve_model("imdn-x4", scale=4).model(x)
+        torch.testing.assert_close(loaded.model(x), imresize(inner, size=(20, 24)))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "distill", str(photos), "-s", "2", "--teacher", "imdn-x4", "--student-arch", "imdn", "--student-preset",
+        "small", "--w-hr", "0", "--steps", "2", "--batch-size", "2", "--patch-size", "16", "--val-every", "2",
+        "--workers", "0", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "val PSNR-Y crop=2 to the teacher" in result.output
+    record = next(json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if "val_psnr" in line)
+    assert record["convention"] == "PSNR-Y crop=2 to the teacher" and record["val_psnr"] > record["hr_psnr"]

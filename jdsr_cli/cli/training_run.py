@@ -35,7 +35,7 @@ def run_training(resume: Path | None, config_file: Path | None, overrides: dict[
             raise typer.Exit(stop.exit_code) from None
         raise
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
-    console.print(f"done: best val PSNR-Y crop={config.scale} {best}; checkpoints in {result.run_dir}/best and "
+    console.print(f"done: best val {trainer.val_label} {best}; checkpoints in {result.run_dir}/best and "
                   f"{result.run_dir}/last", markup=False)
 
 
@@ -84,7 +84,7 @@ def _train(console: Console, trainer: Trainer) -> RunResult:
 def _run(console, trainer):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    label = f"PSNR-Y crop={trainer.config.scale}"
+    label = trainer.val_label
 
     def describe(p) -> str:  # type: ignore[no-untyped-def]
         val = f", val {label} {p.val_psnr:.2f}" if p.val_psnr is not None else ""

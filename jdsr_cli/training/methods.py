@@ -128,6 +128,23 @@ def score_upscaler(net: nn.Module, pairs: list[Any], device: torch.device, scale
     return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
 
 
+def score_against_teacher(net: nn.Module, teacher: nn.Module, pairs: list[Any], device: torch.device,
+                          scale: int) -> Validation:
+    """PSNR-Y/SSIM-Y of ``net`` to ``teacher``'s output on the same LR (a distillation without the HR term picks
+    its best checkpoint by how close it comes to the teacher); PSNR-Y to the HR is logged as ``hr_psnr``."""
+    from jdsr_cli.ops.metrics import MetricConvention
+
+    convention = MetricConvention.standard(scale)
+    psnrs, ssims, hr_psnrs = [], [], []
+    for pair in pairs:
+        lr = _to_batch(pair.lr, device)
+        sr, target = _to_uint8(net(lr)), _to_uint8(teacher(lr))
+        psnrs.append(convention.psnr(sr, target))
+        ssims.append(convention.ssim(sr, target))
+        hr_psnrs.append(convention.psnr(sr, pair.hr))
+    return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs), {"hr_psnr": float(np.mean(hr_psnrs))})
+
+
 class RoundTrip(nn.Module):
     """Encoder then decoder; ``forward(hr)`` returns (superior LR, SR) for one loss over both."""
 

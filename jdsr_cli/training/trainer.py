@@ -331,16 +331,22 @@ class Trainer:
     def deployed_model(self) -> nn.Module:
         return self.ema if self.ema is not None else self.model
 
-    def _validate_and_keep_best(self) -> float:
+    @property
+    def val_label(self) -> str:
+        """What the validation PSNR measures: to the HR, or (a distillation without the HR term) to the teacher."""
         from jdsr_cli.ops.metrics import MetricConvention
 
+        label = MetricConvention.standard(self.config.scale).psnr_label
+        target = getattr(self.method, "validation_target", "HR")
+        return label if target == "HR" else f"{label} to the {target}"
+
+    def _validate_and_keep_best(self) -> float:
         net = self.deployed_model()
         net.eval()
         scores = self.method.validate(net, self.val_pairs, self.device)
         self.model.train()
-        label = MetricConvention.standard(self.config.scale).psnr_label
         self._append_log({"step": self.step, "val_psnr": scores.psnr, "val_ssim": scores.ssim, **scores.extra,
-                          "convention": label})
+                          "convention": self.val_label})
         if self.best_psnr is None or scores.psnr > self.best_psnr:
             self.best_psnr = scores.psnr
             self._save("best", metrics={"val": {"psnr": scores.psnr, "ssim": scores.ssim, "images": scores.images,

@@ -20,10 +20,17 @@ from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import FIXED_ON_RESUME, OPTIONS, DistillOptions, check_options
+from jdsr_cli.training.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options
 from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
-from jdsr_cli.training.methods import _arch_config, _build, copy_matching, initialise_net, score_upscaler
+from jdsr_cli.training.methods import (
+    _arch_config,
+    _build,
+    copy_matching,
+    initialise_net,
+    score_against_teacher,
+    score_upscaler,
+)
 from jdsr_cli.training.single_net import MAIN, adam_with_schedule
 
 if TYPE_CHECKING:
@@ -131,6 +138,12 @@ class Distill:
         self._optimizers = {MAIN: optimizer}
         self._schedulers = {MAIN: scheduler}
 
+    @property
+    def validation_target(self) -> str:
+        """"teacher" when the HR has no weight (``--w-hr 0``): then the teacher's output is the target."""
+        frozen = self.encoder is None and self.opts.loss not in ONLINE
+        return "teacher" if frozen and self.opts.w_hr == 0 else "HR"
+
     # ---- the contract ------------------------------------------------------------------------------
     def describe(self) -> str:
         names = ", ".join(loaded.name for loaded in self.loaded_teachers)
@@ -166,6 +179,9 @@ class Distill:
         return {"": (deployed, self.arch_config)}
 
     def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
+        """PSNR to the HR; without the HR term (``--w-hr 0``), PSNR to the (first) teacher's output, the target."""
+        if self.validation_target == "teacher":
+            return score_against_teacher(net, self.teachers[0], pairs, device, self.scale)
         return score_upscaler(net, pairs, device, self.scale)
 
     # ---- the step ----------------------------------------------------------------------------------

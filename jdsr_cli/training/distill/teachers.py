@@ -24,13 +24,39 @@ if TYPE_CHECKING:
 PROBE_SIDE = 16  # LR side of the forward that finds each tap's channels
 
 
+class ResizedTeacher(nn.Module):
+    """A teacher of a larger scale (×4 for a ×2 student) whose output is shrunk to the student's size with MATLAB
+    bicubic (antialiased, float): what Real-ESRGAN users get with ``--outscale 2`` from its ×4 model. Its taps
+    are the inner network's (they sit at the LR size, which both share)."""
+
+    def __init__(self, net: nn.Module, factor: int) -> None:
+        super().__init__()
+        self.net = net
+        self.factor = int(factor)
+        self.in_channels = getattr(net, "in_channels", 3)
+
+    def feature_taps(self) -> dict[str, nn.Module]:
+        return self.net.feature_taps()  # type: ignore[operator]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from jdsr_cli.ops.resize import imresize
+
+        out = self.net(x)
+        size = (out.shape[-2] // self.factor, out.shape[-1] // self.factor)
+        return imresize(out.float(), size=size).to(out.dtype)
+
+
 def load_teacher(spec: str, scale: int) -> LoadedModel:
+    """A teacher ×``scale``, or of a whole multiple of it (its output shrunk to the student's size)."""
     from jdsr_cli.checkpoints.resolve import resolve_model
 
     loaded = resolve_model(spec, scale=scale, option="--teacher")
-    if loaded.config.scale != scale or loaded.config.arch == "slr-encoder":
-        raise UsageError(f"--teacher {spec}: {loaded.name} ({loaded.config.arch}) is ×{loaded.config.scale}, not an "
-                         f"upscaler ×{scale} like the student")
+    teacher_scale = loaded.config.scale
+    if loaded.config.arch == "slr-encoder" or teacher_scale < scale or teacher_scale % scale:
+        raise UsageError(f"--teacher {spec}: {loaded.name} ({loaded.config.arch}) is ×{teacher_scale}, not an "
+                         f"upscaler ×{scale} (or a whole multiple of it) like the student")
+    if teacher_scale != scale:
+        loaded.model = ResizedTeacher(loaded.model, teacher_scale // scale).eval()
     return loaded
 
 
