@@ -67,3 +67,97 @@ def test_export_without_o_writes_only_in_the_current_folder(tmp_path: Path, stub
     stem = written[0].stem
     assert stem not in ("", ".", "..") and "/" not in stem and "\\" not in stem
     assert stem == ("evil" if "evil" in name else "tiny")
+
+
+# --------------------------------------------------------------------------------------- L4, L5, L10
+
+
+def test_a_file_that_appears_after_planning_is_not_replaced(tmp_path: Path, image: Path) -> None:
+    """L4: the skip was decided when the batch was planned; a file created later was replaced without --overwrite."""
+    from jdsr_cli.commands.downscale_job import DownscaleRequest, prepare_downscale
+    from jdsr_cli.commands.imagejob import run_image_job
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "in" / name).write_bytes(image.read_bytes())
+    out = tmp_path / "out"
+    job = prepare_downscale(DownscaleRequest(inputs=[str(tmp_path / "in")], scale=2, output=out))
+
+    def user_writes_b(index: int, planned: object) -> None:
+        if index == 0:
+            out.mkdir(exist_ok=True)
+            (out / "b_down_x2.png").write_text("mine")
+
+    outcome = run_image_job(job, on_start=user_writes_b)
+    assert (out / "b_down_x2.png").read_text() == "mine"
+    statuses = {Path(r.input).name: (r.status, r.error) for r in outcome.reports}
+    assert statuses["a.png"][0] == "done"
+    assert statuses["b.png"][0] == "skipped" and "--overwrite" in str(statuses["b.png"][1]), statuses
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    with_overwrite = prepare_downscale(DownscaleRequest(inputs=[str(tmp_path / "in")], scale=2, output=out,
+                                                        overwrite=True))
+    assert [r.status for r in run_image_job(with_overwrite).reports] == ["done", "done"]
+    assert (out / "b_down_x2.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_temp_files_of_another_host_are_not_removed(tmp_path: Path, image: Path) -> None:
+    """L5: `.NAME.jdsr-PID-*.tmp` was removed whenever PID was not alive *here*: a live writer on another host
+    sharing the folder lost its file. Only our host's dead writers' files go at once; others' after a day."""
+    from jdsr_cli.io.atomic import host_tag
+
+    out = tmp_path / "o"
+    out.mkdir()
+    elsewhere = out / ".in_down_x2.png.jdsr-4000000-abcd1234.tmp"  # the audit's: a name without a host
+    other_host = out / f".in_down_x2.png.jdsr-4000000-{'0' * 8 if host_tag() != '0' * 8 else '1' * 8}-ab12cd34.tmp"
+    ours_dead = out / f".in_down_x2.png.jdsr-4000000-{host_tag()}-ab12cd34.tmp"
+    old = out / ".old_down_x2.png.jdsr-4000000-abcd1234.tmp"
+    for path in (elsewhere, other_host, ours_dead, old):
+        path.write_text("live")
+    os.utime(old, (0, 0))  # untouched since 1970: nobody is writing it
+    assert jdsr("downscale", image, "-s", "2", "-o", f"{out}/").exit_code == 0
+    assert elsewhere.exists() and other_host.exists()
+    assert not ours_dead.exists() and not old.exists()
+
+
+def test_an_output_never_takes_setuid_bits(tmp_path: Path, image: Path) -> None:
+    """L10: the mode came from stat (through a link) masked with 0o7777: replacing a link to a setuid file gave
+    the output 6755."""
+    target = tmp_path / "t.bin"
+    target.write_bytes(image.read_bytes())
+    os.chmod(target, 0o6755)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "in_down_x2.png").symlink_to("../t.bin")
+    result = jdsr("downscale", image, "-s", "2", "-o", f"{tmp_path / 's'}/", "--overwrite")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "s" / "in_down_x2.png"
+    assert not out.is_symlink() and out.stat().st_mode & 0o7000 == 0
+    assert target.stat().st_mode & 0o7777 == 0o6755  # the link's target is untouched
+    plain = tmp_path / "plain.png"
+    plain.write_bytes(b"x")
+    os.chmod(plain, 0o4750)
+    from jdsr_cli.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(plain, b"y")
+    assert plain.stat().st_mode & 0o7777 == 0o750
+
+
+def test_a_checkpoint_swap_of_another_host_is_left_alone(tmp_path: Path) -> None:
+    """L5 for checkpoints: a staging folder of a live save on another host (a run folder on shared storage) is
+    neither removed nor rolled forward by a save or a load here."""
+    from jdsr_cli.checkpoints.load import load_checkpoint
+    from jdsr_cli.io.atomic import host_tag
+
+    other = "0" * 8 if host_tag() != "0" * 8 else "1" * 8
+    folder = tmp_path / "last"
+    save_checkpoint(folder, REGISTRY.build(TINY), TINY)
+    staging = tmp_path / f".last.jdsr-4000000-{other}-0123abcd.new"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"being written elsewhere")
+    save_checkpoint(folder, REGISTRY.build(TINY), TINY)
+    load_checkpoint(folder)
+    assert (staging / "model.safetensors").read_bytes() == b"being written elsewhere"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([staging.name, "last"])
+    from jdsr_cli.checkpoints.swap import replace_folder
+
+    with replace_folder(folder) as ours:  # our own swaps carry this host's tag
+        assert f"-{host_tag()}-" in ours.name

@@ -283,9 +283,11 @@ def test_any_exception_in_one_file_is_that_files_failure_and_debug_shows_the_tra
 
 
 def test_stale_temp_files_of_ours_are_removed_and_others_kept(tmp_path: Path, bird: Path, trained_checkpoint: Path) -> None:
+    from jdsr_cli.io.atomic import host_tag
+
     out = tmp_path / "o"
     out.mkdir()
-    ours = out / ".birdx4_x2.png.jdsr-999999999-abc123.tmp"  # no such pid
+    ours = out / f".birdx4_x2.png.jdsr-999999999-{host_tag()}-abc123.tmp"  # no such pid on this host
     theirs = out / ".something.tmp"
     ours.write_bytes(b"partial")
     theirs.write_bytes(b"not ours")

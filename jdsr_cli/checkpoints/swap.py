@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STAGED, BACKUP = "new", "old"
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.jdsr-(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})\.(?P<kind>new|old)$")
+_LEFTOVER = re.compile(
+    r"^\.(?P<name>.+)\.jdsr-(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{8})-)?(?P<rand>[0-9a-f]{8})\.(?P<kind>new|old)$"
+)
 #: tokens of the swaps this process is running now (its other leftovers are stale)
 _ACTIVE: set[str] = set()
 
@@ -46,7 +48,8 @@ class Leftover:
 
     path: Path
     kind: str  # STAGED | BACKUP
-    token: str  # "PID-RAND", shared by the staging and backup folders of one swap
+    token: str  # "PID-HOST-RAND" ("PID-RAND" from older versions), shared by the staging and backup folders of a swap
+    host: str | None = None  # the host tag (``io.atomic.host_tag``); None in older names: this host
 
     @property
     def pid(self) -> int:
@@ -69,7 +72,9 @@ def replace_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
     target = _real_target(Path(folder))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(target)
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    from jdsr_cli.io.atomic import host_tag
+
+    token = f"{os.getpid()}-{host_tag()}-{secrets.token_hex(4)}"
     staging = sibling(target, STAGED, token)
     _ACTIVE.add(token)
     try:
@@ -124,8 +129,8 @@ def leftovers(target: Path) -> list[Leftover]:
         for entry in os.scandir(target.parent):
             match = _LEFTOVER.match(entry.name)
             if match and match["name"] == target.name:
-                token = f"{match['pid']}-{match['rand']}"
-                found.append(Leftover(Path(entry.path), match["kind"], token))
+                token = "-".join(part for part in (match["pid"], match["host"], match["rand"]) if part)
+                found.append(Leftover(Path(entry.path), match["kind"], token, match["host"]))
     return sorted(found, key=lambda item: item.path.name)
 
 
@@ -255,9 +260,15 @@ def _remove(path: Path) -> None:
 
 
 def _owner_running(item: Leftover) -> bool:
-    """Whether the process that made ``item`` may still be using it (unknown counts as running)."""
+    """Whether the process that made ``item`` may still be using it (unknown counts as running). A process id
+    means something on its own host only: another host's leftover counts as running until it is a day old."""
+    from jdsr_cli.io.atomic import host_tag, owner_gone, process_alive
+
+    if item.host is not None and item.host != host_tag():
+        try:
+            return not owner_gone(item.pid, item.host, item.path.lstat().st_mtime)
+        except OSError:
+            return True
     if item.pid == os.getpid():
         return item.token in _ACTIVE
-    from jdsr_cli.io.atomic import process_alive
-
     return process_alive(item.pid)

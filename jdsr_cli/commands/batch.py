@@ -58,6 +58,7 @@ class PlannedFile:
     output: Path
     status: str | None = None  # None, "skipped" or "failed"
     reason: str | None = None
+    replace: bool = True  # False: the output did not exist when planned; one that appears since is not replaced
 
 
 def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool = False) -> list[PlannedFile]:
@@ -92,7 +93,7 @@ def plan_batch(items: list[InputFile], naming: OutputNaming, *, overwrite: bool 
             claimed[key] = item
             skipped = output.exists() and not overwrite
             plan.append(PlannedFile(item, output, "skipped" if skipped else None,
-                                    "output exists (use --overwrite)" if skipped else None))
+                                    "output exists (use --overwrite)" if skipped else None, replace=overwrite))
     return plan
 
 
@@ -195,19 +196,38 @@ def _process_one(planned: PlannedFile, process: ProcessFn) -> FileReport:
     item, output = planned.item, planned.output
     if planned.status is not None:
         return FileReport(str(item.path), str(output), planned.status, planned.reason)
+    from jdsr_cli.io.atomic import no_clobber
+
     start = time.perf_counter()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        details = dict(process(item, output))
+        with no_clobber(not planned.replace):
+            details = dict(process(item, output))
     except KeyboardInterrupt:
         raise Interrupted(2, "interrupted (Ctrl-C)") from None
     except Interrupted:
         raise
     except Exception as error:  # noqa: BLE001 - any failure is this file's, never the batch's
+        if _appeared(error, output):
+            return FileReport(str(item.path), str(output), "skipped",
+                              "output exists (it appeared after the batch started; use --overwrite)",
+                              time.perf_counter() - start)
         return FileReport(str(item.path), str(output), "failed", failure_reason(error, item.path, output),
                           time.perf_counter() - start, traceback=traceback.format_exc())
     warnings = list(details.pop("warnings", []) or [])
     return FileReport(str(item.path), str(output), "done", None, time.perf_counter() - start, details, warnings)
+
+
+def _appeared(error: BaseException, output: Path) -> bool:
+    """Whether ``error`` (or what it was raised from) is the no-clobber refusal for ``output``."""
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, FileExistsError) and seen.filename == str(output):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def failure_reason(error: BaseException, path: Path, output: Path) -> str:
