@@ -23,7 +23,7 @@ TINY = ArchConfig("fsrcnn", 2, {"d": 8, "s": 4, "m": 1})
 
 
 def jdsr(*args: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, [str(a) for a in args])
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "300"})
 
 
 @pytest.fixture()
@@ -161,3 +161,55 @@ def test_a_checkpoint_swap_of_another_host_is_left_alone(tmp_path: Path) -> None
 
     with replace_folder(folder) as ours:  # our own swaps carry this host's tag
         assert f"-{host_tag()}-" in ours.name
+
+
+# ------------------------------------------------------------------------------------------- L1, L2
+
+
+def _named_model(folder: Path, name: str) -> Path:
+    import json
+
+    save_checkpoint(folder, REGISTRY.build(TINY), TINY)
+    config = folder / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "name": name}))
+    return folder
+
+
+@pytest.mark.parametrize("name", ["[/]", "[link=https://evil.example]click[/link]", "[reverse]x"])
+def test_rich_markup_in_a_model_name_is_shown_as_is(tmp_path: Path, name: str) -> None:
+    """L1: `models inspect` rendered config.json values as Rich markup: `[/]` crashed ("bug in jdsr", exit 1)."""
+    model = _named_model(tmp_path / "mk", name)
+    result = jdsr("models", "inspect", model)
+    assert result.exit_code == 0, result.output
+    assert name in result.output.replace("\n", "")
+
+
+def test_rich_markup_in_eval_names_is_shown_as_is(tmp_path: Path) -> None:
+    """L1 for `jdsr eval`: the model's name and the images' names went into a Rich table as markup."""
+    hr = tmp_path / "data" / "benchmark" / "Set5" / "HR"
+    hr.mkdir(parents=True)
+    import numpy as np
+
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(hr / "[bold]x.png")
+    model = _named_model(tmp_path / "mk", "[/]")
+    result = jdsr("eval", model, "--data", tmp_path / "data", "--sets", "Set5", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "[bold]x" in result.output and "[/] on Set5" in result.output
+
+
+def test_terminal_escapes_in_file_names_are_not_sent_to_the_terminal(tmp_path: Path, image: Path) -> None:
+    """L2: a file name with ESC sequences (colour, window title) or a newline (a forged "done" line) was printed
+    raw; now control characters are shown as \\xNN escapes."""
+    folder = tmp_path / "esc"
+    folder.mkdir()
+    for name in ("\x1b[31mred.png", "\x1b]0;owned\x1b\\.png", "two\nlines.png"):
+        (folder / name).write_bytes(image.read_bytes())
+    result = jdsr("downscale", folder, "-s", "2", "-o", tmp_path / "eo")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\\x1b[31mred" in result.output
+    lines = result.output.splitlines()
+    assert not any(line.startswith("lines") for line in lines) and any("two\\x0alines" in line for line in lines)
+    model = _named_model(tmp_path / "mk", "\x1b]0;title\x07name")
+    shown = jdsr("models", "inspect", model)
+    assert shown.exit_code == 0 and "\x1b" not in shown.output and "\x07" not in shown.output

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jdsr_cli.cli.console import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -72,15 +74,15 @@ def _print_failures(errors: Console, outcome: BatchOutcome) -> None:
         if report.status == "failed":
             if report.traceback and debug_enabled():
                 errors.print(report.traceback, markup=False, end="")
-            errors.print(f"failed: {report.error}", markup=False)
+            errors.print(printable(f"failed: {report.error}"), markup=False)
 
 
 def _line(console: Console, report: FileReport, describe: Describe) -> None:
     if report.status == "done":
         d = report.details
-        console.print(
+        console.print(printable(
             f"done    {report.input} -> {report.output} ({d['size_in'][0]}x{d['size_in'][1]} -> "
-            f"{d['size_out'][0]}x{d['size_out'][1]}, {report.seconds:.2f} s, {describe(d)}{_shared_cpu(d)})",
+            f"{d['size_out'][0]}x{d['size_out'][1]}, {report.seconds:.2f} s, {describe(d)}{_shared_cpu(d)})"),
             markup=False,
         )
         if d.get("note"):
@@ -88,7 +90,7 @@ def _line(console: Console, report: FileReport, describe: Describe) -> None:
         for warning in report.warnings:
             console.print(f"        warning: {warning}", style="yellow", markup=False)
     elif report.status == "skipped":
-        console.print(f"skipped {report.input}: {report.error}", markup=False)
+        console.print(printable(f"skipped {report.input}: {report.error}"), markup=False)
 
 
 def _shared_cpu(d: dict[str, Any]) -> str:
@@ -112,6 +114,8 @@ def _run_with_progress(
         TimeRemainingColumn,
     )
 
+    from rich.markup import escape
+
     from jdsr_cli.cli.console import live_progress_allowed
     from jdsr_cli.commands.imagejob import run_image_job
 
@@ -133,7 +137,7 @@ def _run_with_progress(
                         description="tiles done, writing" if done == total else "tiles")
 
         def start(index: int, planned: Any) -> None:
-            bars.update(files, description=f"{planned.item.path.name}")
+            bars.update(files, description=escape(printable(planned.item.path.name)))
             bars.reset(tiles, total=1, visible=False, description="tiles")
 
         def done(report: FileReport) -> None:
