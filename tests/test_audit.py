@@ -213,3 +213,26 @@ def test_terminal_escapes_in_file_names_are_not_sent_to_the_terminal(tmp_path: P
     model = _named_model(tmp_path / "mk", "\x1b]0;title\x07name")
     shown = jdsr("models", "inspect", model)
     assert shown.exit_code == 0 and "\x1b" not in shown.output and "\x07" not in shown.output
+
+
+# ---------------------------------------------------------------------------------------------- L3
+
+
+def test_a_quoted_recursive_glob_does_not_follow_symlink_loops(tmp_path: Path, image: Path) -> None:
+    """L3: glob.glob(recursive=True) followed symlinked folders: two links to `.` never finished (exit 124 under
+    `timeout 15`); the folder form (pathlib) was fine, and the quoted glob now walks the same way."""
+    import subprocess
+    import sys
+
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.png").write_bytes(image.read_bytes())
+    (tree / "sub" / "b.png").write_bytes(image.read_bytes())
+    (tree / ".hidden").mkdir()
+    (tree / ".hidden" / "c.png").write_bytes(image.read_bytes())
+    (tree / "l1").symlink_to(".")
+    (tree / "l2").symlink_to(".")
+    run = subprocess.run([sys.executable, "-m", "jdsr_cli", "downscale", "tree/**/*.png", "-r", "-s", "2", "-o",
+                          "out/"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_down_x2.png", "b_down_x2.png"]

@@ -64,9 +64,22 @@ def _expand(spec: str, recursive: bool, excluded: Path | None) -> list[InputFile
     if path.exists():
         raise UsageError(f"{spec}: not a regular file ({_kind(path)}); give an image file or a folder")
     if _GLOB_CHARS & set(spec):
-        matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=recursive))]
+        matches = _recursive_glob(path) if recursive and "**" in spec else \
+            [Path(m) for m in sorted(glob.glob(str(path)))]
         return [InputFile(p, Path(p.name)) for p in matches if _is_image_file(p)]
     raise UsageError(f"{spec}: no such file or folder")
+
+
+def _recursive_glob(pattern: Path) -> list[Path]:
+    """A ``**`` pattern walked as a folder scan is: pathlib does not follow symlinked folders under ``**``
+    (``glob.glob(recursive=True)`` does, so two links to ``.`` never end), and hidden names are skipped as
+    ``glob`` skips them."""
+    parts = pattern.parts
+    first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    root = Path(*parts[:first]) if first else Path(".")
+    rest = Path(*parts[first:])
+    return sorted(p for p in root.glob(str(rest))
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _is_image_file(path: Path) -> bool:
