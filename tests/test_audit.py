@@ -236,3 +236,26 @@ def test_a_quoted_recursive_glob_does_not_follow_symlink_loops(tmp_path: Path, i
                           "out/"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_down_x2.png", "b_down_x2.png"]
+
+
+# ---------------------------------------------------------------------------------------------- L6
+
+
+def test_a_new_run_does_not_replace_a_users_config_toml(tmp_path: Path) -> None:
+    """L6: `jdsr train --config proj/config.toml --out proj` replaced the user's config.toml with the run's."""
+    from jdsr_cli.errors import UsageError
+    from jdsr_cli.training.config import load_config
+    from jdsr_cli.training.resume import check_new_run_folder
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "config.toml").write_text("# mine\nscale = 2\n")
+    with pytest.raises(UsageError, match=r"--out .*proj: holds a config\.toml that no jdsr run wrote"):
+        check_new_run_folder(proj)
+    assert (proj / "config.toml").read_text() == "# mine\nscale = 2\n"
+    stopped = tmp_path / "stopped"  # a run stopped before its first save: starting it again is fine
+    stopped.mkdir()
+    config = load_config(None, {"data": str(tmp_path), "scale": 2, "arch": "fsrcnn", "out": str(stopped)})
+    (stopped / "config.toml").write_text(config.to_toml())
+    check_new_run_folder(stopped)
+    assert load_config(stopped / "config.toml", {}).scale == 2

@@ -31,6 +31,10 @@ def __getattr__(name: str) -> Any:
 DEGRADATIONS = ("bicubic", "realistic")
 
 
+#: the first line of the config.toml a run writes (``--out`` may hold one; a user's own is never replaced)
+RUN_TOML_HEADER = "# the options of a jdsr training run, written by jdsr (give it to --config to start a new run)"
+
+
 @dataclass
 class TrainConfig:
     data: str = ""
@@ -133,8 +137,9 @@ class TrainConfig:
 
     def to_toml(self) -> str:
         """The run's options as TOML; ``resume`` is an action, not an option, so it is never written (a run's
-        config.toml given to ``--config`` starts a new run)."""
-        lines = []
+        config.toml given to ``--config`` starts a new run). The first line says a run wrote it
+        (``RUN_TOML_HEADER``): a new run replaces only such a config.toml, never a user's own."""
+        lines = [RUN_TOML_HEADER]
         for key, value in dataclasses.asdict(self).items():
             if value is None or key in ("resume", "method_options", "degradation"):
                 continue

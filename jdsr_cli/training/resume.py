@@ -14,6 +14,7 @@ file or option in one line, and says how to go on: usually a new run that starts
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import shlex
 from pathlib import Path
@@ -152,6 +153,7 @@ def check_new_run_folder(out: Path) -> None:
     from jdsr_cli.commands.destinations import check_output_folder
 
     check_output_folder(out, "--out")
+    _check_config_toml(out / "config.toml", out)
     if not any((out / which).exists() for which in ("best", "last")):
         return
     from jdsr_cli.checkpoints.format import CONFIG_NAME, read_config_json
@@ -163,6 +165,22 @@ def check_new_run_folder(out: Path) -> None:
     held = f" (last/ at step {step})" if step is not None else ""
     raise UsageError(f"--out {out} already holds a training run{held}; continue it with "
                      f"jdsr train --resume {shlex.quote(str(out))}, or choose another --out (nothing was written)")
+
+
+def _check_config_toml(path: Path, out: Path) -> None:
+    """A run writes its options to ``--out``/config.toml: one there that no run wrote is the user's (``--config
+    proj/config.toml --out proj``) and is not replaced."""
+    from jdsr_cli.training.config import RUN_TOML_HEADER
+
+    if not os.path.lexists(path):
+        return
+    try:
+        ours = not path.is_symlink() and path.read_text(encoding="utf-8").startswith(RUN_TOML_HEADER)
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise UsageError(f"--out {out}: holds a config.toml that no jdsr run wrote (a run writes its options "
+                         f"there); choose another --out, e.g. {shlex.quote(str(out / 'run'))} (nothing was written)")
 
 
 def new_run_hint(run: Path, saved: TrainConfig | None, flags: str = "", *, weights: bool = True) -> str:
