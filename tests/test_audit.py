@@ -259,3 +259,25 @@ def test_a_new_run_does_not_replace_a_users_config_toml(tmp_path: Path) -> None:
     (stopped / "config.toml").write_text(config.to_toml())
     check_new_run_folder(stopped)
     assert load_config(stopped / "config.toml", {}).scale == 2
+
+
+# ---------------------------------------------------------------------------------------------- L7
+
+
+def test_json_replaces_only_an_earlier_report(tmp_path: Path, image: Path) -> None:
+    """L7: `--json notes.txt` replaced any existing file not named like an image."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    result = jdsr("downscale", image, "-s", "2", "-o", tmp_path / "jo", "--json", notes)
+    assert result.exit_code == 2 and "notes.txt" in result.output and "not a jdsr report" in result.output
+    assert notes.read_text() == "notes\n" and not (tmp_path / "jo").exists()
+    (tmp_path / "config.json").write_text('{"arch": "imdn"}')  # a JSON file of the user's is not a report either
+    assert jdsr("downscale", image, "-s", "2", "-o", tmp_path / "jo", "--json", tmp_path / "config.json"
+                ).exit_code == 2
+    report = tmp_path / "r.json"
+    for _ in range(2):  # a new report, then one over the earlier report
+        result = jdsr("downscale", image, "-s", "2", "-o", tmp_path / "jo", "--json", report, "--overwrite")
+        assert result.exit_code == 0, result.output
+    import json
+
+    assert json.loads(report.read_text())["summary"]["done"] == 1

@@ -40,7 +40,8 @@ def check_output_file(
 
 
 def check_report_file(path: Path | None, option: str = "--json") -> None:
-    """A JSON report's path: writable, and not named like an image (``--json photo.png`` replaced the photo)."""
+    """A JSON report's path: writable, not named like an image (``--json photo.png`` replaced the photo), and new
+    or an earlier report of ours (``--json notes.txt`` replaced the notes)."""
     from jdsr_cli.io.formats import format_from_path
 
     if path is None:
@@ -48,6 +49,29 @@ def check_report_file(path: Path | None, option: str = "--json") -> None:
     if format_from_path(path) is not None:
         raise UsageError(f"{option} {path}: an image's file name; the report is JSON, name it e.g. report.json")
     check_writable_file(path, option, example="report.json")
+    target = path.expanduser()
+    if os.path.lexists(target) and not _is_report(target):
+        raise UsageError(f"{option} {path}: exists and is not a jdsr report; give a new file name, e.g. "
+                         f"{path.with_name('report.json')} (it is not replaced)")
+
+
+#: (keys of a batch report) and (keys of an eval report): what an earlier ``--json`` of ours holds
+_REPORT_KEYS = ({"jdsr_version", "command", "summary", "files"}, {"model", "sets"})
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` is a regular file holding a report jdsr wrote, or empty (a link or anything else is not)."""
+    import json
+
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 256 * 2**20:
+            return False
+        if path.stat().st_size == 0:  # e.g. made by mktemp for the report: nothing to lose
+            return True
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(keys <= data.keys() for keys in _REPORT_KEYS)
 
 
 def check_writable_file(path: Path, option: str, *, example: str) -> None:
