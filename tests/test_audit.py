@@ -281,3 +281,22 @@ def test_json_replaces_only_an_earlier_report(tmp_path: Path, image: Path) -> No
     import json
 
     assert json.loads(report.read_text())["summary"]["done"] == 1
+
+
+# ---------------------------------------------------------------------------------------------- L9
+
+
+def test_credentials_in_hf_endpoint_are_never_printed(tmp_path: Path, image: Path) -> None:
+    """L9: error lines printed HF_ENDPOINT verbatim: `...reached at http://user:s3cret@127.0.0.1:9...`."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://user:s3cret@127.0.0.1:9", NO_PROXY="127.0.0.1")
+    for args in (["upscale", str(image), "-o", str(tmp_path / "o.png"), "--model", "hf://owner/repo/model.safetensors"],
+                 ["doctor"]):
+        run = subprocess.run([sys.executable, "-m", "jdsr_cli", *args], env=env, capture_output=True, text=True,
+                             timeout=120)
+        output = run.stdout + run.stderr
+        assert "s3cret" not in output, output
+    assert "127.0.0.1:9" in output

@@ -124,9 +124,18 @@ def hub_is_offline() -> bool:
 
 
 def hub_endpoint() -> str:
+    """The Hub's address as messages show it: ``HF_ENDPOINT`` without any ``user:password@`` in it."""
     from huggingface_hub import constants
 
-    return str(constants.ENDPOINT)
+    return without_credentials(str(constants.ENDPOINT))
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the user info of every URL in it (``http://user:secret@host``) replaced by ``***``."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -246,7 +255,7 @@ def _not_cached_message(label: str, offline: bool, cause: BaseException | None) 
     fix = f"run `jdsr models download {label}` on a machine with network access, or copy the cache (HF_HOME)"
     if offline:
         return f"{label} is not in the local cache ({cache}) and the Hub is offline (HF_HUB_OFFLINE=1): {fix}"
-    detail = f" ({type(cause).__name__}: {_first_line(str(cause))})" if cause else ""
+    detail = f" ({type(cause).__name__}: {without_credentials(_first_line(str(cause)))})" if cause else ""
     return (
         f"{label} is not in the local cache ({cache}) and the Hub could not be reached at {hub_endpoint()}{detail}: "
         f"{fix}; without network, set HF_HUB_OFFLINE=1 to use the cache without trying the Hub"

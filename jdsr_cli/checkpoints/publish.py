@@ -191,7 +191,10 @@ def upload_folder(plan: PublishPlan, *, endpoint: str | None = None) -> Publishe
             info = api.upload_folder(repo_id=plan.repo_id, folder_path=plan.folder, allow_patterns=list(PUBLISHED_FILES),
                                      commit_message=f"jdsr models publish {plan.name}")
     except Exception as error:  # HTTP errors, the HTTP client's connection errors, Xet errors: all end here
-        raise JdsrError(f"--repo {plan.repo_id}: upload to {api.endpoint} failed: {_reason(error)}") from None
+        from jdsr_cli.checkpoints.hub import without_credentials
+
+        raise JdsrError(without_credentials(f"--repo {plan.repo_id}: upload to {api.endpoint} failed: "
+                                            f"{_reason(error)}")) from None
     commit = str(info.oid)
     return Published(commit=commit, commit_url=str(info.commit_url),
                      uri=f"hf://{plan.repo_id}@{commit}/{WEIGHTS_NAME}")

@@ -49,9 +49,11 @@ def doctor() -> None:
     table.add_row("device auto", str(resolve_device("auto")))
     from huggingface_hub import constants
 
+    from jdsr_cli.checkpoints.hub import without_credentials
+
     table.add_row("HF cache", str(constants.HF_HUB_CACHE))
     table.add_row("HF offline", "yes" if constants.HF_HUB_OFFLINE else "no")
-    table.add_row("HF endpoint", str(constants.ENDPOINT))
+    table.add_row("HF endpoint", without_credentials(str(constants.ENDPOINT)))
     try:
         from importlib.resources import files
 
