@@ -216,6 +216,30 @@ def test_a_dry_run_replaces_its_own_files_atomically(run_folder: Path, tmp_path:
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_local_absolute_paths_stay_out_of_the_card_and_are_warned_about(tmp_path: Path) -> None:
+    """The audit: publishing copied absolute local paths (user names, folder layout) into the public model card;
+    the card now shows their last component only, and config.json's (copied byte for byte) are listed as a warning."""
+    torch.manual_seed(0)
+    config = ArchConfig("imdn", 2, {"nf": 12, "num_modules": 2})
+    command = "jdsr train /home/alice/secret-project/data -s 2 --out /home/alice/runs/x2 --init ~/models/base"
+    training = {"method": "supervised", "step": 40, "train_seconds": 90, "hardware": "cpu: test", "command": command,
+                "config": {"data": "/home/alice/secret-project/data", "steps": 40, "init": "C:\\Users\\alice\\base",
+                           "out": "/home/alice/runs/x2"}}
+    run = save_checkpoint(tmp_path / "run" / "best", REGISTRY.build(config).eval(), config, name="x2",
+                          training=training)
+    out = tmp_path / "card"
+    result = runner.invoke(app, ["models", "publish", str(run), "--repo", REPO, "--dry-run", str(out)],
+                           env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    readme = (out / "README.md").read_text()
+    for private in ("alice", "secret-project", "/home/", "Users"):
+        assert private not in readme, private
+    assert "data" in readme and "base" in readme  # the last component still says what it was
+    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "config.json" in warning[0] and "training.config.data" in warning[0], result.output
+    assert (out / "config.json").read_bytes() == (run / "config.json").read_bytes()  # the weights' recipe, as is
+
+
 # ------------------------------------------------------------------------------- through the local Hub
 
 

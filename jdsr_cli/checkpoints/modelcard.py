@@ -8,6 +8,7 @@ because a PSNR without it cannot be compared with any other. Nothing here reads 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,11 +188,12 @@ def _training(facts: CardFacts) -> str:
     lines = ["## Training", "", f"Method `{summary['method']}`: {summary['total_steps']} steps in "
              f"{len(summary['stages'])} stage(s), {summary['train_hours']} h{where}.", ""]
     for index, stage in enumerate(summary["stages"], 1):
-        resumed = "".join(f"; resumed with `{c}`" for c in stage.get("resumed_with") or [])
-        command = f": `{stage['command']}`" if stage.get("command") else ""
+        resumed = "".join(f"; resumed with `{without_local_paths(str(c))}`" for c in stage.get("resumed_with") or [])
+        command = f": `{without_local_paths(str(stage['command']))}`" if stage.get("command") else ""
         lines.append(f"{index}. {stage['method']}, {stage.get('steps')} steps{command}{resumed}")
     settings = training.get("config") or {}
-    shown = ", ".join(f"{key} {settings[key]}" for key in _SETTINGS if settings.get(key) not in (None, "", {}))
+    shown = ", ".join(f"{key} {without_local_paths(str(settings[key]))}" for key in _SETTINGS
+                      if settings.get(key) not in (None, "", {}))
     if shown:
         lines += ["", f"Last stage's settings: {shown}."]
     lines += ["", f"The whole recipe (every stage's settings) is `training` in `{CONFIG_NAME}`."]
@@ -205,6 +207,31 @@ def _files(facts: CardFacts) -> str:
         f"- `{CONFIG_NAME}`: the jdsr recipe: architecture, scale, training, metrics and `weights_sha256`.",
         "", f"License: {facts.meta.get('license') or DEFAULT_LICENSE}.",
     ])
+
+
+#: an absolute local path, alone or after ``--option=``: POSIX (``/home/...``, ``~/...``) or Windows (``C:\\...``)
+_ABSOLUTE = re.compile(r"^(?P<lead>['\"]?(?:--?[\w-]+=)?)(?P<path>(?:~|/|[A-Za-z]:[\\/])\S*?)(?P<tail>['\"]?)$")
+
+
+def is_local_path(text: str) -> bool:
+    """Whether ``text`` holds an absolute local path (a word of it starts with ``/``, ``~`` or ``C:\\``)."""
+    return without_local_paths(text) != text
+
+
+def without_local_paths(text: str) -> str:
+    """``text`` with every absolute local path cut to its last component (``/home/alice/data/DIV2K`` ->
+    ``.../DIV2K``): a public card should not give away user names and folder layouts."""
+
+    def short(word: str) -> str:
+        found = _ABSOLUTE.match(word)
+        if found is None:
+            return word
+        last = re.split(r"[\\/]", found["path"].rstrip("\\/"))[-1]
+        if not last or last == "~" or last.endswith(":"):
+            return word
+        return f"{found['lead']}.../{last}{found['tail']}"
+
+    return re.sub(r"\S+", lambda m: short(m[0]), text)
 
 
 def _number(value: Any, digits: int = 3) -> str:

@@ -57,6 +57,7 @@ class PublishPlan:
     sha256: str
     sizes: dict[str, int]
     entry: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # e.g. config.json names local paths (it is published byte for byte)
 
     def manifest_entry(self, commit: str) -> dict[str, Any]:
         """The ``weights/manifest.json`` Hub entry that serves this model from ``commit``."""
@@ -165,7 +166,29 @@ def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str]
         raise JdsrError(f"{target}: cannot write the publish folder ({error.strerror or error})") from None
     return PublishPlan(folder=target, repo_id=repo_id, private=private, name=loaded.name, sha256=sha256,
                        sizes={name: (target / name).stat().st_size for name in PUBLISHED_FILES},
-                       entry=_hub_entry(loaded, repo_id, sha256, entry))
+                       entry=_hub_entry(loaded, repo_id, sha256, entry), warnings=_path_warnings(meta))
+
+
+def local_path_keys(value: Any, key: str = "") -> list[str]:
+    """The dotted keys of ``value`` (config.json) whose strings name absolute local paths."""
+    from jdsr_cli.checkpoints.modelcard import is_local_path
+
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in local_path_keys(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(value, list):
+        return list(dict.fromkeys(found for i, v in enumerate(value) for found in local_path_keys(v, f"{key}[{i}]")))
+    return [key] if isinstance(value, str) and is_local_path(value) else []
+
+
+def _path_warnings(meta: dict[str, Any]) -> tuple[str, ...]:
+    """config.json is published as it is (its bytes are the checkpoint's); say which local paths it gives away
+    (the card shows only their last component)."""
+    keys = local_path_keys(meta)
+    if not keys:
+        return ()
+    shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+    return (f"{CONFIG_NAME} names absolute local paths, published as they are: {shown} (they may show user names "
+            "and folders; the model card shows only their last component)",)
 
 
 def require_token(repo_id: str) -> str:

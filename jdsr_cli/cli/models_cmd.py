@@ -208,6 +208,8 @@ def publish(
         console.print(f"dry run: wrote {plan.folder} for {repo}{' (private)' if private else ''}; nothing uploaded:",
                       markup=False)
         _print_files(console, plan.sizes, plan.sha256)
+        for warning in plan.warnings:
+            console.print(f"warning: {warning}", markup=False)
         console.print(f"review {plan.folder / 'README.md'}, then upload: jdsr models publish {model} --repo {repo}"
                       f"{' --private' if private else ''}", markup=False)
         return
@@ -215,6 +217,8 @@ def publish(
         plan = prepare_publish_folder(source, folder, repo, private=private)
         console.print(f"uploading {source.loaded.name} to {repo} on {hub_endpoint()}:", markup=False)
         _print_files(console, plan.sizes, plan.sha256)
+        for warning in plan.warnings:
+            console.print(f"warning: {warning}", markup=False)
         published = upload_folder(plan)
     console.print(f"published {repo}@{published.commit}: {published.commit_url}", markup=False)
     use = (f"jdsr downscale IMAGE -s {plan.entry['scale']} --method superior" if plan.entry.get("role") == "downscale"
