@@ -300,3 +300,49 @@ def test_credentials_in_hf_endpoint_are_never_printed(tmp_path: Path, image: Pat
         output = run.stdout + run.stderr
         assert "s3cret" not in output, output
     assert "127.0.0.1:9" in output
+
+
+# ----------------------------------------------------------------------------- the matrix's last weak spots
+
+
+def test_a_training_folder_of_unreadable_images_names_them(tmp_path: Path) -> None:
+    """`jdsr train` said "none of the 3 images is usable (3 unreadable)" without naming one of them."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name in ("a.png", "b.jpg", "c.webp"):
+        (data / name).write_bytes(b"not an image")
+    result = jdsr("train", data, "-s", "2", "--arch", "fsrcnn", "--steps", "1", "--out", tmp_path / "run")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "3 unreadable" in lines[0] and all(name in lines[0] for name in ("a.png", "b.jpg", "c.webp")), lines[0]
+
+
+def test_eval_names_the_image_too_small_to_score(tmp_path: Path) -> None:
+    """`jdsr eval` on a set whose only HR is too small said "1 too small to score" without naming it."""
+    hr = tmp_path / "data" / "benchmark" / "Tiny" / "HR"
+    hr.mkdir(parents=True)
+    Image.new("RGB", (6, 6)).save(hr / "speck.png")
+    model = save_checkpoint(tmp_path / "m", REGISTRY.build(TINY), TINY)
+    result = jdsr("eval", model, "--data", tmp_path / "data", "--sets", "Tiny", "--device", "cpu")
+    assert result.exit_code == 2 and "too small to score" in result.output and "speck.png" in result.output, \
+        result.output
+
+
+def test_eval_says_when_a_png_checksum_is_wrong(tmp_path: Path) -> None:
+    """A PNG's chunk CRC is the checksum JPEG and WebP lack: `jdsr eval` read a damaged HR without a word."""
+    import numpy as np
+
+    hr = tmp_path / "data" / "benchmark" / "Set5" / "HR"
+    hr.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(hr / "bird.png")
+    data = bytearray((hr / "bird.png").read_bytes())
+    at = data.find(b"IDAT")
+    length = int.from_bytes(data[at - 4:at], "big")
+    data[at + 4 + length] ^= 0xFF  # the IDAT chunk's CRC: the pixels still decode
+    (hr / "bird.png").write_bytes(bytes(data))
+    model = save_checkpoint(tmp_path / "m", REGISTRY.build(TINY), TINY)
+    result = jdsr("eval", model, "--data", tmp_path / "data", "--sets", "Set5", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "bird.png" in warning[0] and "bad CRC" in warning[0], result.output

@@ -106,6 +106,8 @@ def evaluate(
         results.append(result)
         for _, reason in result.skipped:
             error_console().print(f"skipped {reason}", markup=False)
+        for warning in result.warnings:
+            error_console().print(f"warning: {warning}", markup=False)
         plus = "+" if tta else ""
         table = Table(title=f"{name}{plus} on {result.name} ×{result.scale} — {result.convention}")
         table.add_column("image")

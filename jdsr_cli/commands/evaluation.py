@@ -18,6 +18,7 @@ downscaler's 8-bit output on the modcropped HR, and each image also records how 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class SetResult:
     self_ensemble: bool
     images: list[ImageScore] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image name, reason)
+    warnings: list[str] = field(default_factory=list)  # damage a decoder worked around, naming the file
     with_niqe: bool = False  # NIQE was asked for: the JSON carries it (per image and mean)
 
     @property
@@ -140,18 +142,26 @@ def smallest_scorable_side(scale: int) -> int:
 
 
 def benchmark_pairs(
-    set_dir: Path, scale: int, on_skip: Callable[[str, str], None] | None = None
+    set_dir: Path, scale: int, on_skip: Callable[[str, str], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Yield (name, LR, modcropped HR) as H×W×3 uint8 arrays, in file-name order.
 
-    An HR image too small to score at this scale is passed to ``on_skip`` with the reason instead.
+    An HR image too small to score at this scale is passed to ``on_skip`` with the reason instead; what a decoder
+    noticed in a file it still decoded (a PNG's bad chunk CRC...) goes to ``on_warning``, naming the file.
     """
     from jdsr_cli.io.image import read_image
     from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
 
     smallest = smallest_scorable_side(scale)
+    def read(path: Path) -> np.ndarray:
+        image = read_image(path)
+        for warning in image.warnings if on_warning is not None else ():
+            on_warning(warning if str(path) in warning else f"{path}: {warning}")
+        return image.pixels
+
     for hr_path in sorted(p for p in (set_dir / "HR").iterdir() if p.suffix.lower() == ".png"):
-        pixels = read_image(hr_path).pixels
+        pixels = read(hr_path)
         if min(pixels.shape[:2]) < smallest:
             if on_skip is not None:
                 on_skip(hr_path.stem, f"{hr_path}: {pixels.shape[1]}x{pixels.shape[0]} is too small to score at "
@@ -159,7 +169,7 @@ def benchmark_pairs(
             continue
         hr = modcrop(_rgb_uint8(pixels), scale)
         stored = set_dir / "LR_bicubic" / f"X{scale}" / f"{hr_path.stem}x{scale}.png"
-        lr = _rgb_uint8(read_image(stored).pixels) if stored.is_file() else matlab_downscale_uint8(hr, scale)
+        lr = _rgb_uint8(read(stored)) if stored.is_file() else matlab_downscale_uint8(hr, scale)
         yield hr_path.stem, lr, hr
 
 
@@ -195,7 +205,7 @@ def evaluate_set(
     def skip(name: str, reason: str) -> None:
         result.skipped.append((name, reason))
 
-    for name, lr, hr in benchmark_pairs(set_dir, scale, skip):
+    for name, lr, hr in benchmark_pairs(set_dir, scale, skip, result.warnings.append):
         lr_psnr = None
         if lr_from is not None:
             small = lr_from.resize(hr.astype(np.float32) / 255.0, lr.shape[1], lr.shape[0], 8)
@@ -213,7 +223,10 @@ def evaluate_set(
         if on_image is not None:
             on_image(score)
     if not result.images:
-        why = f" ({len(result.skipped)} too small to score)" if result.skipped else ""
+        folder = f"{set_dir / 'HR'}{os.sep}"
+        reasons = [reason.removeprefix(folder) for _, reason in result.skipped]
+        more = f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""
+        why = f"; {'; '.join(reasons[:3])}{more}" if reasons else ""
         raise UsageError(f"{set_dir / 'HR'}: no PNG images to score{why}")
     return result
 

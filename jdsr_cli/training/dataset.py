@@ -198,8 +198,15 @@ def _nothing_to_train(root: Path, config: TrainConfig, found: int, skipped: list
     """E.g. 'photos: none of the 4 images is usable for training (3 unreadable, 1 smaller than one 32 px patch)'."""
     kinds = {s.path: s.kind for s in skipped}  # an image both trained on and validated counts once
     count = {kind: sum(k == kind for k in kinds.values()) for kind in ("unreadable", "small", "unpaired")}
-    parts = [f"{count['unreadable']} unreadable" if count["unreadable"] else "",
-             f"{count['small']} smaller than one {config.patch_size * config.scale} px patch" if count["small"] else "",
-             f"{count['unpaired']} without a matching LR image in {config.lr_dir}" if count["unpaired"] else "",
+
+    def named(kind: str) -> str:  # which files, so the user knows what to fix: ': a.png, b.jpg (+2 more)'
+        names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p, k in kinds.items() if k == kind]
+        return f": {', '.join(names[:3])}" + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+
+    parts = [f"{count['unreadable']} unreadable{named('unreadable')}" if count["unreadable"] else "",
+             f"{count['small']} smaller than one {config.patch_size * config.scale} px patch{named('small')}"
+             if count["small"] else "",
+             f"{count['unpaired']} without a matching LR image in {config.lr_dir}{named('unpaired')}"
+             if count["unpaired"] else "",
              f"{held_out} held out for validation" if held_out > 0 else ""]
-    return f"{root}: none of the {found} images is usable for training ({', '.join(filter(None, parts))})"
+    return f"{root}: none of the {found} images is usable for training ({'; '.join(filter(None, parts))})"
