@@ -346,3 +346,32 @@ def test_eval_says_when_a_png_checksum_is_wrong(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "bird.png" in warning[0] and "bad CRC" in warning[0], result.output
+
+
+# ---------------------------------------------------------------------------------------------- L8
+
+
+def test_sha256_is_checked_where_it_is_recorded_and_the_docs_say_only_there(tmp_path: Path) -> None:
+    """L8: the README promised "checkpoints are verified against their sha256", but only a config.json (or
+    manifest) that records one can be checked; the promise now says exactly that."""
+    import json
+
+    from jdsr_cli.checkpoints.load import load_checkpoint
+    from jdsr_cli.errors import ModelLoadError
+
+    folder = save_checkpoint(tmp_path / "copy", REGISTRY.build(TINY), TINY)
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x01  # tensor data: still a valid file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="sha256 mismatch"):
+        load_checkpoint(folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["weights_sha256"]
+    (folder / "config.json").write_text(json.dumps(config))
+    load_checkpoint(folder)  # nothing recorded, nothing to check against
+    root = Path(__file__).resolve().parents[1]
+    docs = " ".join(p.read_text(encoding="utf-8") for p in [root / "README.md", *sorted((root / "docs").rglob("*.md"))])
+    docs = " ".join(docs.split())
+    assert "checkpoints are verified against their sha256" not in docs
+    assert "without `weights_sha256`, has nothing to be checked against" in docs
