@@ -269,3 +269,25 @@ def test_a_kill_between_the_renames_still_loads_with_model(tmp_path: Path, excha
     else:
         pytest.fail("the save never completed")
     assert step >= 8 and len(outputs) == 2, (step, len(outputs))  # the old weights, then the new ones
+
+
+def test_run_folder_loaders_recover_a_swap_killed_between_the_renames(tmp_path: Path) -> None:
+    """Where the swap is two renames (no atomic exchange), every loader of a run folder finishes a dead save first:
+    `models publish RUN` still takes best/, and `train --out RUN` still sees a run there."""
+    import shutil
+
+    from jdsr_cli.checkpoints.publish import checkpoint_of_run
+    from jdsr_cli.errors import UsageError
+    from jdsr_cli.io.atomic import host_tag
+    from jdsr_cli.training.resume import check_new_run_folder
+
+    run = tmp_path / "run"
+    for which in ("best", "last"):
+        save_checkpoint(run / which, OLD, tiny_config(), name=which)
+        token = f"999999999-{host_tag()}-0123abcd"  # a dead process of this host, killed between the renames
+        os.rename(run / which, run / f".{which}.jdsr-{token}.old")
+        shutil.copytree(run / f".{which}.jdsr-{token}.old", run / f".{which}.jdsr-{token}.new")
+    with pytest.raises(UsageError, match="already holds a training run"):
+        check_new_run_folder(run)
+    assert checkpoint_of_run(run) == run / "best"
+    assert _ours(run) == []

@@ -25,6 +25,7 @@ from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME
 from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.modelcard import CARD_NAME, CardFacts, metric_sets, render_card
+from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import JdsrError, ModelLoadError, UsageError, one_line
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ def checkpoint_of_run(path: Path) -> Path:
         return path
     for which in ("best", "last"):
         folder = path / which
+        if not folder.exists():  # a save killed between its two renames: finish it first
+            recover_missing(folder)
         if (folder / WEIGHTS_NAME).is_file():
             return folder
         parts = sorted(p.name for p in folder.iterdir() if (p / WEIGHTS_NAME).is_file()) if folder.is_dir() else []

@@ -154,6 +154,11 @@ def check_new_run_folder(out: Path) -> None:
 
     check_output_folder(out, "--out")
     _check_config_toml(out / "config.toml", out)
+    from jdsr_cli.checkpoints.swap import recover_missing
+
+    for which in ("best", "last"):  # a save killed between its two renames is finished first
+        if not (out / which).exists():
+            recover_missing(out / which)
     if not any((out / which).exists() for which in ("best", "last")):
         return
     from jdsr_cli.checkpoints.format import CONFIG_NAME, read_config_json
