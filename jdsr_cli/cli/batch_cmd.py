@@ -101,6 +101,14 @@ def _shared_cpu(d: dict[str, Any]) -> str:
     return f", {threads} of {most} CPU threads (others busy)"
 
 
+def _fps(bars: Any, task_id: Any) -> str:
+    """The frames-per-second a video's bar shows (empty for an image's tiles, or before a speed is known)."""
+    task = next((t for t in bars.tasks if t.id == task_id), None)
+    if task is None or not str(task.description).startswith("frames") or not task.speed:
+        return ""
+    return f"{task.speed:.2f} fps"
+
+
 def _run_with_progress(
     console: Console, job: ImageJob, fail_fast: bool, describe: Describe, cpu_share: CpuShare | None
 ) -> BatchOutcome:
@@ -123,22 +131,30 @@ def _run_with_progress(
         return run_image_job(job, fail_fast=fail_fast, on_done=lambda report: _line(console, report, describe),
                              cpu_share=cpu_share)
 
+    from jdsr_cli.io.video import is_video_path
+
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("left"), TimeRemainingColumn(compact=True),
+        TextColumn("left"), TimeRemainingColumn(compact=True), TextColumn("{task.fields[rate]}"),
         console=console, transient=False,
     ) as bars:
-        files = bars.add_task("images", total=len(job.plan))
-        tiles = bars.add_task("tiles", total=1, visible=False)
+        files = bars.add_task("images", total=len(job.plan), rate="")
+        tiles = bars.add_task("tiles", total=1, visible=False, rate="")
+        unit, fresh = ["tiles"], [True]  # tiles of an image or frames of a video; no progress seen yet
 
         def on_tile(done: int, total: int) -> None:
             # after the last tile the file is still being assembled and encoded (seconds for a big PNG)
-            bars.update(tiles, completed=done, total=total, visible=True,
-                        description="tiles done, writing" if done == total else "tiles")
+            what = f"{unit[0]} done, writing" if done == total else unit[0]
+            if fresh[0]:  # a resumed video starts part-way: its speed counts from here
+                fresh[0] = False
+                bars.reset(tiles, completed=done, total=total, visible=True, description=what)
+                return
+            bars.update(tiles, completed=done, total=total, visible=True, description=what, rate=_fps(bars, tiles))
 
         def start(index: int, planned: Any) -> None:
+            unit[0], fresh[0] = ("frames" if is_video_path(planned.item.path) else "tiles"), True
             bars.update(files, description=escape(printable(planned.item.path.name)))
-            bars.reset(tiles, total=1, visible=False, description="tiles")
+            bars.reset(tiles, total=1, visible=False, description=unit[0], rate="")
 
         def done(report: FileReport) -> None:
             bars.advance(files)

@@ -8,7 +8,8 @@ from importlib import metadata
 
 from jdsr_cli.cli.console import make_console
 
-_PACKAGES = ("torch", "numpy", "pillow", "opencv-python-headless", "huggingface-hub", "safetensors", "typer", "rich")
+_PACKAGES = ("torch", "numpy", "pillow", "opencv-python-headless", "av", "huggingface-hub", "safetensors", "typer",
+             "rich")
 
 
 def _version(package: str) -> str:
@@ -47,6 +48,7 @@ def doctor() -> None:
         table.add_row("cuda", f"not available (torch build: {torch.version.cuda or 'cpu'})")
     table.add_row("mps", "available" if mps_available() else "not available")
     table.add_row("device auto", str(resolve_device("auto")))
+    table.add_row("video encoders", _video_encoders())
     from huggingface_hub import constants
 
     from jdsr_cli.checkpoints.hub import without_credentials
@@ -61,6 +63,15 @@ def doctor() -> None:
     except ModuleNotFoundError:
         table.add_row("bundled weights", "missing (reinstall jdsr)")
     make_console().print(table)
+
+
+def _video_encoders() -> str:
+    """The encoders `jdsr upscale clip.mp4 --video-codec` can use here (each one opened to be sure)."""
+    try:
+        from jdsr_cli.io.video_encode import available_encoders
+    except ImportError as error:  # PyAV missing or broken: say so instead of failing the whole report
+        return f"none (PyAV: {error})"
+    return ", ".join(available_encoders()) or "none"
 
 
 def _allocator_summary() -> str:

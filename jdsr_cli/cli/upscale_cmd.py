@@ -26,7 +26,7 @@ from jdsr_cli.cli.model_options import Denoise, DenoiseFrom
 
 
 def upscale(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders or glob patterns."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image or video files, folders or glob patterns."),
     output: OutputOption = None,
     scale: int | None = typer.Option(None, "-s", "--scale", help="Model scale 2, 3 or 4 (picks the bundled model)."),
     model: str | None = typer.Option(
@@ -56,12 +56,16 @@ def upscale(
     outscale: float | None = typer.Option(None, "--outscale", help="Final scale factor (any value)."),
     width: int | None = typer.Option(None, "--width", help="Final width in pixels."),
     height: int | None = typer.Option(None, "--height", help="Final height in pixels."),
+    video_codec: str | None = typer.Option(None, "--video-codec", help="Videos: the encoder (default libx264, "
+                                           "libvpx-vp9 for .webm; `jdsr doctor` lists them)."),
+    crf: int | None = typer.Option(None, "--crf", help="Videos: quality, lower is better (default 18 for x264)."),
     json_report: JsonReportOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Upscale images with a super-resolution model.
 
-    Examples: jdsr upscale photo.png | jdsr upscale ~/Pictures -r -o out/ | jdsr upscale a.jpg -s 2 --outscale 1.5
+    Examples: jdsr upscale photo.png | jdsr upscale ~/Pictures -r -o out/ | jdsr upscale a.jpg -s 2 --outscale 1.5 |
+    jdsr upscale clip.mp4 -s 2 --crf 20
     """
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
     from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
@@ -74,12 +78,14 @@ def upscale(
         write=WriteOptions(fmt, quality, lossless, strip_metadata),
         alpha=alpha, device=device, precision=precision, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size,
         tta=tta, outscale=outscale, width=width, height=height, report=json_report, backend=backend,
-        denoise=denoise, denoise_from=denoise_from,
+        denoise=denoise, denoise_from=denoise_from, video_codec=video_codec, crf=crf,
     ))
     run_and_finish(make_console(quiet=quiet), job, fail_fast=fail_fast, json_report=json_report, describe=_describe,
                    quiet=quiet, cpu_share=share)
 
 
 def _describe(d: dict[str, Any]) -> str:
+    if "video_codec" in d:
+        return f"{d['frames']} frames, {d['video_codec']}, {d['device']} {d['precision']}"
     tile = "whole" if d.get("tile") in (None, "whole") else f"tile {d['tile']}"
     return f"{d['device']} {d['precision']}, {tile}"

@@ -44,7 +44,11 @@ class OutputNaming:
 
         if self.out_file is not None:
             return self.out_file
-        ext = self.extension or default_output_extension(item.path.suffix)
+        from jdsr_cli.io.video import is_video_path
+
+        # a clip stays in its container whatever --format says (that names the images' format)
+        ext = item.path.suffix.lstrip(".") if is_video_path(item.path) else \
+            self.extension or default_output_extension(item.path.suffix)
         name = f"{item.path.stem}{self.suffix}.{ext}"
         folder = item.path.parent if self.out_dir is None else self.out_dir / item.relative.parent
         return folder / name

@@ -1,7 +1,7 @@
 """Checks on where a command will write, made before any work: an unusable ``-o`` or ``--json`` is a
 usage error (exit 2, one line naming the option) instead of one failure per file or a traceback at the end.
 
-``-o`` is a folder, or the one output's file name when it ends in an image extension and is not a folder."""
+``-o`` is a folder, or the one output's file name when it ends in an image or video extension and is not a folder."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ def check_output_file(
     """``-o NAME.EXT`` (one output file): writable, in a format we can write, agreeing with the options."""
     from jdsr_cli.io.formats import format_from_path, format_supports_lossless, normalize_format
     from jdsr_cli.io.plugins import missing_writer_message, writer_available
+    from jdsr_cli.io.video import is_video_path
 
     _check_creatable(path.parent, "-o", shown=shown)
+    if is_video_path(path):  # a clip's output: its encoder is checked against the container with the input
+        if suffix is not None:
+            raise UsageError(f"--suffix {suffix!r}: -o {shown} already names the output file")
+        return
     canonical = format_from_path(path)
     if canonical is None:
         raise UsageError(f"-o {shown}: not an image file name")

@@ -104,8 +104,10 @@ class BatchRequest:
         ``jdsr upscale photo.jpg -o big.png`` writes ``big.png``, not a folder of that name.
         """
         from jdsr_cli.io.formats import format_from_path
+        from jdsr_cli.io.video import is_video_path
 
-        if self.output is None or self.output.expanduser().is_dir() or format_from_path(self.output) is None:
+        if self.output is None or self.output.expanduser().is_dir() or \
+                (format_from_path(self.output) is None and not is_video_path(self.output)):
             return None
         return self.output.expanduser()
 
@@ -314,9 +316,25 @@ class ImageJob:
     banner: list[str]  # lines to show before the batch (model, device, notes)
     header: dict[str, Any]  # the report's header fields
     record_defaults: dict[str, Any] = field(default_factory=dict)  # keys every report record has
+    video: Callable[[ProgressCallback | None], ProcessFn] | None = None  # the per-file work for clips, if any
 
     def processor(self, progress: ProgressCallback | None = None) -> ProcessFn:
-        return image_processor(self.transform, self.read, self.write, progress)
+        images = image_processor(self.transform, self.read, self.write, progress)
+        return images if self.video is None else _by_kind(images, self.video(progress))
+
+
+def _by_kind(images: ProcessFn, videos: ProcessFn) -> ProcessFn:
+    """Clips (by extension: :data:`jdsr_cli.io.video.VIDEO_EXTENSIONS`) to ``videos``, the rest to ``images``."""
+    from jdsr_cli.io.video import is_video_path
+
+    def process(item: InputFile, output: Path) -> dict[str, Any]:
+        if is_video_path(item.path):
+            return videos(item, output)
+        if is_video_path(output):
+            raise ImageWriteError(f"{item.path}: is an image; -o {output} names a video")
+        return images(item, output)
+
+    return process
 
 
 def run_image_job(

@@ -83,7 +83,10 @@ def _recursive_glob(pattern: Path) -> list[Path]:
 
 
 def _is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in INPUT_EXTENSIONS
+    """An image or a video file (by extension): what a folder or a glob contributes."""
+    from jdsr_cli.io.video import VIDEO_EXTENSIONS
+
+    return path.is_file() and (path.suffix.lower() in INPUT_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS)
 
 
 def _strictly_inside(path: Path, folder: Path) -> bool:

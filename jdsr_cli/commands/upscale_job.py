@@ -10,6 +10,7 @@ from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
+    from jdsr_cli.commands.batch import PlannedFile
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class UpscaleRequest(BatchRequest):
     backend: str = "torch"
     denoise: float = 1.0  # 1: the model as it is; below: towards its clean counterpart (--denoise-from)
     denoise_from: str | None = None
+    video_codec: str | None = None  # clips: the encoder (None: the best this PyAV has for the container)
+    crf: int | None = None  # clips: the encoder's quality (None: its default)
 
 
 def prepare_upscale(request: UpscaleRequest) -> ImageJob:
@@ -33,6 +36,7 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     from jdsr_cli.commands.runner import parse_tile
     from jdsr_cli.commands.sharding import rank_device
     from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
+    from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
 
     r = request
     if r.scale is not None and r.scale not in (2, 3, 4):
@@ -44,6 +48,7 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
         raise UsageError(f"--batch-size {r.batch_size}: must be at least 1")
     tile = parse_tile(r.tile)
     size = OutputSize(r.outscale, r.width, r.height)
+    video = VideoOptions(r.video_codec, r.crf)
     r.check_destinations()
     items = r.find_inputs()
     loaded = resolve_model(r.model, scale=r.scale)
@@ -60,13 +65,24 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     plan = r.plan(items, size.suffix(loaded.config.scale))
     name = loaded.name or loaded.source
     banner = [f"model {name} (×{upscaler.scale}, {loaded.config.arch}) on {upscaler.device} "
-              f"{upscaler.precision.name}{' (onnxruntime)' if r.backend == 'onnxruntime' else ''}; {len(plan)} image(s)"]
+              f"{upscaler.precision.name}{' (onnxruntime)' if r.backend == 'onnxruntime' else ''}; {_counted(plan)}"]
     banner += _model_notes(loaded, name, r.denoise)
     header = {"model": name, "arch": loaded.config.arch, "scale": upscaler.scale, "device": str(upscaler.device),
               "precision": upscaler.precision.name, "backend": r.backend}
     defaults = {"size_in": None, "size_out": None, "tile": None, "device": str(upscaler.device)}
     transform = UpscaleTransform(upscaler, size, r.alpha)
-    return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults)
+    frames = FrameTransform(upscaler, size)
+    return ImageJob("upscale", plan, transform, r.read, r.write, banner, header, defaults,
+                    video=lambda progress: video_processor(frames, video, r.read, progress))
+
+
+def _counted(plan: list[PlannedFile]) -> str:
+    """``3 image(s)``, or ``2 image(s), 1 video(s)`` when the batch holds clips."""
+    from jdsr_cli.io.video import is_video_path
+
+    videos = sum(is_video_path(planned.item.path) for planned in plan)
+    images = f"{len(plan) - videos} image(s)"
+    return f"{images}, {videos} video(s)" if videos else images
 
 
 def _model_notes(loaded: LoadedModel, name: str, denoise: float) -> list[str]:

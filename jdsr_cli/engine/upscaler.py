@@ -119,6 +119,32 @@ class Upscaler:
                     ) from None
                 tile = smaller
 
+    def upscale_frames(self, frames: np.ndarray, *, depth: int | None = 8) -> np.ndarray:
+        """Upscale N frames of one size (N×H×W×C float32 in [0, 1]) to N×sH×sW×C samples of ``depth`` bits
+        (None: float32 clamped to [0, 1]).
+
+        Frames that fit one tile go through the network ``batch_size`` at a time, as one NHWC batch (a
+        channels-last view: no transpose copy); larger ones, a batch that runs out of memory, or a downscaler
+        grid go frame by frame through :meth:`upscale`, which tiles. Both give the same samples as :meth:`upscale`.
+        """
+        height, width = frames.shape[1:3]
+        whole = self.input_stride == 1 and self._initial_tile(height, width) >= max(height, width)
+        if whole:
+            try:
+                return np.concatenate([self._whole_frames(frames[i : i + self.batch_size], depth)
+                                       for i in range(0, len(frames), self.batch_size)])
+            except _OutOfMemory:
+                pass
+        return np.stack([self.upscale(frame, depth=depth).pixels for frame in frames])
+
+    def _whole_frames(self, frames: np.ndarray, depth: int | None) -> np.ndarray:
+        from jdsr_cli.io.quantize import quantize
+
+        inputs = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        outputs, _ = self._run_batch(inputs, 8 if depth == 8 and _rounds_on_device(self.device) else None)
+        samples = outputs.permute(0, 2, 3, 1).numpy()
+        return np.clip(samples, 0.0, 1.0) if depth is None else quantize(samples, depth)
+
     # ---- tiling -------------------------------------------------------------------------------
     def _initial_tile(self, height: int, width: int) -> int:
         whole = max(height, width)
