@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from jdsr_cli.cli.main import app
 from jdsr_cli.errors import Interrupted, UsageError
-from tests.videofiles import bilinear_fsrcnn, clip_facts, frame_samples, make_clip
+from tests.videofiles import bilinear_fsrcnn, clip_facts, frame_samples, make_clip, with_subtitles
 
 pytest.importorskip("av")
 runner = CliRunner()
@@ -52,7 +52,7 @@ def _job(inputs: list[Path], out: Path, model: Path, **video):  # type: ignore[n
 
     from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
 
-    options = VideoOptions(request.video_codec, request.crf, video["segment_frames"])
+    options = VideoOptions(request.video_codec, request.crf, video["segment_frames"], video.get("overlap", True))
     frames = FrameTransform(job.transform.upscaler, job.transform.size)  # type: ignore[attr-defined]
     return replace(job, video=lambda progress: video_processor(frames, options, request.read, progress))
 
@@ -94,6 +94,15 @@ def test_variable_frame_rate_is_kept(clips: dict[str, Path], tiny_model: Path, t
     assert result.times[-1] == pytest.approx(2.64)  # the duration: the last frame starts where it did
 
 
+def test_subtitles_are_copied(clips: dict[str, Path], tiny_model: Path, tmp_path: Path) -> None:
+    source = with_subtitles(clips["vfr"], tmp_path / "subs.mkv", ["Hello", "wörld", "<i>bye</i>"])
+    report = _run([source], tmp_path / "out", tiny_model).reports[0]
+    assert report.status == "done" and report.details["copied_streams"] == ["audio aac", "subtitle srt"]
+    result, before = clip_facts(tmp_path / "out" / "subs_x2.mkv"), clip_facts(source)
+    assert result.subtitles == before.subtitles and [t for _, t in result.subtitles][1] == "wörld".encode()
+    assert result.audio == before.audio and result.times == before.times
+
+
 def test_ten_bit_clip_is_read_at_16_bits_and_stays_ten_bit(clips: dict[str, Path], tiny_model: Path,
                                                            tmp_path: Path) -> None:
     _run([clips["deep"]], tmp_path, tiny_model)
@@ -120,7 +129,7 @@ def test_resume_after_an_interruption_equals_a_straight_run(clips: dict[str, Pat
     from jdsr_cli.commands.imagejob import run_image_job
 
     straight = tmp_path / "straight"
-    _run([clips["cfr"]], straight, tiny_model, segment_frames=8)
+    _run([clips["cfr"]], straight, tiny_model, segment_frames=8, overlap=False)  # all in one thread
     resumed = tmp_path / "resumed"
     job = _job([clips["cfr"]], resumed, tiny_model, segment_frames=8)
 

@@ -81,6 +81,25 @@ def bilinear_fsrcnn(folder: Path) -> Path:
     return save_checkpoint(folder, net, config)
 
 
+def with_subtitles(source: Path, path: Path, lines: list[str]) -> Path:
+    """``source`` remuxed into Matroska with a SubRip track: one line every 0.5 s, shown for 0.4 s."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        copies = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        text = out.add_mux_stream("subrip")
+        text.time_base = Fraction(1, 1000)
+        for packet in src.demux():
+            if packet.size:
+                packet.stream = copies[packet.stream.index]
+                out.mux(packet)
+        for i, line in enumerate(lines):
+            packet = av.Packet(line.encode())
+            packet.pts, packet.duration, packet.time_base, packet.stream = 500 * i, 400, Fraction(1, 1000), text
+            out.mux(packet)
+    return path
+
+
 def _tone(out, stream, seconds: float) -> None:  # type: ignore[no-untyped-def]
     import av
 
@@ -107,6 +126,7 @@ class ClipFacts:
     color: tuple[int, int, int, int]
     audio: list[tuple[int | None, bytes]]  # (pts, data) of every audio packet
     video_packets: list[bytes]
+    subtitles: list[tuple[int | None, bytes]]
 
 
 def clip_facts(path: Path) -> ClipFacts:
@@ -123,9 +143,12 @@ def clip_facts(path: Path) -> ClipFacts:
             if container.streams.audio else []
     with av.open(str(path)) as container:
         packets = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    with av.open(str(path)) as container:
+        subtitles = [(p.pts, bytes(p)) for p in container.demux(*container.streams.subtitles) if p.size] \
+            if container.streams.subtitles else []
     first = decoded[0]
     return ClipFacts(len(decoded), [round(float(f.pts * f.time_base), 4) for f in decoded], (first.width, first.height),
-                     first.format.name, first.rotation, color, audio, packets)
+                     first.format.name, first.rotation, color, audio, packets, subtitles)
 
 
 def frame_samples(path: Path) -> list[np.ndarray]:

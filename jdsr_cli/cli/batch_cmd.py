@@ -58,13 +58,23 @@ def run_and_finish(console: Console, job: ImageJob, *, fail_fast: bool, json_rep
     _print_failures(errors, outcome)
     if outcome.interrupted is not None:
         errors.print(f"{outcome.interrupted}: stopped after {len(outcome.reports)} of {outcome.total} file(s); "
-                     "the file in progress was not written", markup=False)
+                     f"the file in progress was not written{_resumes(job, outcome)}", markup=False)
     console.print(summary_line(outcome, fail_fast=fail_fast), markup=False)
     if json_report is not None:
         write_report(rank_report_path(json_report), batch_report(job.command, job.header, outcome, job.record_defaults))
     if outcome.interrupted is not None:
         raise typer.Exit(outcome.interrupted.exit_code)
     raise typer.Exit(EXIT_SOME_FAILED if outcome.count("failed") or outcome.not_run else EXIT_OK)
+
+
+def _resumes(job: ImageJob, outcome: BatchOutcome) -> str:
+    """What a re-run keeps when the file stopped was a video (its finished segments)."""
+    from jdsr_cli.io.video import is_video_path
+
+    stopped = job.plan[len(outcome.reports)] if len(outcome.reports) < len(job.plan) else None
+    if stopped is None or not is_video_path(stopped.item.path):
+        return ""
+    return " (the same command resumes the video from its last finished segment)"
 
 
 def _print_failures(errors: Console, outcome: BatchOutcome) -> None:

@@ -40,12 +40,14 @@ _QUEUE_BATCHES = 2  # decoded batches waiting for the model, upscaled ones waiti
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """``--video-codec`` (None: the best this PyAV has for the container), ``--crf`` (None: the codec's default)
-    and the segment length in frames (None: about ``SEGMENT_SECONDS`` of video)."""
+    """``--video-codec`` (None: the best this PyAV has for the container), ``--crf`` (None: the codec's default),
+    the segment length in frames (None: about ``SEGMENT_SECONDS`` of video), and whether decoding and encoding
+    run in threads beside the network (``overlap``; off only to measure what it buys)."""
 
     codec: str | None = None
     crf: int | None = None
     segment_frames: int | None = None
+    overlap: bool = True
 
     def __post_init__(self) -> None:
         from jdsr_cli.io.video_encode import available_encoders
@@ -150,7 +152,7 @@ def upscale_video(path: Path, output: Path, transform: FrameTransform, options: 
     from jdsr_cli.commands.imagejob import check_output_fits
     from jdsr_cli.commands.video_work import WorkFolder, input_identity
     from jdsr_cli.io.atomic import atomic_open
-    from jdsr_cli.io.video import VideoReader, VideoReadError, is_video_path, probe_video
+    from jdsr_cli.io.video import VideoReadError, is_video_path, probe_video
     from jdsr_cli.io.video_encode import encoder_settings, write_video
 
     if not is_video_path(output):
@@ -165,22 +167,23 @@ def upscale_video(path: Path, output: Path, transform: FrameTransform, options: 
     with WorkFolder(output) as work:
         kept = work.resume(job)
         try:
-            segments, frames, warnings = _encoded(work, info, transform, settings, per_segment, kept, read, progress)
+            segments, frames, warnings = _encoded(work, info, transform, settings, per_segment, kept, read, options,
+                                                  progress)
         except VideoReadError:
             work.remove()  # the input is bad: nothing here will ever be finished
             raise
         with atomic_open(output) as handle:
-            warnings += write_video(handle, output, info, settings, [work.segment(i) for i in range(segments)])
+            copied, dropped = write_video(handle, output, info, settings, [work.segment(i) for i in range(segments)])
     work.remove()
     return {"size_in": [info.width, info.height], "size_out": [out_w, out_h], "frames": frames,
             "resumed_at_frame": kept * per_segment if kept else None, "video_codec": settings.codec,
-            "pix_fmt": settings.pix_fmt, "copied_streams": list(info.other_streams), "rotation": info.rotation,
+            "pix_fmt": settings.pix_fmt, "copied_streams": copied, "rotation": info.rotation,
             "device": str(transform.upscaler.device), "precision": transform.upscaler.precision.name,
-            "tile": None, "warnings": warnings}
+            "tile": None, "warnings": warnings + dropped}
 
 
 def _encoded(work: WorkFolder, info: VideoInfo, transform: FrameTransform, settings: EncoderSettings,
-             per_segment: int, kept: int, read: ReadOptions,
+             per_segment: int, kept: int, read: ReadOptions, options: VideoOptions,
              progress: ProgressCallback | None) -> tuple[int, int, list[str]]:
     """(segments, frames, warnings) once every frame is in a saved segment (at once if a run before finished)."""
     from jdsr_cli.io.video import VideoReader
@@ -193,7 +196,7 @@ def _encoded(work: WorkFolder, info: VideoInfo, transform: FrameTransform, setti
         return finished
     reader = VideoReader(info, strict=read.strict)
     depth = 16 if info.depth == 16 and sample_depth(settings.pix_fmt) > 8 else 8
-    _run(reader, transform, settings, work, per_segment, kept, depth, progress)
+    _run(reader, transform, settings, work, per_segment, kept, depth, progress, options.overlap)
     frames = reader.decoded
     segments = -(-frames // per_segment)
     work.mark_finished(segments, frames, reader.warnings)
@@ -201,14 +204,15 @@ def _encoded(work: WorkFolder, info: VideoInfo, transform: FrameTransform, setti
 
 
 def _run(reader: VideoReader, transform: FrameTransform, settings: EncoderSettings, work: WorkFolder,
-         per_segment: int, kept: int, depth: int, progress: ProgressCallback | None) -> None:
-    """Decode (thread) -> upscale (here) -> encode and save segments (thread)."""
+         per_segment: int, kept: int, depth: int, progress: ProgressCallback | None, overlap: bool = True) -> None:
+    """Decode (thread) -> upscale (here) -> encode and save segments (thread); all here without ``overlap``."""
     total = reader.info.frames
     done = kept * per_segment
     if progress is not None:
         progress(min(done, total), total)
-    encoder = _SegmentWriter(work, settings, per_segment)
-    batches = _prefetched(_batches(reader.frames(done), per_segment, transform.batch_size))
+    encoder = _SegmentWriter(work, settings, per_segment, threaded=overlap)
+    frames = _batches(reader.frames(done), per_segment, transform.batch_size)
+    batches = _prefetched(frames) if overlap else frames
     try:
         for batch in batches:
             encoder.put(batch, transform([frame.pixels for frame in batch], depth))
@@ -273,39 +277,46 @@ def _offer(slots: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
 
 
 class _SegmentWriter:
-    """Encodes upscaled frames in a thread and saves each finished segment; a partial segment is never saved."""
+    """Encodes upscaled frames (in a thread when ``threaded``) and saves each finished segment; a partial
+    segment is never saved."""
 
-    def __init__(self, work: WorkFolder, settings: EncoderSettings, per_segment: int) -> None:
+    def __init__(self, work: WorkFolder, settings: EncoderSettings, per_segment: int, threaded: bool = True) -> None:
         self.work, self.settings, self.per_segment = work, settings, per_segment
+        self._encoder: Any = None
+        self._index = -1
         self._queue: queue.Queue[Any] = queue.Queue(_QUEUE_BATCHES)
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="jdsr-encode", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._work, name="jdsr-encode", daemon=True) if threaded else None
+        if self._thread is not None:
+            self._thread.start()
 
     def put(self, frames: list[DecodedFrame], pixels: list[np.ndarray]) -> None:
         self._raise()
-        if not _offer(self._queue, (frames, pixels), self._stop):
+        if self._thread is None:
+            self._encode(frames, pixels)
+        elif not _offer(self._queue, (frames, pixels), self._stop):
             self._raise()
 
     def close(self) -> None:
         """Wait for the last segment to be saved."""
-        _offer(self._queue, None, self._stop)
-        self._thread.join()
-        self._raise()
+        if self._thread is not None:
+            _offer(self._queue, None, self._stop)
+            self._thread.join()
+            self._raise()
+        else:
+            self._save_last()
 
     def abort(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
     def _work(self) -> None:
-        from jdsr_cli.io.video_encode import SegmentEncoder, segment_bytes
-
-        encoder, index = None, -1
         try:
             while not self._stop.is_set():
                 try:
@@ -313,20 +324,28 @@ class _SegmentWriter:
                 except queue.Empty:
                     continue
                 if item is None:
-                    break
-                for frame, pixels in zip(*item, strict=True):
-                    encoder = encoder or SegmentEncoder(self.settings)
-                    encoder.encode(frame.pts, pixels)
-                    index = frame.index
-                    if (index + 1) % self.per_segment == 0:
-                        self.work.save_segment(index // self.per_segment, segment_bytes(encoder.extradata,
-                                                                                        encoder.finish()))
-                        encoder = None
-            else:
-                return  # stopped: the segment in progress is dropped
-            if encoder is not None:
-                self.work.save_segment(index // self.per_segment, segment_bytes(encoder.extradata, encoder.finish()))
+                    self._save_last()
+                    return
+                self._encode(*item)
+            # stopped: the segment in progress is dropped
         except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
             self._error = error
             self._stop.set()
 
+    def _encode(self, frames: list[DecodedFrame], pixels: list[np.ndarray]) -> None:
+        from jdsr_cli.io.video_encode import SegmentEncoder
+
+        for frame, rgb in zip(frames, pixels, strict=True):
+            self._encoder = self._encoder or SegmentEncoder(self.settings)
+            self._encoder.encode(frame.pts, rgb)
+            self._index = frame.index
+            if (frame.index + 1) % self.per_segment == 0:
+                self._save_last()
+
+    def _save_last(self) -> None:
+        from jdsr_cli.io.video_segments import segment_bytes
+
+        if self._encoder is not None:
+            data = segment_bytes(self._encoder.extradata, self._encoder.finish())
+            self.work.save_segment(self._index // self.per_segment, data)
+            self._encoder = None

@@ -69,7 +69,6 @@ class VideoInfo:
     duration_s: float | None
     display_matrix: tuple[int, ...] | None
     color: ColorTags
-    other_streams: tuple[str, ...]  # "audio aac", "subtitle subrip": copied as they are
 
     @property
     def rotation(self) -> int:
@@ -176,10 +175,8 @@ def _info(name: str, container: Any, stream: Any, first: Any, count: int) -> Vid
             matrix = tuple(int(v) for v in np.frombuffer(memoryview(side), dtype="<i4"))
     color = ColorTags(int(ctx.color_primaries or 2), int(ctx.color_trc or 2), int(first.colorspace or 2),
                       int(first.color_range or 0))
-    others = tuple(f"{s.type} {s.codec_context.name if s.codec_context else getattr(s, 'codec_tag', '?')}"
-                   for s in container.streams if s.type in ("audio", "subtitle"))
     return VideoInfo(name, first.width, first.height, ctx.name, fmt.name, depth, stream.time_base,
-                     stream.average_rate, count, _stated_duration(container, stream), matrix, color, others)
+                     stream.average_rate, count, _stated_duration(container, stream), matrix, color)
 
 
 def _stated_duration(container: Any, stream: Any) -> float | None:

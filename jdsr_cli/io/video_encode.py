@@ -1,8 +1,7 @@
 """Writing videos with PyAV: the encoder and its defaults, segments of encoded frames, and the final file.
 
 A long clip is encoded in segments, each by a fresh encoder that starts with a key frame and keeps every
-frame's own timestamp. A segment is stored as the encoder's raw packets (timestamps, flags, bytes; no
-container in between to shift or round them) and is complete or absent. The final file is then muxed from the
+frame's own timestamp (stored as :mod:`jdsr_cli.io.video_segments` says). The final file is then muxed from the
 segments' packets, in order, with the source's audio and subtitle streams copied packet for packet (no
 re-encoding), its rotation and colour description, and written atomically (:mod:`jdsr_cli.io.atomic`).
 
@@ -15,7 +14,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,9 +24,10 @@ import numpy as np
 
 from jdsr_cli.errors import ImageWriteError, UsageError
 from jdsr_cli.io.video import ColorTags, VideoInfo
+from jdsr_cli.io.video_segments import Packet, read_segment
 
-__all__ = ["ENCODER_CANDIDATES", "EncoderSettings", "Packet", "SegmentEncoder", "available_encoders",
-           "container_format", "encoder_settings", "read_segment", "write_video"]
+__all__ = ["ENCODER_CANDIDATES", "EncoderSettings", "SegmentEncoder", "available_encoders", "container_format",
+           "encoder_settings", "sample_depth", "write_video"]
 
 #: Encoders offered, best first per family; ``jdsr doctor`` lists those this PyAV can open.
 ENCODER_CANDIDATES = ("libx264", "libopenh264", "libx265", "libvpx-vp9", "libvpx", "libsvtav1", "libaom-av1",
@@ -40,9 +39,6 @@ _DEFAULTS = {"webm": ("libvpx-vp9", "libvpx"), "other": ("libx264", "libopenh264
 _DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libvpx": 10, "libsvtav1": 28, "libaom-av1": 28,
                 "mpeg4": 3}
 _GLOBAL_HEADER_FLAG = 0x0040  # AVFMT_GLOBALHEADER: the container keeps codec headers out of band
-_SEGMENT_MAGIC = b"JDSR-VIDEO-SEGMENT-1\n"
-_RECORD = struct.Struct("<qqqBI")  # pts, dts, duration, key frame, size
-_NO_TS = -(2**63)
 
 
 def container_format(path: Path) -> str:
@@ -175,7 +171,8 @@ def _quality_options(codec: str, crf: int | None) -> dict[str, str]:
         raise UsageError(f"--crf {value}: use 0 (best) to 51 (x264/x265) or 63 (VP9, AV1)")
     options["crf"] = str(value)
     if codec.startswith("libvpx"):
-        options["b"] = "0"  # constant quality, no bitrate cap
+        # constant quality (no bitrate cap); rows encoded in parallel; speed 4 of libvpx's 0..8 instead of its 1
+        options.update(b="0", **{"row-mt": "1", "cpu-used": "4"})
     return options
 
 
@@ -211,17 +208,6 @@ def _configure(ctx: Any, settings: EncoderSettings) -> None:
     if settings.global_header:
         ctx.flags |= av.codec.context.Flags.global_header
     ctx.options = dict(settings.options)
-
-
-@dataclass(frozen=True)
-class Packet:
-    """One encoded packet as the encoder gave it (timestamps in the settings' time base; None: not set)."""
-
-    pts: int | None
-    dts: int | None
-    duration: int
-    key: bool
-    data: bytes
 
 
 class SegmentEncoder:
@@ -263,43 +249,11 @@ class SegmentEncoder:
                 self.packets.append(Packet(p.pts, p.dts, int(p.duration or 0), bool(p.is_keyframe), bytes(p)))
 
 
-def segment_bytes(extradata: bytes, packets: list[Packet]) -> bytes:
-    """A segment file's content: header, the encoder's global header, the packets, a count that proves it whole."""
-    parts = [_SEGMENT_MAGIC, struct.pack("<I", len(extradata)), extradata]
-    for p in packets:
-        pts = _NO_TS if p.pts is None else p.pts
-        dts = _NO_TS if p.dts is None else p.dts
-        parts += [_RECORD.pack(pts, dts, p.duration, int(p.key), len(p.data)), p.data]
-    parts.append(b"END" + struct.pack("<I", len(packets)))
-    return b"".join(parts)
-
-
-def read_segment(path: Path) -> tuple[bytes, list[Packet]]:
-    """(global header, packets) of a segment file; ValueError when it is not a whole segment."""
-    data = path.read_bytes()
-    if not data.startswith(_SEGMENT_MAGIC) or data[-7:-4] != b"END":
-        raise ValueError(f"{path}: not a complete segment")
-    at = len(_SEGMENT_MAGIC)
-    (size,) = struct.unpack_from("<I", data, at)
-    extradata = data[at + 4 : at + 4 + size]
-    at += 4 + size
-    packets = []
-    while at < len(data) - 7:
-        pts, dts, duration, key, length = _RECORD.unpack_from(data, at)
-        at += _RECORD.size
-        packets.append(Packet(None if pts == _NO_TS else pts, None if dts == _NO_TS else dts, duration, bool(key),
-                              data[at : at + length]))
-        at += length
-    if at != len(data) - 7 or struct.unpack_from("<I", data, at + 3)[0] != len(packets):
-        raise ValueError(f"{path}: not a complete segment")
-    return extradata, packets
-
-
 def write_video(handle: Any, output: Path, source: VideoInfo, settings: EncoderSettings,
-                segments: list[Path]) -> list[str]:
+                segments: list[Path]) -> tuple[list[str], list[str]]:
     """Mux ``segments`` and ``source``'s audio and subtitle streams into ``handle`` (a seekable binary file, the
-    temp file of an atomic write of ``output``); returns warnings (a stream the container cannot hold is left
-    out, named)."""
+    temp file of an atomic write of ``output``); returns the streams copied ("audio aac") and warnings (a stream
+    the container cannot hold is left out, named)."""
     import av
 
     warnings: list[str] = []
@@ -313,7 +267,8 @@ def write_video(handle: Any, output: Path, source: VideoInfo, settings: EncoderS
         packets = _merged(_video_packets(segments, video, settings.time_base), _source_packets(src, copied))
         for packet in packets:
             out.mux(packet)
-    return warnings
+        names = [f"{src.streams[i].type} {src.streams[i].codec_context.name}" for i in copied]
+    return names, warnings
 
 
 _CONTAINER_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder", "creation_time"}
