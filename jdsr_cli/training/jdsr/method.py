@@ -25,7 +25,7 @@ from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
 from jdsr_cli.training.jdsr.gap import GapCrops, measure_gap
-from jdsr_cli.training.jdsr.meta import GENERATOR, meta_step
+from jdsr_cli.training.jdsr.meta import GENERATOR, AdamLookAhead, SgdLookAhead, meta_step
 from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, build_peer, label_generator, load_encoder
 from jdsr_cli.training.jdsr.options import (
     FIXED_ON_RESUME,
@@ -149,9 +149,9 @@ class JDSR:
 
     def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
         """Every k-th image (k = 1/meta_fraction, at least one) is held out for meta batches and the gap;
-        a single image is shared."""
-        if not self.opts.holds_out:
-            return pairs
+        a single image is shared. Every variant holds the same images out, also one that uses none of them
+        (no meta, no gate, or self_distill and mutual both off: plain L1), so an ablation's or a fair test's
+        rows all train on one list (issue 30)."""
         step = max(2, round(1 / self.opts.meta_fraction))
         self.held_out = pairs[step // 2::step] or pairs[-1:]
         kept = [p for p in pairs if not any(p is h for h in self.held_out)]
@@ -186,8 +186,9 @@ class JDSR:
             self._measure_gap(ctx)
         if opts.uses_meta and step % opts.meta_every == 0:
             losses["meta"] = meta_step(self.target, self.generator, batch, self._meta_batch(step, ctx),  # type: ignore[arg-type]
-                                       self._inner_loss, self._label_loss,
-                                       opts.meta_inner_lr or ctx.learning_rate(TARGET), opts.meta_order, ctx)
+                                       self._inner_loss, self._label_loss, self._look_ahead(ctx), opts.meta_order, ctx)
+        elif opts.uses_meta:  # the generator's schedule follows the run's steps, not its meta steps
+            self._schedulers[GENERATOR].step()
         teacher_outputs, teacher_features = teachers_forward(self.teachers, self.teacher_taps, batch.lr, ctx)
         taps = capture_features(self.net, self.student_taps) if self.kd_term is not None else contextlib.nullcontext({})
         with taps as captured:
@@ -211,6 +212,13 @@ class JDSR:
         if opts.gate is not None:
             losses.update(self.gap)
         return losses
+
+    def _look_ahead(self, ctx: StepContext) -> AdamLookAhead | SgdLookAhead:
+        """The target's simulated step: its own Adam's (default) or plain SGD, at ``meta_inner_lr`` or the
+        target's current learning rate."""
+        if self.opts.meta_look_ahead == "sgd":
+            return SgdLookAhead(self.opts.meta_inner_lr or ctx.learning_rate(TARGET))
+        return AdamLookAhead(ctx.optimizers[TARGET], self.opts.meta_inner_lr or None)
 
     def _target_forward(self, batch: Batch, ctx: StepContext
                         ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor | None]:
