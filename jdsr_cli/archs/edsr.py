@@ -6,7 +6,7 @@ Layout ``tail="edsr"`` (BasicSR ``EDSR``; its .pth files load strictly)::
     f0 = conv_first(x');  f = body(f0);  r = conv_after_body(f) + f0
     y  = conv_last(upsample(r)) / img_range + mean
 
-Layout ``tail="peer"`` (JDSR ``EDSR_LR2HRSL``, jdsr-method.md §3.1): no conv after the body, the global
+Layout ``tail="peer"`` (JDSR ``EDSR_LR2HRSL``, docs/design/jdsr-method.md §3.1): no conv after the body, the global
 skip adds the head features to the last ResBlock output, then ``tail.0`` conv3×3 (C→C), ``tail.1``
 conv3×3 (C→out·s²), ``tail.2`` PixelShuffle(s), and the same mean shift around the network.
 

@@ -7,7 +7,7 @@ for ×4), each step ``upconvN`` → pixel attention ``attN`` → LReLU → ``HRc
 
 Taps: ``head`` = conv_first, ``body.i`` = SCPA block i, ``body_tail`` = trunk_conv (before the skip).
 Sections: f0 = conv_first output, f_k = SCPA outputs at the section ends, the last = trunk_conv output,
-base = the ILR (this is JDSR's ``PAN_MSD2``, jdsr-method.md §3.2).
+base = the ILR (this is JDSR's ``PAN_MSD2``, docs/design/jdsr-method.md §3.2).
 
 Note: ×2 and ×3 models have identical state dicts (the scale only changes the interpolation), so
 ``detect`` cannot tell them apart; it reports ×2 (see ``jdsr_cli.archs.ambiguous_scales``).

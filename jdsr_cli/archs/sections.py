@@ -1,4 +1,4 @@
-"""Training-only modules of JDSR's internal self-distillation (jdsr-method.md §3.2–§3.4, §12).
+"""Training-only modules of JDSR's internal self-distillation (docs/design/jdsr-method.md §3.2–§3.4, §12).
 
 ``SectionHeads`` gives every non-final section of a network an auxiliary reconstruction head;
 ``LabelGenerator`` builds the soft labels for those heads by progressive backward fusion. Neither
@@ -85,7 +85,7 @@ class SectionHeads(nn.Module):
 
 
 class LabelGenerator(nn.Module):
-    """Progressive backward fusion soft-label generator (JDSR ``label_generator``, jdsr-method.md §3.4).
+    """Progressive backward fusion soft-label generator (JDSR ``label_generator``, docs/design/jdsr-method.md §3.4).
 
     With g_K = f_K and, for k = K-1 .. 1,
     ``g_k = concat(ReLU(top_k(g_{k+1})), ReLU(lateral_k(f_k))) + f0`` (1×1 convs C→C/2) and

@@ -1,6 +1,6 @@
 """The superior-LR encoder (JDSR stage 1, "EDN" encoder): a learned HR → LR downscaler.
 
-Layout (jdsr-method.md §2.1, port ``model/edn.py``)::
+Layout (docs/design/jdsr-method.md §2.1, port ``model/edn.py``)::
 
     x' = (x - mean) * img_range
     f0 = head(x')                 ×2: conv3×3 stride 2 (pad 1); ×3: conv3×3 stride 3 (no pad);

@@ -1,6 +1,6 @@
 """Read named intermediate features of a network through forward hooks (distillation taps).
 
-Tap names (distillation-methods.md §0): ``head`` (first conv), ``body.i`` (block or group i),
+Tap names (docs/design/distillation-methods.md §0): ``head`` (first conv), ``body.i`` (block or group i),
 ``body_tail`` (the feature closing the body, before the global skip). Features are stored as produced,
 not detached: a student's features keep their graph, a teacher run under ``no_grad`` has none.
 """

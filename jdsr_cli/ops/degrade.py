@@ -1,5 +1,5 @@
 """The realistic degradation chain: HR → LR as a phone camera and the web make it (Real-ESRGAN's second-order
-model, ../shared/docs/realistic-degradations.md), on the CPU with OpenCV and a real JPEG encoder.
+model, docs/design/realistic-degradations.md), on the CPU with OpenCV and a real JPEG encoder.
 
 Two rounds of blur → random resize → Gaussian or Poisson noise (colour or gray) → JPEG, the second ending at
 exactly HR/scale with a final sinc filter and JPEG in random order. Every random choice comes from the

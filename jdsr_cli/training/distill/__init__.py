@@ -2,5 +2,5 @@
 
 ``options`` is the ``[distill]`` table, ``terms`` the feature losses (one module per method, its adapters
 trained with the student), ``method`` the training method. Every formula and default, with what is a
-reconstruction, is in ``../shared/docs/distillation-methods.md``.
+reconstruction, is in ``docs/design/distillation-methods.md``.
 """

@@ -1,4 +1,4 @@
-"""AFD for SR (distillation-methods.md §7, our adaptation): online peers plus feature-map discriminators.
+"""AFD for SR (docs/design/distillation-methods.md §7, our adaptation): online peers plus feature-map discriminators.
 
 Every step has three updates. (1) The DML step of ``mutual`` (each network: L1 to HR + ramped mutual L1).
 (2) The adversarial feature step: network k's ``body_tail`` map, through its own 1×1 transform to the student's

@@ -1,4 +1,4 @@
-"""DML for SR (distillation-methods.md §10, our adaptation): the student and K−1 peers learn together.
+"""DML for SR (docs/design/distillation-methods.md §10, our adaptation): the student and K−1 peers learn together.
 
 Each network i minimises ``w_hr·L1(ŷ_i, HR) + w·(1/(K−1))·Σ_{j≠i} L1(ŷ_i, sg(ŷ_j))``, w = ``w_kd`` ramped up
 linearly over the first ``dml_ramp`` of the run; all outputs are computed before any network steps

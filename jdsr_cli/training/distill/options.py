@@ -1,6 +1,6 @@
 """The ``[distill]`` table: which loss, which teachers, which taps, the weights; checked once.
 
-Defaults reproduce the sources where they exist (distillation-methods.md §14): FAKD β = 10 with output KD;
+Defaults reproduce the sources where they exist (docs/design/distillation-methods.md §14): FAKD β = 10 with output KD;
 the others are reconstructions with weights sized so that each term starts near the L1 term's magnitude.
 """
 

@@ -3,7 +3,7 @@
 Each term is called with the student's and the (detached) teachers' features at matching taps, all at LR
 resolution, and returns one scalar in fp32. Adapters (regressors, transforms) are sized from the tap shapes
 found by a probe forward (``FeatureShapes``) and are dropped at export: the student's checkpoint is the plain
-network. Formulas: distillation-methods.md §2 (FitNet), §3 (SRKD), §4 (FAKD), §6 (LSFD), §8 (FEED).
+network. Formulas: docs/design/distillation-methods.md §2 (FitNet), §3 (SRKD), §4 (FAKD), §6 (LSFD), §8 (FEED).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The performance gap Δ = PSNR(peer on the superior LR) − PSNR(target on the bicubic LR) (jdsr-method.md §7.2).
+"""The performance gap Δ = PSNR(peer on the superior LR) − PSNR(target on the bicubic LR)
+(docs/design/jdsr-method.md §7.2).
 
 Measured on centre crops of held-out images (never trained on by the target's main loss), PSNR-Y with a
 border of ``scale`` pixels and 8-bit outputs, the project's standard convention. The gate [I]: while

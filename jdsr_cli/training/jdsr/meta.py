@@ -1,4 +1,4 @@
-"""The label generator's meta step (jdsr-method.md §5.3, MetaDistiller-style, [I]).
+"""The label generator's meta step (docs/design/jdsr-method.md §5.3, MetaDistiller-style, [I]).
 
 One look-ahead of the target, θ' = θ + Δ(∇θ L_inner(θ, φ)), where L_inner is the target's loss with the soft
 labels y = G_φ(features) not detached from φ and Δ is the step the target's own optimizer would take with

@@ -1,6 +1,6 @@
 """``jdsr train --method jdsr``: the target trained by self-distillation and mutual learning with a peer.
 
-Per step (jdsr-method.md §12): the generator's meta step on a held-out batch (``meta``); the target's
+Per step (docs/design/jdsr-method.md §12): the generator's meta step on a held-out batch (``meta``); the target's
 sectioned forward, its soft labels from the generator (detached); the peer's forward on the 8-bit superior
 LR of the frozen stage-1 encoder; the target's loss
 ``hr·L1(out_K, HR) + isr·Σ L1(out_k, HR) + label·Σ d(out_k, y_k) + ml·w(T)·L1(out, sg(peer))`` (d:

@@ -122,7 +122,7 @@ def start_from_the_image(net: SRNet, tails: nn.ModuleList) -> None:
 
 
 def build_peer(arch: str, preset: str, scale: int) -> tuple[nn.Module, ArchConfig]:
-    """The peer fed the superior LR (jdsr-method.md §3.1): by default the 2-block EDSR, ~0.2M parameters."""
+    """The peer fed the superior LR (docs/design/jdsr-method.md §3.1): by default the 2-block EDSR, ~0.2M parameters."""
     from jdsr_cli.archs import REGISTRY
 
     try:

@@ -1,6 +1,6 @@
 """The ``[jdsr]`` table: every switch and weight of the method, checked once, and the curriculum weight.
 
-Defaults follow the reconstruction in jdsr-method.md (§4.2 loss weights, §5.3 meta step, §7 curriculum and
+Defaults follow the reconstruction in docs/design/jdsr-method.md (§4.2 loss weights, §5.3 meta step, §7 curriculum and
 gap) except where docs/jdsr-results.md measured a better choice; each such choice is said there.
 """
 
@@ -36,7 +36,7 @@ OPTIONS: dict[str, Any] = {
     "mutual": True,  # the peer fed the superior LR, both directions
     "curriculum": True,  # w = exp(-k(1-T)^2) on the mutual terms (else w = 1)
     "sections": 4,  # target split (IMDN's 6 blocks: 1/2/2/1)
-    # loss weights (jdsr-method.md §4.2)
+    # loss weights (docs/design/jdsr-method.md §4.2)
     "hr_weight": 1.0,  # L1(final, HR)
     "isr_weight": 1.0,  # L1(intermediate, HR)
     "label_weight": 1.0,  # distance(intermediate, soft label)
@@ -152,7 +152,7 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
 
 
 def curriculum_weight(step: int, span: int, k: float) -> float:
-    """w = exp(-k (1 - T)^2), T = step / span clamped to [0, 1] (jdsr-method.md §7.1): ramps to 1 at ``span``."""
+    """w = exp(-k (1 - T)^2), T = step / span clamped to [0, 1] (docs/design/jdsr-method.md §7.1): ramps to 1 at ``span``."""
     t = min(max(step / max(span, 1), 0.0), 1.0)
     return math.exp(-k * (1.0 - t) ** 2)
 
