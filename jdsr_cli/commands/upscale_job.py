@@ -77,12 +77,14 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
 
 
 def _counted(plan: list[PlannedFile]) -> str:
-    """``3 image(s)``, or ``2 image(s), 1 video(s)`` when the batch holds clips."""
+    """``3 image(s)``, ``2 image(s), 1 video(s)`` or ``1 video(s)``."""
     from jdsr_cli.io.video import is_video_path
 
     videos = sum(is_video_path(planned.item.path) for planned in plan)
-    images = f"{len(plan) - videos} image(s)"
-    return f"{images}, {videos} video(s)" if videos else images
+    images = len(plan) - videos
+    if not videos:
+        return f"{images} image(s)"
+    return f"{images} image(s), {videos} video(s)" if images else f"{videos} video(s)"
 
 
 def _model_notes(loaded: LoadedModel, name: str, denoise: float) -> list[str]:

@@ -123,6 +123,8 @@ def encoder_settings(info: VideoInfo, width: int, height: int, output: Path, cod
     if not _fits(fmt, name):
         raise UsageError(f"--video-codec {name}: {output.suffix} files cannot hold it; pick another codec or -o name")
     options = _quality_options(name, crf)
+    if fmt == "avi":  # AVI stores no presentation times: frames must come in display order (no B-frames)
+        options["bf"] = "0"
     global_header = bool(_format_flags(fmt) & _GLOBAL_HEADER_FLAG)
     return EncoderSettings(name, width, height, _pix_fmt(name, info.pix_fmt, info.depth), info.time_base, info.rate,
                            tuple(sorted(options.items())), info.color, global_header)
