@@ -1,4 +1,4 @@
-"""Print the README's bundled-models table from weights/manifest.json and each checkpoint's config.json.
+"""Print the bundled-models table of docs/models.md from weights/manifest.json and each checkpoint's config.json.
 
 Figures are those the manifest records (measured by scripts/bundle_model.py); recipes come from
 config.json's "training" (each `jdsr train` stage, with the stages it was initialised from).

@@ -145,7 +145,7 @@ SPEC = ArchSpec(
         # The JDSR peer EDSR_LR2HRSL: 2 ResBlocks, tail conv-conv-PixelShuffle (214,128 params at ×4).
         "tiny": {"num_feat": 64, "num_block": 2, "res_scale": 1.0, "tail": "peer"},
         # The bundled superior-LR decoders slr-up-x{2,3,4}: the peer layout with 6 ResBlocks (509,552 params
-        # at ×4); 3× the peer's blocks measured +0.36 dB over it at 1000 steps (README, superior LR).
+        # at ×4); 3× the peer's blocks measured +0.36 dB over it at 1000 steps (docs/training.md, superior LR).
         "slr-decoder": {"num_feat": 64, "num_block": 6, "res_scale": 1.0, "tail": "peer"},
         # Full EDSR: 32 blocks × 256 features, res_scale 0.1 (≈43M params at ×4).
         "large": {"num_feat": 256, "num_block": 32, "res_scale": 0.1},

@@ -114,7 +114,7 @@ SPEC = ArchSpec(
     build=build,
     detect=detect,
     presets={
-        # The bundled slr-down-x{2,3,4}: 32 features, 4 ResBlocks (size chosen by measurement, README).
+        # The bundled slr-down-x{2,3,4}: 32 features, 4 ResBlocks (size chosen by measurement, docs/training.md).
         "small": {"num_feat": 32, "num_block": 4},
         # The port's EDN encoder: 64 features, 20 ResBlocks (~1.5M params).
         "edn": {"num_feat": 64, "num_block": 20, "base": "none"},

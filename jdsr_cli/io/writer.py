@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: 8-bit PNGs larger than this go through our streaming encoder. Pillow holds an RGB(A) image at 4 bytes a
 #: pixel, so it first copies the samples into a buffer larger than the output itself (768 MB more for a 192 MP
 #: ×4 upscale of a phone photo); ours filters and compresses 4 MB blocks of the samples where they lie, in about
-#: the same time, for ~5 % more bytes (README; bench/bench_png.py).
+#: the same time, for ~5 % more bytes (docs/usage.md; bench/bench_png.py).
 STREAMING_PNG_PIXELS = 16_000_000
 
 

@@ -46,7 +46,7 @@ class TrainConfig:
     # superior-lr: the encoder, the loss weights and how training treats the 8-bit rounding
     encoder_preset: str | None = "small"
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
-    lr_weight: float = 0.1  # L1(encoder(HR), bicubic LR); the port's 1 keeps E(HR) ≈ bicubic (README)
+    lr_weight: float = 0.1  # L1(encoder(HR), bicubic LR); the port's 1 keeps E(HR) ≈ bicubic (docs/training.md)
     sr_weight: float = 1.0  # L1(decoder(encoder(HR)), HR)
     slr_rounding: str = "ste"  # ste: round, straight-through gradient | none: train on the unrounded LR
     init: str | None = None  # start from this checkpoint's tensors whose names and shapes match
