@@ -6,9 +6,10 @@
 The clip (H.264 + AAC, made here with PyAV) goes through ``upscale_video`` (probe, decode, YUV -> RGB, the network
 in batches, RGB -> YUV, x264, segments, mux with the audio copied) and, on the same device with the same precision
 and batch, the bare forward: the frames already on the device as one channels-last batch, ``model(x)`` and
-nothing else. Rounds alternate (best of ``--repeat``): a shared machine's speed drifts. On a CPU the product pass
-also times the forward calls inside it: that ratio needs no second pass, so drift between passes cannot skew
-it. Also timed, to say where the rest goes: decoding alone, encoding alone, and the product path without its
+nothing else. Rounds alternate (best of ``--repeat``): a shared machine's speed drifts. On a CPU two ratios are
+also measured within one pass, so drift between passes cannot skew them: the product pass over the forward calls
+inside it, and over a bare forward of each of its batches run right after the product's own (``paired``).
+Also timed, to say where the rest goes: decoding alone, encoding alone, and the product path without its
 decode/encode threads.
 """
 
@@ -83,18 +84,34 @@ def _sync(device: torch.device) -> None:
 
 
 def product_path(upscaler, size, clip: Path, out: Path, overlap: bool = True,  # type: ignore[no-untyped-def]
-                 inside: list[float] | None = None) -> float:
-    """Seconds for ``upscale_video`` on the whole clip; on a CPU, the seconds spent inside the network's forward
-    during that same pass are appended to ``inside`` (immune to the machine's drift between passes)."""
+                 inside: list[float] | None = None, paired: list[float] | None = None) -> float:
+    """Seconds for ``upscale_video`` on the whole clip. On a CPU, measured in that same pass (so the machine's
+    drift between passes cannot skew them): the seconds inside the network's forward calls (to ``inside``), and
+    with ``paired`` the seconds of a second, bare forward of each batch run right after the product's own (to
+    ``paired``; those seconds are taken out of the returned time)."""
     from jdsr_cli.commands.imagejob import ReadOptions
     from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, upscale_video
 
     out.unlink(missing_ok=True)
-    spent, hooks = [0.0, 0.0], []
+    spent, hooks, extra = [0.0, 0.0], [], [0.0, False]  # forward total, its start; paired total, re-entry flag
+    model = upscaler.model
     if inside is not None and upscaler.device.type == "cpu":
-        hooks = [upscaler.model.register_forward_pre_hook(lambda *_: spent.__setitem__(1, time.perf_counter())),
-                 upscaler.model.register_forward_hook(
-                     lambda *_: spent.__setitem__(0, spent[0] + time.perf_counter() - spent[1]))]
+        def before(*_: object) -> None:
+            if not extra[1]:
+                spent[1] = time.perf_counter()
+
+        def after(module: torch.nn.Module, args: tuple, output: object) -> None:
+            if extra[1]:
+                return
+            spent[0] += time.perf_counter() - spent[1]
+            if paired is not None:  # the same batch again, bare, under the same load
+                extra[1] = True
+                start = time.perf_counter()
+                module(*args)
+                extra[0] += time.perf_counter() - start
+                extra[1] = False
+
+        hooks = [model.register_forward_pre_hook(before), model.register_forward_hook(after)]
     start = time.perf_counter()
     try:
         upscale_video(clip, out, FrameTransform(upscaler, size), VideoOptions(overlap=overlap), ReadOptions())
@@ -104,7 +121,9 @@ def product_path(upscaler, size, clip: Path, out: Path, overlap: bool = True,  #
             hook.remove()
     if hooks and inside is not None:
         inside.append(spent[0])
-    return time.perf_counter() - start
+    if hooks and paired is not None:
+        paired.append(extra[0])
+    return time.perf_counter() - start - extra[0]
 
 
 def encode_only(clip: Path, upscaled: np.ndarray, out_size: tuple[int, int]) -> float:
@@ -168,11 +187,16 @@ def main() -> None:
         times: dict[str, list[float]] = {"bare": [], "product": [], "product_no_overlap": [], "decode": [],
                                          "encode": []}
         ratios: list[float] = []  # a product pass over the forward time inside it (CPU)
+        paired_ratios: list[float] = []  # a product pass over bare forwards of the same batches, run beside it
         for _ in range(args.repeat):
             times["bare"].append(bare_forward(upscaler, frames))
             inside: list[float] = []
             times["product"].append(product_path(upscaler, size, clip, out, inside=inside))
             ratios.extend(times["product"][-1] / forward for forward in inside)
+            if upscaler.device.type == "cpu":
+                twin: list[float] = []
+                alone = product_path(upscaler, size, clip, out, inside=[], paired=twin)
+                paired_ratios.append(alone / twin[0])
             times["product_no_overlap"].append(product_path(upscaler, size, clip, out, overlap=False))
             start = time.perf_counter()
             decoded_frames(clip)
@@ -192,6 +216,7 @@ def main() -> None:
         "product_over_bare": round(best["product"] / best["bare"], 3),
         "no_overlap_over_bare": round(best["product_no_overlap"] / best["bare"], 3),
         "product_over_its_own_forward": [round(r, 3) for r in ratios],
+        "product_over_paired_bare": [round(r, 3) for r in paired_ratios],
         "all_seconds": {k: [round(v, 3) for v in values] for k, values in times.items()},
     }
     print(json.dumps(result, indent=2))
