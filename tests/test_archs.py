@@ -249,6 +249,7 @@ def test_detection_round_trip_presets(arch, preset, scale):
         ("rcan", {"num_feat": 32, "num_group": 3, "num_block": 2, "reduction": 8}),
         ("imdn", {"nf": 32, "num_modules": 4, "distillation_rate": 0.25}),
         ("imdn", {"nf": 48, "num_modules": 2, "distillation_rate": 0.5, "cca_reduction": 8}),
+        ("imdn", {"nf": 32, "num_modules": 3, "distillation_rate": 0.25, "cca": "static"}),  # frozen statistics
         ("pan", {"nf": 16, "unf": 8, "nb": 3}),
         ("fsrcnn", {"d": 32, "s": 5, "m": 2, "num_in_ch": 1}),
     ],

@@ -7,6 +7,13 @@ passing the rest on; c4 conv3×3 to the distilled width; concatenation → contr
 (``cca``: mean + standard deviation per channel, 1×1 squeeze, ReLU, 1×1, sigmoid) → ``c5`` 1×1 → + input.
 Input is [0, 1] RGB with no mean shift (as in the official code).
 
+``cca="static"`` (ours, issue 29): each CCA layer reads a stored per-channel statistic ``IMDBk.cca.stat``
+(1×C×1×1, what std + mean of its input averaged over training images; ``scripts/freeze_cca.py`` measures it)
+instead of the statistics of the input it is given. The attention is then a constant per-channel gain, folded
+into ``c5`` on every forward (no per-pixel reduction or multiply), and the network is purely local: a tile's
+output no longer depends on the tile's size or place, so tiled equals whole up to the tile overlap's reach.
+The default ``"global"`` is the official layer; its mean and std are over the whole input, a tile when tiled.
+
 Taps: ``head`` = fea_conv, ``body.i`` = IMDB{i+1}, ``body_tail`` = LR_conv (before the long skip).
 Sections: f0 = fea_conv output, f_k = IMDB outputs at the section ends, the last one = LR_conv output
 (the feature the long skip adds to f0, as for every architecture here); no image skip (base None).
@@ -30,11 +37,27 @@ def _distilled(channels: int, rate: float) -> int:
     return int(channels * rate + 1e-9)
 
 
-class CCALayer(nn.Module):
-    """Contrast-aware channel attention: (std + mean) per channel → 1×1 → ReLU → 1×1 → sigmoid → scale."""
+CCA_MODES = ("global", "static")
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
+
+def contrast_statistic(x: torch.Tensor) -> torch.Tensor:
+    """std + mean of each channel over the spatial dimensions (N×C×1×1): what the official CCA squeezes."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).pow(0.5)
+    return std + mean
+
+
+class CCALayer(nn.Module):
+    """Contrast-aware channel attention: (std + mean) per channel → 1×1 → ReLU → 1×1 → sigmoid → scale.
+
+    ``mode="static"``: the statistic is the stored buffer ``stat`` (1×C×1×1), not the input's, so the scale is a
+    constant per-channel ``gain()``."""
+
+    def __init__(self, channels: int, reduction: int = 16, mode: str = "global") -> None:
         super().__init__()
+        if mode not in CCA_MODES:
+            raise ValueError(f"cca {mode!r}: choose {' or '.join(CCA_MODES)}")
+        self.mode = mode
         squeezed = max(1, channels // reduction)
         self.conv_du = nn.Sequential(
             conv1x1(channels, squeezed),
@@ -42,15 +65,28 @@ class CCALayer(nn.Module):
             conv1x1(squeezed, channels),
             nn.Sigmoid(),
         )
+        if mode == "static":
+            # a buffer, not a parameter: the measured statistic stays what it was measured to be; fine-tuning
+            # moves conv_du (whose last bias alone can set any gain). Ones for a model not converted from one.
+            self.register_buffer("stat", torch.ones(1, channels, 1, 1))
+
+    @property
+    def static(self) -> bool:
+        return self.mode == "static"
+
+    def gain(self) -> torch.Tensor:
+        """The static per-channel scale sigmoid(conv_du(stat)), 1×C×1×1."""
+        return self.conv_du(self.stat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).pow(0.5)
-        return x * self.conv_du(std + mean)
+        if self.static:
+            return x * self.gain()
+        return x * self.conv_du(contrast_statistic(x))
 
 
 class IMDModule(nn.Module):
-    def __init__(self, channels: int, distillation_rate: float = 0.25, cca_reduction: int = 16) -> None:
+    def __init__(self, channels: int, distillation_rate: float = 0.25, cca_reduction: int = 16,
+                 cca: str = "global") -> None:
         super().__init__()
         self.distilled = _distilled(channels, distillation_rate)
         self.remaining = channels - self.distilled
@@ -62,7 +98,7 @@ class IMDModule(nn.Module):
         self.c4 = conv3x3(self.remaining, self.distilled)
         self.act = nn.LeakyReLU(0.05, inplace=True)
         self.c5 = conv1x1(self.distilled * 4, channels)
-        self.cca = CCALayer(self.distilled * 4, cca_reduction)
+        self.cca = CCALayer(self.distilled * 4, cca_reduction, cca)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         split = (self.distilled, self.remaining)
@@ -70,7 +106,11 @@ class IMDModule(nn.Module):
         d2, r2 = torch.split(self.act(self.c2(r1)), split, dim=1)
         d3, r3 = torch.split(self.act(self.c3(r2)), split, dim=1)
         d4 = self.c4(r3)
-        return self.c5(self.cca(torch.cat([d1, d2, d3, d4], dim=1))) + x
+        distilled = torch.cat([d1, d2, d3, d4], dim=1)
+        if self.cca.static:  # c5(x · g) = (c5.weight · g) on x: a C_out×C_in product instead of a pass over x
+            weight = self.c5.weight * self.cca.gain().to(self.c5.weight.dtype)
+            return F.conv2d(distilled, weight, self.c5.bias) + x
+        return self.c5(self.cca(distilled)) + x
 
 
 class IMDN(SectionedNet):
@@ -83,6 +123,7 @@ class IMDN(SectionedNet):
         cca_reduction: int = 16,
         num_in_ch: int = 3,
         num_out_ch: int = 3,
+        cca: str = "global",
     ) -> None:
         super().__init__()
         if num_modules < 1:
@@ -92,10 +133,11 @@ class IMDN(SectionedNet):
         self.out_channels = int(num_out_ch)
         self.feature_channels = int(nf)
         self.num_body_units = int(num_modules)
+        self.cca_mode = cca
 
         self.fea_conv = conv3x3(num_in_ch, nf)
         for i in range(num_modules):
-            setattr(self, f"IMDB{i + 1}", IMDModule(nf, distillation_rate, cca_reduction))
+            setattr(self, f"IMDB{i + 1}", IMDModule(nf, distillation_rate, cca_reduction, cca))
         self.c = nn.Sequential(conv1x1(nf * num_modules, nf), nn.LeakyReLU(0.05, inplace=True))
         self.LR_conv = conv3x3(nf, nf)
         self.upsampler = nn.Sequential(
@@ -159,6 +201,8 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
         "num_in_ch": num_in_ch,
         "num_out_ch": num_out_ch,
     }
+    if "IMDB1.cca.stat" in state_dict:  # frozen statistics (scripts/freeze_cca.py); without: the official CCA
+        kwargs["cca"] = "static"
     if seq_len(state_dict, "upsampler") != 1 or not matches(build, {"scale": scale, **kwargs}, state_dict):
         return None
     return {"scale": scale, **kwargs}
