@@ -17,7 +17,16 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from jdsr_cli import __version__
-from jdsr_cli.cli import distill_cmd, doctor_cmd, downscale_cmd, eval_cmd, models_cmd, train_cmd, upscale_cmd
+from jdsr_cli.cli import (
+    distill_cache_cmd,
+    distill_cmd,
+    doctor_cmd,
+    downscale_cmd,
+    eval_cmd,
+    models_cmd,
+    train_cmd,
+    upscale_cmd,
+)
 
 EXIT_BUG = 1
 
@@ -123,6 +132,7 @@ app.command("upscale", no_args_is_help=True)(upscale_cmd.upscale)
 app.command("downscale", no_args_is_help=True)(downscale_cmd.downscale)
 app.command("train", no_args_is_help=True)(train_cmd.train)
 app.command("distill", no_args_is_help=True)(distill_cmd.distill)
+app.command("distill-cache", no_args_is_help=True)(distill_cache_cmd.distill_cache)
 app.command("eval", no_args_is_help=True)(eval_cmd.evaluate)
 app.add_typer(models_cmd.app, name="models")
 app.command("doctor")(doctor_cmd.doctor)

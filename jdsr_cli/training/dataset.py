@@ -175,7 +175,10 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
         train, skipped = load_lr_pairs(train_paths, root, Path(config.lr_dir), config.scale)
     else:
         train, skipped = load_pairs(train_paths, config.scale, config.patch_size)
-    val, val_skipped = load_pairs(val_paths, config.scale, 8)
+    if config.lr_dir and not config.val:  # held-out pairs keep their own LR: validation measures what is trained
+        val, val_skipped = load_lr_pairs(val_paths, root, Path(config.lr_dir), config.scale)
+    else:
+        val, val_skipped = load_pairs(val_paths, config.scale, 8)
     if not train:
         if config.val:
             raise UsageError(_nothing_to_train(root, config, len(paths), skipped, 0))
