@@ -60,10 +60,10 @@ def inputs(data: Path, sets: list[str], photos: Path | None, scale: int, crop: i
         yield "photos", path.stem, pixels[top : top + crop, left : left + crop, :3], None
 
 
-def runner_for(spec: str, scale: int):  # type: ignore[no-untyped-def]
+def runner_for(spec: str, scale: int, device: str):  # type: ignore[no-untyped-def]
     if spec == "bicubic":
-        return bicubic_upscaler(scale)
-    return create_runner(resolve_model(spec, scale=scale), direction="up", device="cpu", precision="fp32", tile=0)
+        return bicubic_upscaler(scale, device)
+    return create_runner(resolve_model(spec, scale=scale), direction="up", device=device, precision="fp32", tile=0)
 
 
 def upscale(runner, lr: np.ndarray) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
@@ -95,17 +95,20 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256, help="centre crop of each photo (LR pixels a side)")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "photo-results-cache")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: TF32 is switched off)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     teacher_sha = hashlib.sha256(Path(args.teacher).with_suffix(".bin").read_bytes()).hexdigest()[:16]
     cache = args.cache / f"{Path(args.teacher).stem}-{teacher_sha}-x{args.scale}-crop{args.crop}"
     convention = MetricConvention.standard(args.scale)
-    teacher = runner_for(args.teacher, args.scale)
+    teacher = runner_for(args.teacher, args.scale, args.device)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     data = list(inputs(args.data, [s for s in args.sets.split(",") if s], args.photos, args.scale, args.crop))
     targets = {(s, n): teacher_output(cache, teacher, s, n, lr) for s, n, lr, _ in data}
     for spec in [*args.model, args.teacher]:
-        runner = teacher if spec == args.teacher else runner_for(spec, args.scale)
+        runner = teacher if spec == args.teacher else runner_for(spec, args.scale, args.device)
         per_set: dict[str, list[dict[str, float]]] = {}
         for set_name, image, lr, hr in data:
             sr, seconds = upscale(runner, lr) if spec != args.teacher else (targets[(set_name, image)], float("nan"))
@@ -121,9 +124,9 @@ def main() -> None:
         print(name, json.dumps(rows[name]), flush=True)
     print_table(rows, convention)
     if args.json is not None:
-        args.json.write_text(json.dumps({"convention": f"{convention.psnr_label}, {convention.ssim_label}, "
-                                         f"{convention.niqe_label}; fp32, whole images, CPU", "teacher": args.teacher,
-                                         "teacher_sha256_16": teacher_sha, "crop": args.crop, "rows": rows}, indent=1))
+        what = f"{convention.psnr_label}, {convention.ssim_label}, {convention.niqe_label}; fp32, whole, {args.device}"
+        args.json.write_text(json.dumps({"convention": what, "teacher": args.teacher, "teacher_sha256_16": teacher_sha,
+                                         "crop": args.crop, "rows": rows}, indent=1))
 
 
 def print_table(rows: dict[str, dict[str, dict[str, float]]], convention: MetricConvention) -> None:

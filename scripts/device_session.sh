@@ -1,111 +1,139 @@
 #!/usr/bin/env bash
-# One rented-GPU session (issues 15, 16, 17): the trainings that would take this 2-core CPU ~12 hours, run side by
-# side on one GPU within a fixed deadline, then the CUDA checks of the product path. Needs the training images
-# packed into the repo (python scripts/pack_device_data.py ../shared/data .devdata) and carried with the tree.
+# One rented-GPU session (issue 29): the sharp photo models distilled from Real-ESRGAN and the tile-exact (static
+# channel statistics) fine-tunes of every bundled IMDN model, side by side on one GPU within a fixed deadline.
+# Earlier sessions' jobs (span, small, photo, photo-mix: all done and bundled) are in this file's git history.
 #
-#   OUT=/tmp/out scripts/device_session.sh                 # on the GPU machine (device tool: carry .devdata)
-#   OUT=/tmp/out DEV=cpu TINY=1 scripts/device_session.sh  # rehearsal: a few steps of each job, in a clean clone
-#                                                          # (it trains into runs/; jdsr refuses to overwrite a run)
+# The device tool sends at most 64 MiB a call: the tracked tree is 27 MB, the teacher 34 MB, BSD200 as lossless
+# WebP 34 MB. So two calls, the second while the machine is still warm (it keeps /root between calls):
+#   1. carry .teacher (the realesrgan-x4plus.param/.bin pair) and .photocrops (256 px centre crops of the real
+#      photos of experiments/fetch_photos.py, 2.4 MB): scripts/device_session.sh stash
+#   2. carry .devdata/train/BSD200 (python scripts/pack_device_data.py ../shared/data .devdata):
+#      OUT=$OUT scripts/device_session.sh
+# If the second call finds a fresh machine (no stashed teacher), the distillations are skipped, the rest runs.
+# Rehearsal on the CPU, in a clean clone: OUT=/tmp/out DEV=cpu TINY=1 STASH=/tmp/stash scripts/device_session.sh
 #
-# Jobs (each a plain jdsr command; configs/ hold the recipes, flags below only adapt them to this machine), chosen
-# by JOBS (space-separated; default: none, all done; the CUDA checks still run):
-#   span        span-x4 + span-x4-ft: issue 16's SPAN candidate (done 2026-11-30: under imdn-x4, not adopted)
-#   small       imdn-small-x4/-x2: issue 15's fast models (done 2026-11-30: bundled)
-#   photo       photo-x4, photo-x2: issue 17's photo models (done 2026-11-30: bundled, the defaults)
-#   photo-mix   photo-x4-mix, photo-x2-mix: the photo recipe with [degradation] clean_prob (configs/photo-x*-mix.toml;
-#               both bundled from CPU runs at their full 4000 steps (photo-x2 in bf16 on an AMX CPU,
-#               2026-12-01): a GPU run here is only worth it at more steps than that)
-# At DEADLINE seconds any job still running gets SIGTERM (it stops at a step boundary; its last/ is kept and
-# `jdsr train --resume` continues it). Results come back as one .tgz per run plus logs.tgz in $OUT: best/, the
-# log and config, and last/config.json only (SPAN's last/ is 42 MB, over the tool's 16 MiB per file) except
-# for the small students.
+# Jobs (JOBS, space-separated; default: all):
+#   sharp        photo-x4-sharp, photo-x2-sharp: output distillation from RealESRGAN_x4plus (configs/*-sharp.toml)
+#   sharp-feat   photo-x4-sharp-feat: the same plus a FitNet term on the teacher's RRDB features (does it help?)
+#   static       the 7 bundled IMDN models converted to static channel statistics (scripts/freeze_cca.py) and
+#                fine-tuned with configs/<name>-static.toml
+# At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
+# the learning rates are constant with EMA, so best/ and last/ are usable at any stop. Results come back in
+# $OUT as .tgz files (the tool takes at most 8 files of 16 MiB) plus logs.tgz.
 set -u
 PY=${PY:-python3}
 DEV=${DEV:-cuda}
 TINY=${TINY:-0}
-DEADLINE=${DEADLINE:-460}
-DATA=.devdata/train
-JOBS=${JOBS:-}  # nothing pending: by default only the CUDA checks below (bench_cuda: the engine ceiling)
+DEADLINE=${DEADLINE:-420}
+STASH=${STASH:-/root/jdsr-stash}
+DATA=${DATA:-.devdata/train/BSD200}
+JOBS=${JOBS:-sharp sharp-feat static}
+STATIC_MODELS=(imdn-x2 imdn-x3 imdn-x4 imdn-small-x2 imdn-small-x4 photo-x2 photo-x4)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
-LOGS=runs/device-logs
-mkdir -p "$LOGS" "$OUT"
-# one OpenCV thread per process: the data workers are already one process per core (cv2.setNumThreads in a
-# forked worker deadlocks once the parent has used its pool)
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1 JDSR_DATA=$PWD/.devdata
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
-if [ "$TINY" = 1 ]; then
-  SPAN=(--steps 20 --val-every 10 --save-every 10); SPAN_FT=(--steps 10 --val-every 10 --save-every 10)
-  SMALL=(--steps 20 --val-every 10 --save-every 10); P4=(--steps 10 --val-every 10 --save-every 10)
-  P2=(--steps 10 --val-every 10 --save-every 10); W=(1 1 1 1 1)
-else
-  SPAN=(); SPAN_FT=(); SMALL=()
-  P4=(--steps 4000 --val-every 500 --save-every 250); P2=(--steps 4000 --val-every 500 --save-every 250)
-  # data workers on 16 cores: the realistic chain is CPU work (~24 ms per ×4 sample, ~7 ms per ×2 one); bicubic
-  # pairs are made once, so one worker feeds a GPU run
-  W=(1 1 6 2 1)
+if [ "${1:-}" = stash ]; then  # call 1: keep the teacher on the machine for call 2, and look at the machine
+  mkdir -p "$STASH" && cp -r .teacher .photocrops "$STASH/" && ls -la "$STASH/.teacher" && ls "$STASH/.photocrops" | wc -l
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  nproc; free -g | head -2
+  exit 0
 fi
 
-stamp "start on $DEV"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-$PY -c "import torch, PIL; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'pillow', PIL.__version__)"
-$PY -c "from PIL import Image; import glob; Image.open(sorted(glob.glob('$DATA/*/*.webp'))[0]).load(); print('webp ok')" \
-  || { echo "cannot read the packed WebP training images"; exit 1; }
+LOGS=runs/device-logs
+mkdir -p "$LOGS" "$OUT" runs/static
+# one OpenCV/OpenMP thread per process: the data workers are already one process each
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1
+TEACHER=$STASH/.teacher/realesrgan-x4plus.param
+[ -f "$TEACHER" ] || TEACHER=.teacher/realesrgan-x4plus.param
+if [ ! -f "$TEACHER" ]; then
+  echo "no teacher at $STASH/.teacher (a fresh machine?): skipping the distillations"
+  JOBS=${JOBS//sharp-feat/}; JOBS=${JOBS//sharp/}
+fi
+
+if [ "$TINY" = 1 ]; then
+  RUN=(--steps 4 --val-every 2 --save-every 2 --batch-size 2); FREEZE=(--images 4); DEADLINE=${TINY_DEADLINE:-900}
+  CROP=32
+else
+  RUN=(); FREEZE=(--images 100); CROP=256
+fi
+
+stamp "start on $DEV, jobs: $JOBS"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
+$PY -c "from PIL import Image; import glob; Image.open(sorted(glob.glob('$DATA/*.webp'))[0]).load(); print('webp ok')" \
+  || { echo "cannot read the packed WebP training images in $DATA"; exit 1; }
 
 jdsr() { $PY -m jdsr_cli "$@"; }
-want span && ( jdsr train $DATA --config configs/span-x4.toml --out runs/span-x4 --device "$DEV" --workers "${W[0]}" "${SPAN[@]}" \
-  && jdsr train $DATA --config configs/span-x4-ft.toml --out runs/span-x4-ft --init runs/span-x4/best \
-       --device "$DEV" --workers "${W[0]}" "${SPAN_FT[@]}" ) >"$LOGS/span-x4.log" 2>&1 &
-want small && jdsr distill $DATA --config configs/imdn-small-x4.toml --out runs/imdn-small-x4 --device "$DEV" \
-  --workers "${W[1]}" "${SMALL[@]}" >"$LOGS/imdn-small-x4.log" 2>&1 &
-want small && jdsr distill $DATA --config configs/imdn-small-x2.toml --out runs/imdn-small-x2 --device "$DEV" \
-  --workers "${W[4]}" "${SMALL[@]}" >"$LOGS/imdn-small-x2.log" 2>&1 &
-want photo && jdsr train $DATA --config configs/photo-x4.toml --out runs/photo-x4 --device "$DEV" --precision fp32 \
-  --workers "${W[2]}" "${P4[@]}" >"$LOGS/photo-x4.log" 2>&1 &
-want photo && jdsr train $DATA --config configs/photo-x2.toml --out runs/photo-x2 --device "$DEV" --precision fp32 \
-  --workers "${W[3]}" "${P2[@]}" >"$LOGS/photo-x2.log" 2>&1 &
-want photo-mix && jdsr train $DATA --config configs/photo-x4-mix.toml --out runs/photo-x4-mix --device "$DEV" \
-  --workers "${W[2]}" "${P4[@]}" >"$LOGS/photo-x4-mix.log" 2>&1 &
-want photo-mix && jdsr train $DATA --config configs/photo-x2-mix.toml --out runs/photo-x2-mix --device "$DEV" \
-  --workers "${W[3]}" "${P2[@]}" >"$LOGS/photo-x2-mix.log" 2>&1 &
+# the static conversions first (the sharp students start from photo-x4/photo-x2's), side by side
+for name in "${STATIC_MODELS[@]}"; do
+  $PY scripts/freeze_cca.py "$name" -o "runs/static/$name" --data "$DATA" "${FREEZE[@]}" \
+    >"$LOGS/freeze-$name.log" 2>&1 &
+done
+wait
+stamp "static conversions: $(ls runs/static | tr '\n' ' ')"
+start=$(date +%s)  # the deadline counts the trainings only
+
+if want sharp; then
+  jdsr distill "$DATA" --config configs/photo-x4-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 4 \
+    --patch-size 48 "${RUN[@]}" >"$LOGS/photo-x4-sharp.log" 2>&1 &
+  jdsr distill "$DATA" --config configs/photo-x2-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 2 \
+    "${RUN[@]}" >"$LOGS/photo-x2-sharp.log" 2>&1 &
+fi
+if want sharp-feat; then
+  jdsr distill "$DATA" --config configs/photo-x4-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 3 \
+    --patch-size 48 --method fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
+    --out runs/photo-x4-sharp-feat "${RUN[@]}" >"$LOGS/photo-x4-sharp-feat.log" 2>&1 &
+fi
+if want static; then
+  for name in "${STATIC_MODELS[@]}"; do
+    case $name in photo-x4) w=2 ;; *) w=1 ;; esac
+    jdsr train "$DATA" --config "configs/$name-static.toml" --init "runs/static/$name" --out "runs/$name-static" \
+      --device "$DEV" --workers $w "${RUN[@]}" >"$LOGS/$name-static.log" 2>&1 &
+  done
+fi
 
 while [ -n "$(jobs -rp)" ] && [ $(( $(date +%s) - start )) -lt "$DEADLINE" ]; do
   sleep 5
   if [ $(( ($(date +%s) - start) % 60 )) -lt 5 ]; then
     stamp "running: $(jobs -rp | wc -l) jobs"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
-    for f in "$LOGS"/*.log; do echo "  $(basename "$f"): $(tail -c 300 "$f" | tr '\r' '\n' | grep -v '^\s*$' | tail -1)"; done
+    for f in "$LOGS"/*sharp*.log "$LOGS"/*static.log; do
+      [ -f "$f" ] && echo "  $(basename "$f"): $(tail -c 300 "$f" | tr '\r' '\n' | grep -v '^\s*$' | tail -1)"
+    done
   fi
 done
 if [ -n "$(jobs -rp)" ]; then
   stamp "deadline: stopping $(jobs -rp | wc -l) jobs"
   pkill -TERM -f "jdsr_cli (train|distill)"
-  for _ in $(seq 60); do [ -z "$(jobs -rp)" ] && break; sleep 1; done
+  for _ in $(seq 90); do [ -z "$(jobs -rp)" ] && break; sleep 1; done
 fi
 wait
 stamp "trainings done"
-# pack the runs before the CUDA checks, so a command timeout during the checks still brings them back
-for run in span-x4 span-x4-ft imdn-small-x4 imdn-small-x2 photo-x4 photo-x2 photo-x4-mix photo-x2-mix; do
-  [ -d "runs/$run" ] || continue
-  case $run in imdn-small-*) skip=() ;; *) skip=(--exclude "runs/$run/last/training_state.pt" --exclude "runs/$run/last/model.safetensors") ;; esac
-  tar czf "$OUT/$run.tgz" "${skip[@]}" "runs/$run"
-done
-tar czf "$OUT/logs.tgz" "$LOGS"
+
+# pack: the sharp runs whole but the training state (they may be continued on a CPU from last/), the static
+# fine-tunes' best/ and logs; at most 8 files of 16 MiB
+pack() { local out=$1; shift; local have=(); for p in "$@"; do [ -e "$p" ] && have+=("$p"); done
+         [ ${#have[@]} -gt 0 ] && tar czf "$OUT/$out" --exclude training_state.pt "${have[@]}"; }
+pack photo-x4-sharp.tgz runs/photo-x4-sharp
+pack photo-x2-sharp.tgz runs/photo-x2-sharp
+pack photo-x4-sharp-feat.tgz runs/photo-x4-sharp-feat/best runs/photo-x4-sharp-feat/log.jsonl
+pack static-a.tgz runs/imdn-x2-static/best runs/imdn-x3-static/best runs/imdn-x4-static/best runs/*-static/log.jsonl
+pack static-b.tgz runs/imdn-small-x2-static/best runs/imdn-small-x4-static/best runs/photo-x2-static/best \
+  runs/photo-x4-static/best
+tar czf "$OUT/logs.tgz" "$LOGS" runs/static/*/config.json
 stamp "runs packed"
 
-if [ "$DEV" = cuda ]; then
-  timeout 120 $PY bench/bench_cuda.py --candidate imdn-small-x4 --candidate span-x4 \
-    >"$LOGS/bench_cuda.json" 2>&1
-  stamp "bench_cuda rc=$?"
-  for p in fp32 fp16 bf16; do
-    timeout 40 $PY -m jdsr_cli eval imdn-x4 --data .devdata/benchmark --sets Set5 --device cuda --precision $p \
-      >"$LOGS/eval-imdn-x4-$p.txt" 2>&1
+# what users see, on the real photos (the benchmark sets do not fit the transfer; they are measured on a CPU):
+# PSNR-Y to the teacher and NIQE, every network in fp32 (TF32 off), whole images
+if [ -d "$STASH/.photocrops" ] && [ -f "$TEACHER" ]; then
+  models=(--model bicubic --model imdn-x4 --model photo-x4)
+  for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat; do
+    [ -d "$run/best" ] && models+=(--model "$run/best")
   done
-  timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_resize.py tests/test_onnx.py -k cuda \
-    >"$LOGS/pytest-cuda.txt" 2>&1
-  stamp "eval + pytest done"
+  timeout 240 $PY experiments/photo_results.py --sets "" --photos "$STASH/.photocrops" --crop $CROP --teacher "$TEACHER" \
+    --device "$DEV" "${models[@]}" --json "$OUT/photo-results-gpu.json" >"$LOGS/photo-results.log" 2>&1
+  stamp "photo results rc=$?"
+  tar czf "$OUT/logs.tgz" "$LOGS" runs/static/*/config.json
 fi
-
-tar czf "$OUT/logs.tgz" "$LOGS"
 ls -la "$OUT"
 stamp "end"
