@@ -188,6 +188,7 @@ def main() -> None:
                                          "encode": []}
         ratios: list[float] = []  # a product pass over the forward time inside it (CPU)
         paired_ratios: list[float] = []  # a product pass over bare forwards of the same batches, run beside it
+        paired_serial: list[float] = []  # the same without the decode/encode threads
         for _ in range(args.repeat):
             times["bare"].append(bare_forward(upscaler, frames))
             inside: list[float] = []
@@ -198,6 +199,10 @@ def main() -> None:
                 alone = product_path(upscaler, size, clip, out, inside=[], paired=twin)
                 paired_ratios.append(alone / twin[0])
             times["product_no_overlap"].append(product_path(upscaler, size, clip, out, overlap=False))
+            if upscaler.device.type == "cpu":
+                twin = []
+                alone = product_path(upscaler, size, clip, out, overlap=False, inside=[], paired=twin)
+                paired_serial.append(alone / twin[0])
             start = time.perf_counter()
             decoded_frames(clip)
             times["decode"].append(time.perf_counter() - start)
@@ -217,6 +222,7 @@ def main() -> None:
         "no_overlap_over_bare": round(best["product_no_overlap"] / best["bare"], 3),
         "product_over_its_own_forward": [round(r, 3) for r in ratios],
         "product_over_paired_bare": [round(r, 3) for r in paired_ratios],
+        "no_overlap_over_paired_bare": [round(r, 3) for r in paired_serial],
         "all_seconds": {k: [round(v, 3) for v in values] for k, values in times.items()},
     }
     print(json.dumps(result, indent=2))
