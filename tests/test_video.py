@@ -150,6 +150,46 @@ def test_resume_after_an_interruption_equals_a_straight_run(clips: dict[str, Pat
     assert not (resumed / ".cfr_x2.mp4.jdsr-video").exists()
 
 
+def test_other_settings_start_afresh_and_a_busy_work_folder_is_refused(clips: dict[str, Path], tiny_model: Path,
+                                                                        tmp_path: Path) -> None:
+    import fcntl
+
+    from jdsr_cli.commands.imagejob import run_image_job
+
+    job = _job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8)
+
+    def stop(done: int, total: int) -> None:
+        if done >= 20:
+            raise Interrupted(2, "interrupted (Ctrl-C)")
+
+    assert run_image_job(job, progress=stop).interrupted is not None
+    work = tmp_path / ".cfr_x2.mp4.jdsr-video"
+    with open(work / "lock", "w") as holder:  # another process at work on this output
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        busy = _run([clips["cfr"]], tmp_path, tiny_model, segment_frames=8).reports[0]
+    assert busy.status == "failed" and "another jdsr process is making this video" in busy.error
+    report = _run([clips["cfr"]], tmp_path, tiny_model, segment_frames=8, crf=30).reports[0]
+    assert report.status == "done" and report.details["resumed_at_frame"] is None  # a new crf: from the start
+    assert clip_facts(tmp_path / "cfr_x2.mp4").frames == 50 and not work.exists()
+
+
+def test_a_damaged_segment_is_encoded_again(clips: dict[str, Path], tiny_model: Path, tmp_path: Path) -> None:
+    from jdsr_cli.commands.imagejob import run_image_job
+
+    def stop(done: int, total: int) -> None:
+        if done >= 20:
+            raise Interrupted(2, "interrupted (Ctrl-C)")
+
+    run_image_job(_job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8), progress=stop)
+    segment = tmp_path / ".cfr_x2.mp4.jdsr-video" / "seg-000001.bin"
+    segment.write_bytes(segment.read_bytes()[:-5])
+    report = _run([clips["cfr"]], tmp_path, tiny_model, segment_frames=8).reports[0]
+    assert report.status == "done" and report.details["resumed_at_frame"] == 8  # segment 0 kept, 1 made again
+    straight = tmp_path / "straight"
+    _run([clips["cfr"]], straight, tiny_model, segment_frames=8)
+    assert clip_facts(tmp_path / "cfr_x2.mp4").video_packets == clip_facts(straight / "cfr_x2.mp4").video_packets
+
+
 _KILLER = """
 import os, signal, sys
 from pathlib import Path

@@ -71,8 +71,10 @@ class WorkFolder:
             self._clear()
             atomic_write_text(self.path / _JOB, json.dumps(job, indent=1, sort_keys=True) + "\n")
             return 0
+        from jdsr_cli.io.video_segments import segment_complete
+
         count = 0
-        while self.segment(count).is_file():
+        while segment_complete(self.segment(count)):
             count += 1
         return count
 

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Packet", "read_segment", "segment_bytes"]
+__all__ = ["Packet", "read_segment", "segment_bytes", "segment_complete"]
 
 _SEGMENT_MAGIC = b"JDSR-VIDEO-SEGMENT-1\n"
 _RECORD = struct.Struct("<qqqBI")  # pts, dts, duration, key frame, size
@@ -60,3 +60,15 @@ def read_segment(path: Path) -> tuple[bytes, list[Packet]]:
     if at != len(data) - 7 or struct.unpack_from("<I", data, at + 3)[0] != len(packets):
         raise ValueError(f"{path}: not a complete segment")
     return extradata, packets
+
+
+def segment_complete(path: Path) -> bool:
+    """Whether ``path`` starts and ends as a whole segment does (cheap: the packets are not read)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SEGMENT_MAGIC))
+            handle.seek(-7, 2)
+            tail = handle.read(3)
+    except OSError:
+        return False
+    return head == _SEGMENT_MAGIC and tail == b"END"
