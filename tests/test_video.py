@@ -298,6 +298,38 @@ def test_cli_output_name_codec_and_quality(clips: dict[str, Path], tiny_model: P
         VideoOptions(segment_frames=0)
 
 
+def test_a_folder_of_images_and_clips_with_live_bars(clips: dict[str, Path], tiny_model: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mixed folder: the image follows --format, the clip keeps its container; on a terminal the second bar
+    counts frames, with frames per second."""
+    import io
+
+    from PIL import Image as PILImage
+    from rich.console import Console
+
+    from jdsr_cli.cli import batch_cmd
+    from jdsr_cli.cli import console as console_module
+    from jdsr_cli.commands.imagejob import WriteOptions
+    from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    PILImage.fromarray(np.full((24, 32, 3), 128, np.uint8)).save(folder / "still.png")
+    (folder / "clip.mp4").write_bytes(clips["cfr"].read_bytes())
+
+    job = prepare_upscale(UpscaleRequest(inputs=[str(folder)], output=tmp_path / "out", model=str(tiny_model),
+                                         device="cpu", write=WriteOptions(fmt="jpg")))
+    assert "1 image(s), 1 video(s)" in job.banner[0]
+    monkeypatch.setattr(console_module.sys.stdout, "isatty", lambda: True, raising=False)
+    screen = io.StringIO()
+    outcome = batch_cmd._run_with_progress(Console(file=screen, force_terminal=True, width=140), job, False,
+                                           lambda details: "", None)
+    assert outcome.count("done") == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip_x2.mp4", "still_x2.jpg"]
+    text = screen.getvalue()
+    assert "frames" in text and "50/50" in text and " fps" in text
+
+
 def test_folders_pick_up_videos_but_not_work_folders(clips: dict[str, Path], tmp_path: Path) -> None:
     from jdsr_cli.commands.inputs import collect_inputs
 
