@@ -62,7 +62,7 @@ def upscale(
     json_report: JsonReportOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Upscale images with a super-resolution model.
+    """Upscale images and videos with a super-resolution model.
 
     Examples: jdsr upscale photo.png | jdsr upscale ~/Pictures -r -o out/ | jdsr upscale a.jpg -s 2 --outscale 1.5 |
     jdsr upscale clip.mp4 -s 2 --crf 20
