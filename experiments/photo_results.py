@@ -60,10 +60,10 @@ def inputs(data: Path, sets: list[str], photos: Path | None, scale: int, crop: i
         yield "photos", path.stem, pixels[top : top + crop, left : left + crop, :3], None
 
 
-def runner_for(spec: str, scale: int, device: str):  # type: ignore[no-untyped-def]
+def runner_for(spec: str, scale: int, device: str, precision: str = "fp32"):  # type: ignore[no-untyped-def]
     if spec == "bicubic":
         return bicubic_upscaler(scale, device)
-    return create_runner(resolve_model(spec, scale=scale), direction="up", device=device, precision="fp32", tile=0)
+    return create_runner(resolve_model(spec, scale=scale), direction="up", device=device, precision=precision, tile=0)
 
 
 def upscale(runner, lr: np.ndarray) -> tuple[np.ndarray, float]:  # type: ignore[no-untyped-def]
@@ -96,14 +96,15 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "photo-results-cache")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: TF32 is switched off)")
+    parser.add_argument("--teacher-precision", default="fp32", help="fp32, or bf16 where fp32 is too slow (a CPU)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     teacher_sha = hashlib.sha256(Path(args.teacher).with_suffix(".bin").read_bytes()).hexdigest()[:16]
-    cache = args.cache / f"{Path(args.teacher).stem}-{teacher_sha}-x{args.scale}-crop{args.crop}"
+    cache = args.cache / f"{Path(args.teacher).stem}-{teacher_sha}-x{args.scale}-crop{args.crop}-{args.teacher_precision}"
     convention = MetricConvention.standard(args.scale)
-    teacher = runner_for(args.teacher, args.scale, args.device)
+    teacher = runner_for(args.teacher, args.scale, args.device, args.teacher_precision)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     data = list(inputs(args.data, [s for s in args.sets.split(",") if s], args.photos, args.scale, args.crop))
     targets = {(s, n): teacher_output(cache, teacher, s, n, lr) for s, n, lr, _ in data}
@@ -126,6 +127,7 @@ def main() -> None:
     if args.json is not None:
         what = f"{convention.psnr_label}, {convention.ssim_label}, {convention.niqe_label}; fp32, whole, {args.device}"
         args.json.write_text(json.dumps({"convention": what, "teacher": args.teacher, "teacher_sha256_16": teacher_sha,
+                                         "teacher_precision": args.teacher_precision,
                                          "crop": args.crop, "rows": rows}, indent=1))
 
 

@@ -131,6 +131,11 @@ def _deployed_weights(folder: Path, loaded: Any) -> dict[str, Any]:
 
 def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str:
     training = loaded.meta.get("training") or {}
+    frozen = training.get("method") == "freeze-cca"  # scripts/freeze_cca.py: the source's recipe, made static
+    if frozen and training.get("init_from"):
+        source = training["init_from"][0].get("training") or {}
+        training = {**source, "init_from": source.get("init_from", [])}
+        what += " with static channel statistics (tile-exact; scripts/freeze_cca.py, not fine-tuned)"
     config = training.get("config") or {}
     command = "`jdsr train`"
     if training.get("method") == "distill":  # name the method and the teachers: they are part of the recipe

@@ -126,16 +126,14 @@ def test_static_imdn_is_local() -> None:
     inner = crop[..., r * s : (size - r) * s, r * s : (size - r) * s]
     expected = whole[..., (top + r) * s : (top + size - r) * s, (left + r) * s : (left + size - r) * s]
     torch.testing.assert_close(inner, expected, rtol=1e-5, atol=1e-5)
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
-    official = resolve_model("photo-x2", scale=None).model  # trained, global CCA: the same check fails
+    official = small_imdn("global")  # the official layer's whole-input statistics: the same check fails
     r = imdn_reach(official)
     with torch.no_grad():
         whole = official(image)
         crop = official(image[..., top : top + size, left : left + size])
     far = (crop[..., r * s : (size - r) * s, r * s : (size - r) * s]
            - whole[..., (top + r) * s : (top + size - r) * s, (left + r) * s : (left + size - r) * s])
-    assert far.abs().max() > 1e-3
+    assert far.abs().max() > 1e-5  # beyond the tolerance the static model meets above (random weights: ~3e-5)
 
 
 @pytest.mark.parametrize("tile", [64, "auto"])
