@@ -187,9 +187,10 @@ def test_models_info_tells_the_whole_recipe_from_the_checkpoint() -> None:
     shown = jdsr("models", "info", "imdn-x4")
     assert shown.exit_code == 0, shown.output
     training = json.loads(shown.output)["training"]
-    assert training["method"] == "supervised" and len(training["stages"]) == 3
+    assert training["method"] == "supervised" and len(training["stages"]) == 4  # 3 trainings, then made static
     assert training["total_steps"] == sum(stage["steps"] for stage in training["stages"]) == 17000
-    assert training["stages"][-1]["command"] == "jdsr train --config configs/imdn-x4-ft2.toml"
+    assert training["stages"][-2]["command"] == "jdsr train --config configs/imdn-x4-ft2.toml"
+    assert training["stages"][-1]["command"].startswith("freeze_cca.py imdn-x4")
 
 
 def test_models_and_doctor_commands(trained_checkpoint: Path) -> None:

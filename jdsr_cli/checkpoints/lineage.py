@@ -59,6 +59,14 @@ def training_summary(training: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+#: a stage that only re-measures a model (scripts/freeze_cca.py): the model's method is its source's
+CONVERSIONS = ("freeze-cca",)
+
+
 def method_of(training: dict[str, Any]) -> str:
-    """The training method a recipe names ('supervised' for recipes written before methods were named)."""
-    return str(training.get("method") or (training.get("config") or {}).get("method") or "supervised")
+    """The training method a recipe names ('supervised' for recipes written before methods were named); for a
+    converted model (static channel statistics), the method of the model it was converted from."""
+    method = training.get("method") or (training.get("config") or {}).get("method")
+    if method in CONVERSIONS and training.get("init_from"):
+        return method_of(training["init_from"][0].get("training") or {})
+    return str(method or "supervised")
