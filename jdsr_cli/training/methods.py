@@ -59,7 +59,16 @@ def _arch_config(config: TrainConfig) -> ArchConfig:
         raise UsageError(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
     kwargs = spec.preset_kwargs(config.preset)
     kwargs.update(config.arch_kwargs)
+    if config.init and config.preset is None and not config.arch_kwargs:
+        kwargs = _init_layout(config.init, config.arch) or kwargs
     return ArchConfig(config.arch, config.scale, kwargs)
+
+
+def _init_layout(spec: str, arch: str) -> dict[str, Any] | None:
+    """The build arguments of the ``--init`` model when it is of the same architecture and the run names neither a
+    preset nor build arguments: fine-tuning ``imdn-x4`` gives an ``imdn-x4`` (its static channel statistics too)."""
+    loaded = load_init(spec)
+    return dict(loaded.config.kwargs) if loaded.config.arch == arch else None
 
 
 def load_init(spec: str) -> LoadedModel:
