@@ -146,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    torch.set_grad_enabled(False)
     loaded = resolve_model(args.model, scale=None)
     if loaded.config.arch != "imdn":
         raise SystemExit(f"{loaded.name}: a {loaded.config.arch} model, not IMDN")
