@@ -160,6 +160,8 @@ def _run_with_progress(
                 bars.reset(tiles, completed=done, total=total, visible=True, description=what)
                 return
             bars.update(tiles, completed=done, total=total, visible=True, description=what, rate=_fps(bars, tiles))
+            if done == total:  # drawn at least once, however fast the file went between two timed refreshes
+                bars.refresh()
 
         def start(index: int, planned: Any) -> None:
             unit[0], fresh[0] = ("frames" if is_video_path(planned.item.path) else "tiles"), True
