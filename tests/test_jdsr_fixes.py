@@ -4,7 +4,6 @@ generator's schedule, one training list for every variant)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from jdsr_cli.cli.main import app
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.trainer import Trainer
+from tests.recording_context import RecordingContext
 
 
 @pytest.fixture(scope="module")
@@ -120,23 +120,6 @@ def test_the_adam_look_ahead_is_the_step_the_optimizer_takes() -> None:
         assert 1e-5 < float(scale) <= 5e-4 * 1.01  # Adam's step: about lr per weight, whatever |g| is
 
 
-class _Recording:
-    def __init__(self) -> None:
-        self.gradients = torch.empty(0)
-
-    def autocast(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-    def formatted(self, *inputs: Any) -> tuple[Any, ...]:
-        return inputs
-
-    def mean_gradients(self, grads, differentiable: bool = False):  # type: ignore[no-untyped-def]
-        return list(grads)
-
-    def step_with_gradients(self, name: str, grads, loss) -> None:  # type: ignore[no-untyped-def]
-        self.gradients = torch.cat([g.detach().flatten() for g in grads])
-
-
 def test_the_meta_gradient_through_adams_step_is_not_noise_sized(data_dir: Path) -> None:
     """imdn ×4 at lr 5e-4 after two real steps: through the SGD look-ahead (α = lr) the generator's meta
     gradient is ~1e-8 (under Adam's ε); through the target's own Adam step it is ~100× larger, and the
@@ -163,9 +146,9 @@ def test_the_meta_gradient_through_adams_step_is_not_noise_sized(data_dir: Path)
 
     scales = {}
     for name, look_ahead in (("sgd", SgdLookAhead(5e-4)), ("adam", AdamLookAhead(optimizer))):
-        ctx = _Recording()
+        ctx = RecordingContext()
         meta_step(target, generator, batch, meta, inner, label, look_ahead, "second", ctx)  # type: ignore[arg-type]
-        scales[name] = float(ctx.gradients.abs().max())
+        scales[name] = float(ctx.flat().abs().max())
     assert scales["adam"] > 30 * scales["sgd"] and scales["adam"] > 1e-6, scales
     theta = [p for p in net.parameters()]
     grads = torch.autograd.grad(inner(target(batch.lr)[0], [o.detach() for o in target(batch.lr)[0][:-1]],

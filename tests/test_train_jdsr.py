@@ -20,6 +20,7 @@ from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.trainer import Trainer
+from tests.recording_context import RecordingContext
 
 SMALL_EDSR = {"num_feat": 16, "num_block": 4, "res_scale": 1.0}
 
@@ -101,28 +102,6 @@ def test_every_switch_runs_and_logs_its_own_terms(photos: Path, tmp_path: Path, 
         assert "meta" in steps[0] and "meta" not in steps[1]
 
 
-class _RecordingContext:
-    """The part of StepContext the meta step uses, in one process, recording the generator's gradients."""
-
-    def __init__(self) -> None:
-        self.gradients: list[torch.Tensor] = []
-
-    def autocast(self):  # type: ignore[no-untyped-def]
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    def formatted(self, *inputs: Any) -> tuple[Any, ...]:
-        return inputs
-
-    def mean_gradients(self, grads, differentiable: bool = False):  # type: ignore[no-untyped-def]
-        return list(grads)
-
-    def step_with_gradients(self, name: str, grads, loss) -> None:  # type: ignore[no-untyped-def]
-        assert name == "generator" and torch.isfinite(loss)
-        self.gradients = [g.detach().clone() for g in grads]
-
-
 def _meta_gradients(label_loss: str) -> dict[str, torch.Tensor]:
     """d L_meta(θ − α ∇θ L_inner(θ, φ)) / dφ computed through the look-ahead (autograd, second order) and by
     DARTS' central difference, in float64."""
@@ -150,7 +129,7 @@ def _meta_gradients(label_loss: str) -> dict[str, torch.Tensor]:
 
     grads = {}
     for order in ("second", "finite-difference"):
-        ctx = _RecordingContext()
+        ctx = RecordingContext()
         meta_step(target, generator, batch, meta, inner, label, 0.5, order, ctx)  # type: ignore[arg-type]
         grads[order] = torch.cat([g.flatten() for g in ctx.gradients])
     return grads
