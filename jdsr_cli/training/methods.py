@@ -124,34 +124,25 @@ class Supervised(SingleNetMethod):
 
 @torch.inference_mode()
 def score_upscaler(net: nn.Module, pairs: list[Any], device: torch.device, scale: int,
-                   feed: Callable[[Any], torch.Tensor] | None = None) -> Validation:
-    """PSNR-Y/SSIM-Y (border = scale) of ``net`` on validation pairs, fed each pair's LR (or ``feed(pair)``)."""
-    from jdsr_cli.ops.metrics import MetricConvention
+                   feed: Callable[[Any], torch.Tensor] | None = None, teacher: nn.Module | None = None) -> Validation:
+    """PSNR-Y/SSIM-Y (border = scale) of ``net`` on validation pairs, fed each pair's LR (or ``feed(pair)``).
 
-    convention = MetricConvention.standard(scale)
-    psnrs, ssims = [], []
-    for pair in pairs:
-        sr = _to_uint8(net(feed(pair) if feed is not None else _to_batch(pair.lr, device)))
-        psnrs.append(convention.psnr(sr, pair.hr))
-        ssims.append(convention.ssim(sr, pair.hr))
-    return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs))
-
-
-def score_against_teacher(net: nn.Module, teacher: nn.Module, pairs: list[Any], device: torch.device,
-                          scale: int) -> Validation:
-    """PSNR-Y/SSIM-Y of ``net`` to ``teacher``'s output on the same LR (a distillation without the HR term picks
-    its best checkpoint by how close it comes to the teacher); PSNR-Y to the HR is logged as ``hr_psnr``."""
+    With a ``teacher`` the target is its output on the same input (a distillation without the HR term picks its
+    best checkpoint by how close it comes to the teacher) and PSNR-Y to the HR is logged as ``hr_psnr``."""
     from jdsr_cli.ops.metrics import MetricConvention
 
     convention = MetricConvention.standard(scale)
     psnrs, ssims, hr_psnrs = [], [], []
     for pair in pairs:
-        lr = _to_batch(pair.lr, device)
-        sr, target = _to_uint8(net(lr)), _to_uint8(teacher(lr))
+        x = feed(pair) if feed is not None else _to_batch(pair.lr, device)
+        sr = _to_uint8(net(x))
+        target = pair.hr if teacher is None else _to_uint8(teacher(x))
         psnrs.append(convention.psnr(sr, target))
         ssims.append(convention.ssim(sr, target))
-        hr_psnrs.append(convention.psnr(sr, pair.hr))
-    return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs), {"hr_psnr": float(np.mean(hr_psnrs))})
+        if teacher is not None:
+            hr_psnrs.append(convention.psnr(sr, pair.hr))
+    extra = {"hr_psnr": float(np.mean(hr_psnrs))} if hr_psnrs else {}
+    return Validation(float(np.mean(psnrs)), float(np.mean(ssims)), len(psnrs), extra)
 
 
 class RoundTrip(nn.Module):

@@ -28,7 +28,6 @@ from jdsr_cli.training.methods import (
     _build,
     copy_matching,
     initialise_net,
-    score_against_teacher,
     score_upscaler,
 )
 from jdsr_cli.training.single_net import MAIN, adam_with_schedule
@@ -181,7 +180,7 @@ class Distill:
     def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
         """PSNR to the HR; without the HR term (``--w-hr 0``), PSNR to the (first) teacher's output, the target."""
         if self.validation_target == "teacher":
-            return score_against_teacher(net, self.teachers[0], pairs, device, self.scale)
+            return score_upscaler(net, pairs, device, self.scale, teacher=self.teachers[0])
         return score_upscaler(net, pairs, device, self.scale)
 
     # ---- the step ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from torch import nn
 
 from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
 from jdsr_cli.errors import UsageError
+from jdsr_cli.ops.resize import imresize
 from jdsr_cli.training.distill import terms
 from jdsr_cli.training.distill.options import ONLINE, DistillOptions, default_taps
 
@@ -39,8 +40,6 @@ class ResizedTeacher(nn.Module):
         return self.net.feature_taps()  # type: ignore[operator]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from jdsr_cli.ops.resize import imresize
-
         out = self.net(x)
         size = (out.shape[-2] // self.factor, out.shape[-1] // self.factor)
         return imresize(out.float(), size=size).to(out.dtype)

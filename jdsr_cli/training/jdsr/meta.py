@@ -21,10 +21,9 @@ Parameters that do not require gradients (SPAN's derived ``eval_conv``) are not 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
-
-import math
 
 import torch
 from torch import nn

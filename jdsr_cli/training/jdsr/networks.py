@@ -23,9 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from jdsr_cli.archs.base import SectionTrace, SRNet
 from jdsr_cli.archs.registry import ArchConfig
