@@ -348,6 +348,29 @@ def test_eval_says_when_a_png_checksum_is_wrong(tmp_path: Path) -> None:
     assert len(warning) == 1 and "bird.png" in warning[0] and "bad CRC" in warning[0], result.output
 
 
+
+def test_train_leaves_out_a_png_whose_checksum_is_wrong_and_names_it(tmp_path: Path) -> None:
+    """`jdsr train` learned from a PNG with a bad chunk CRC without a word; damaged pixels are now left out,
+    with the file and the reason on the skipped line, and the good images still train."""
+    import numpy as np
+
+    data, val = tmp_path / "photos", tmp_path / "val"
+    data.mkdir()
+    val.mkdir()
+    rng = np.random.default_rng(0)
+    for path in (data / "good.png", data / "bad.png", val / "held.png"):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
+    damaged = bytearray((data / "bad.png").read_bytes())
+    at = damaged.find(b"IDAT")
+    damaged[at + 4 + int.from_bytes(damaged[at - 4:at], "big")] ^= 0xFF  # the IDAT CRC: the pixels still decode
+    (data / "bad.png").write_bytes(bytes(damaged))
+    result = jdsr("train", data, "-s", "2", "--arch", "fsrcnn", "--steps", "1", "--patch-size", "16",
+                  "--batch-size", "1", "--val", val, "--precision", "fp32", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and "bad.png" in skipped[0] and "bad CRC" in skipped[0], result.output
+
+
 # ---------------------------------------------------------------------------------------------- L8
 
 

@@ -55,7 +55,7 @@ def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[Im
     skipped: list[Skipped] = []
     for path in paths:
         try:
-            image = read_image(path)
+            image = read_image(path, strict=True)  # damaged pixels would be learned: left out, named
         except ImageReadError as error:
             skipped.append(Skipped(path, "unreadable", str(error)))
             continue

@@ -40,7 +40,7 @@ def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path,
     from jdsr_cli.ops.resize import modcrop
 
     def uint8_rgb(path: Path) -> np.ndarray:
-        pixels = read_image(path).color
+        pixels = read_image(path, strict=True).color  # damaged files are left out, named
         pixels = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
         return to_uint8(pixels)
 
