@@ -112,6 +112,41 @@ def test_malicious_pickle_names_the_blocked_global(tmp_path: Path, form: str) ->
     assert len(message) < len(str(path)) + 160 and not marker.exists()
 
 
+
+class RunsEval:
+    """Pickles as a call to builtins.eval (pickling it runs nothing)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        import builtins
+
+        return builtins.eval, ("1 + 1",)
+
+
+@pytest.mark.parametrize("form", ["torch-zip", "raw-pickle"])
+def test_a_builtin_is_named_with_its_module(tmp_path: Path, form: str) -> None:
+    """torch's message says `eval` for builtins.eval; the refusal names the module too, read from the opcodes."""
+    import pickle
+
+    path = tmp_path / "model.pth"
+    if form == "torch-zip":
+        torch.save({"params": make_tiny().state_dict(), "x": RunsEval()}, path)
+    else:
+        path.write_bytes(pickle.dumps(RunsEval(), protocol=2))
+    assert _refusal(path).startswith(f"{path}: refusing to load: its pickle needs builtins.eval, ")
+
+
+def test_a_protocol_4_pickle_gets_one_line_and_no_torch_warning(tmp_path: Path) -> None:
+    import pickle
+    import warnings
+
+    path = tmp_path / "model.pth"
+    path.write_bytes(pickle.dumps(RunsEval(), protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        message = _refusal(path)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    assert not [w for w in caught if "pickle protocol" in str(w.message)], [str(w.message) for w in caught]
+
 def test_garbage_pth(tmp_path: Path) -> None:
     path = tmp_path / "junk.pth"
     for data in (b"this is not a checkpoint", b"\x80\x02\x95"):

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,7 +47,9 @@ def load_legacy_file(path: str | os.PathLike[str]) -> Any:
     file = Path(path)
     _refuse_compressed_entries(file)
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's "Detected pickle protocol 4" advice would print beside our line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ModelLoadError(f"{file}: no such file") from None
     except IsADirectoryError:
@@ -53,6 +57,7 @@ def load_legacy_file(path: str | os.PathLike[str]) -> Any:
     except pickle.UnpicklingError as error:
         blocked = blocked_global(str(error))
         if blocked is not None:
+            blocked = qualified_global(file, blocked)
             raise ModelLoadError(
                 f"{file}: refusing to load: its pickle needs {blocked}, which is not a tensor or plain container "
                 "(nothing was run; use a .safetensors or plain state-dict file)"
@@ -161,6 +166,51 @@ def blocked_global(message: str) -> str | None:
     something else. Only the name is kept: torch's advice to load without the safety net is never shown."""
     found = _GLOBAL.search(message)
     return found.group(1) if found else None
+
+
+#: protocol 0-2 pickles name Python 3's builtins by their Python 2 module
+_PY2_MODULES = {"__builtin__": "builtins"}
+#: the pickle of a zip-format checkpoint is small (tensor data lives in other entries); more is not read
+_MAX_PICKLE_BYTES = 64 * 2**20
+
+
+def qualified_global(file: Path, name: str) -> str:
+    """``module.name`` for a global torch's message names bare (it says ``eval`` for ``builtins.eval``), read from
+    the pickle's opcodes without running them; ``name`` itself when the pickle does not say more."""
+    if "." in name:
+        return name
+    try:
+        for module, found in _pickle_globals(_pickle_bytes(file)):
+            if found == name:
+                return f"{module}.{found}"
+    except (OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError):
+        pass  # the name torch gave is still right, only shorter
+    return name
+
+
+def _pickle_bytes(file: Path) -> bytes:
+    if zipfile.is_zipfile(file):
+        with zipfile.ZipFile(file) as archive:
+            entry = next((i for i in archive.infolist() if i.filename.endswith("data.pkl")), None)
+            if entry is None or entry.file_size > _MAX_PICKLE_BYTES:
+                return b""
+            return archive.read(entry)
+    with file.open("rb") as handle:
+        return handle.read(_MAX_PICKLE_BYTES)
+
+
+def _pickle_globals(data: bytes) -> list[tuple[str, str]]:
+    """Every (module, name) a pickle imports: GLOBAL's argument, or STACK_GLOBAL's two preceding strings."""
+    found, strings = [], []
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name == "GLOBAL":
+            module, _, name = str(argument).partition(" ")
+            found.append((_PY2_MODULES.get(module, module), name))
+        elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.append((strings[-2], strings[-1]))
+        elif isinstance(argument, str) and "UNICODE" in opcode.name:
+            strings.append(argument)
+    return found
 
 
 def _short_reason(message: str) -> str:
