@@ -39,7 +39,7 @@ def image(tmp_path: Path) -> Path:
 @pytest.fixture()
 def stub_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
     """The path logic of `models export` without onnxscript: the exporter and its parity check are stubbed."""
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     monkeypatch.setattr(export, "onnx_bytes", lambda loaded, **kwargs: b"onnx")
     monkeypatch.setattr(export, "OnnxNet", lambda data: None)
