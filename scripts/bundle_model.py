@@ -114,7 +114,7 @@ def _deployed_weights(folder: Path, loaded: Any) -> dict[str, Any]:
     of the file) into ``folder``; returns the config keys that change. Models with one form are left alone."""
     from jdsr_cli.archs import REGISTRY, ArchConfig
     from jdsr_cli.checkpoints.save import encode_checkpoint
-    from jdsr_cli.commands.export import deployment_copy
+    from jdsr_cli.engine.onnx_export import deployment_copy
 
     deployed = deployment_copy(loaded)
     state = deployed.state_dict()

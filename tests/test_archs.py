@@ -11,10 +11,10 @@ from jdsr_cli.archs import (
     ArchConfig,
     LabelGenerator,
     SectionHeads,
-    ambiguous_scales,
     capture_features,
     section_boundaries,
 )
+from jdsr_cli.checkpoints.recipe import matching_scales
 from jdsr_cli.errors import UnknownArchitectureError
 
 SCALES = (2, 3, 4)
@@ -231,8 +231,8 @@ def test_detection_round_trip_presets(arch, preset, scale):
     model = build(arch, preset, scale, meta=True)
     config = REGISTRY.detect(model.state_dict())
     assert config.arch == arch
-    assert scale in ambiguous_scales(config)
-    if len(ambiguous_scales(config)) == 1:
+    assert scale in matching_scales(REGISTRY, config, model.state_dict())
+    if len(matching_scales(REGISTRY, config, model.state_dict())) == 1:
         assert config.scale == scale
     config = ArchConfig.from_dict(config.to_dict())
     with torch.device("meta"):
@@ -259,7 +259,7 @@ def test_detection_round_trip_loads_strictly(arch, kwargs, scale):
     torch.manual_seed(0)
     model = REGISTRY.build(ArchConfig(arch, scale, kwargs)).eval()
     config = REGISTRY.detect(model.state_dict())
-    assert config.arch == arch and scale in ambiguous_scales(config)
+    assert config.arch == arch and scale in matching_scales(REGISTRY, config, model.state_dict())
     if config.scale != scale:  # an undetectable scale: the caller supplies it
         config = ArchConfig(config.arch, scale, config.kwargs)
     rebuilt = REGISTRY.build(config).eval()

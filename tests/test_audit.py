@@ -39,7 +39,7 @@ def image(tmp_path: Path) -> Path:
 @pytest.fixture()
 def stub_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
     """The path logic of `models export` without onnxscript: the exporter and its parity check are stubbed."""
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     monkeypatch.setattr(export, "onnx_bytes", lambda loaded, **kwargs: b"onnx")
     monkeypatch.setattr(export, "OnnxNet", lambda data: None)
@@ -281,6 +281,67 @@ def test_json_replaces_only_an_earlier_report(tmp_path: Path, image: Path) -> No
     import json
 
     assert json.loads(report.read_text())["summary"]["done"] == 1
+
+
+def test_models_export_replaces_a_file_only_with_overwrite(tmp_path: Path, stub_exporter: None,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """L7: `models export -o X.onnx` replaced an existing file (another model's export, a cache entry) silently."""
+    model = save_checkpoint(tmp_path / "m" / "tiny", REGISTRY.build(TINY), TINY)
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"mine")
+    result = jdsr("models", "export", model, "-o", mine)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert str(mine) in result.output and "--overwrite" in result.output
+    assert mine.read_bytes() == b"mine"
+    monkeypatch.chdir(tmp_path)  # the default name in the current folder is refused the same way
+    (tmp_path / "tiny.onnx").write_bytes(b"mine")
+    assert jdsr("models", "export", model).exit_code == 2 and (tmp_path / "tiny.onnx").read_bytes() == b"mine"
+    result = jdsr("models", "export", model, "-o", mine, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert mine.read_bytes() == b"onnx"
+
+
+def _tiny_set(root: Path) -> Path:
+    import numpy as np
+
+    hr = root / "benchmark" / "Tiny" / "HR"
+    hr.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(hr / f"{i}.png")
+    return root
+
+
+def test_eval_save_images_replaces_an_image_only_with_overwrite(tmp_path: Path) -> None:
+    """L7: `eval --save-images DIR` replaced the SR images of an earlier run (or anything so named) silently."""
+    data = _tiny_set(tmp_path / "data")
+    args = ["eval", "bicubic", "-s", "2", "--data", data, "--sets", "Tiny", "--save-images", tmp_path / "sr"]
+    assert jdsr(*args).exit_code == 0
+    kept = tmp_path / "sr" / "Tiny" / "1_x2.png"
+    kept.write_bytes(b"mine")
+    (tmp_path / "sr" / "Tiny" / "0_x2.png").unlink()
+    result = jdsr(*args)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert str(kept) in result.output and "--overwrite" in result.output
+    assert kept.read_bytes() == b"mine" and not (tmp_path / "sr" / "Tiny" / "0_x2.png").exists()  # nothing scored
+    result = jdsr(*args, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert kept.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_sr_image_that_appears_during_eval_is_not_replaced(tmp_path: Path) -> None:
+    """L4 for eval: the check is made before scoring; a file that appears afterwards is not replaced either."""
+    from jdsr_cli.commands.evaluate_job import EvalRequest, prepare_eval
+    from jdsr_cli.errors import ImageWriteError
+
+    data = _tiny_set(tmp_path / "data")
+    job = prepare_eval(EvalRequest("bicubic", data=data, sets="Tiny", scale=2, save_images=tmp_path / "sr",
+                                   device="cpu"))
+    late = tmp_path / "sr" / "Tiny" / "1_x2.png"
+    late.parent.mkdir(parents=True)
+    late.write_bytes(b"mine")
+    with pytest.raises(ImageWriteError, match="1_x2.png"):
+        list(job.run())
+    assert late.read_bytes() == b"mine"
 
 
 # ---------------------------------------------------------------------------------------------- L9

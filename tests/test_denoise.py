@@ -101,7 +101,7 @@ def test_eval_denoise_scores_the_interpolated_model(models: tuple[Path, Path], t
 def test_an_interpolated_model_gets_its_own_onnx_cache_entry(models: tuple[Path, Path], tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """`--backend onnxruntime --denoise 0` ran the photo model's cached export (its file digest was kept)."""
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     monkeypatch.setenv("JDSR_CACHE_DIR", str(tmp_path / "cache"))
     exported: list[str] = []

@@ -25,7 +25,7 @@ _EXPORTS: dict[tuple[object, ...], bytes] = {}
 @pytest.fixture(autouse=True)
 def export_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The dynamo exporter takes 5-10 s a model on this CPU: the tests share one real export per weights."""
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     real = export.onnx_bytes
 
@@ -68,7 +68,7 @@ def test_export_writes_a_checked_dynamic_onnx_with_the_config(tiny: Path, tmp_pa
 
 def test_a_disagreeing_export_is_refused_and_nothing_is_written(tiny: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     monkeypatch.setattr(export, "parity", lambda loaded, runner: (0.2, 14.0))
     out = tmp_path / "bad.onnx"
@@ -79,7 +79,7 @@ def test_a_disagreeing_export_is_refused_and_nothing_is_written(tiny: Path, tmp_
 
 def test_export_destinations_a_folder_a_new_folder_and_a_file_in_the_way(tiny: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import jdsr_cli.commands.export as export
+    import jdsr_cli.engine.onnx_export as export
 
     runner = CliRunner()
     (tmp_path / "exports").mkdir()
@@ -104,7 +104,7 @@ def test_a_named_system_error_is_one_line_not_a_bug_report(tiny: Path, tmp_path:
     def full_disk(path: object, data: bytes) -> None:
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr("jdsr_cli.io.atomic.atomic_write_bytes", full_disk)
+    monkeypatch.setattr("jdsr_cli.engine.onnx_export.atomic_write_bytes", full_disk)
     out = tmp_path / "m.onnx"
     result = CliRunner().invoke(app, ["models", "export", str(tiny), "-o", str(out)])
     assert result.exit_code == 1 and result.output.strip() == f"error: {out}: No space left on device", result.output
@@ -112,7 +112,7 @@ def test_a_named_system_error_is_one_line_not_a_bug_report(tiny: Path, tmp_path:
 
 def test_span_exports_in_its_folded_form(tmp_path: Path) -> None:
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.commands.export import export_onnx
+    from jdsr_cli.engine.onnx_export import export_onnx
 
     config = ArchConfig("span", 2, {"feature_channels": 8})
     folder = save_checkpoint(tmp_path / "span", REGISTRY.build(config), config)

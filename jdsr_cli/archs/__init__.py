@@ -22,22 +22,6 @@ from jdsr_cli.archs.taps import available_taps, capture_features
 REGISTRY = ArchRegistry((imdn.SPEC, pan.SPEC, rcan.SPEC, edsr.SPEC, fsrcnn.SPEC, span.SPEC, srvgg.SPEC, rrdbnet.SPEC,
                          slr_encoder.SPEC))
 
-
-def ambiguous_scales(config: ArchConfig) -> tuple[int, ...]:
-    """The scales whose models share ``config``'s state-dict names and shapes.
-
-    A single element means a detected scale is certain. PAN ×2/×3 differ only in an interpolation
-    factor and FSRCNN's deconvolution weights do not depend on the stride, so their detected scale is a
-    guess that a caller should confirm (a ``--scale`` option, a file name, a config.json); so do the
-    superior-LR encoder's ×2/×3 heads, which differ only in stride.
-    """
-    if config.arch == "fsrcnn":
-        return fsrcnn.SPEC.scales
-    if config.arch in ("pan", "slr-encoder") and config.scale in (2, 3):
-        return (2, 3)
-    return (config.scale,)
-
-
 __all__ = [
     "REGISTRY",
     "ArchConfig",
@@ -48,7 +32,6 @@ __all__ = [
     "SectionHeads",
     "SectionTrace",
     "SizeRequirement",
-    "ambiguous_scales",
     "available_taps",
     "capture_features",
     "describe_state_dict",

@@ -32,14 +32,25 @@ class SectionTrace:
 
 
 class SRNet(nn.Module):
-    """Base class. Subclasses set ``scale``, ``in_channels``, ``out_channels``, ``feature_channels``."""
+    """Base class: every network states its scale and channel counts here, so no caller guesses them.
 
-    scale: int
-    in_channels: int = 3
-    out_channels: int = 3
-    feature_channels: int
-    #: how many units the body holds (blocks or groups); sections split these contiguously.
-    num_body_units: int
+    ``feature_channels``: the body's width (what the tiler's memory estimate and feature distillation read);
+    ``num_body_units``: how many units the body holds (blocks or groups), which sections split contiguously.
+    """
+
+    def __init__(self, scale: int = 1, in_channels: int = 3, out_channels: int = 3, feature_channels: int = 64,
+                 num_body_units: int = 1) -> None:
+        super().__init__()
+        self.scale = int(scale)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.feature_channels = int(feature_channels)
+        self.num_body_units = int(num_body_units)
+
+    @property
+    def section_channels(self) -> int:
+        """The width of a section's output: the feature width unless the body narrows it (FSRCNN's shrinking)."""
+        return self.feature_channels
 
     def feature_taps(self) -> dict[str, nn.Module]:
         """Tap name -> module whose forward output is that feature ('head', 'body.i', 'body_tail')."""

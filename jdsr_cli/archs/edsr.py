@@ -54,16 +54,11 @@ class EDSR(MeanShiftMixin, SectionedNet):
         num_out_ch: int = 3,
         tail: str = "edsr",
     ) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, num_feat, num_block)
         if tail not in TAILS:
             raise ValueError(f"EDSR tail must be one of {TAILS}, not {tail!r}")
         if num_block < 1:
             raise ValueError("EDSR needs at least one residual block")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(num_feat)
-        self.num_body_units = int(num_block)
         self.tail_kind = tail
         self._init_mean_shift(img_range, rgb_mean, num_in_ch, num_out_ch)
 

@@ -15,7 +15,7 @@ outputs at the section ends (all s channels, so ``section_channels = s`` while `
 the last section feature is the last mapping layer's output, and the model's own tail is expand + deconv.
 
 Note: the deconvolution's weights do not depend on the scale, so ``detect`` cannot infer it; it
-reports ×3 (the paper's main setting; see ``jdsr_cli.archs.ambiguous_scales``).
+reports ×3 (the paper's main setting; see ``jdsr_cli.checkpoints.recipe.matching_scales``).
 """
 
 from __future__ import annotations
@@ -44,16 +44,11 @@ class FSRCNN(SectionedNet):
         num_in_ch: int = 3,
         num_out_ch: int | None = None,
     ) -> None:
-        super().__init__()
         if m < 1:
             raise ValueError("FSRCNN needs at least one mapping layer")
         num_out_ch = num_in_ch if num_out_ch is None else num_out_ch
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(d)
-        self.section_channels = int(s)
-        self.num_body_units = int(m)
+        super().__init__(scale, num_in_ch, num_out_ch, d, m)
+        self.shrink_channels = int(s)
 
         self.first_part = nn.Sequential(nn.Conv2d(num_in_ch, d, 5, padding=2), nn.PReLU(d))
         mid: list[nn.Module] = [nn.Conv2d(d, s, 1), nn.PReLU(s)]
@@ -65,6 +60,11 @@ class FSRCNN(SectionedNet):
             d, num_out_ch, 9, stride=self.scale, padding=4, output_padding=self.scale - 1
         )
         self._init_weights()
+
+    @property
+    def section_channels(self) -> int:
+        """Sections end in the shrunk space (s channels), not at the feature width d."""
+        return self.shrink_channels
 
     @torch.no_grad()
     def _init_weights(self) -> None:

@@ -125,14 +125,9 @@ class IMDN(SectionedNet):
         num_out_ch: int = 3,
         cca: str = "global",
     ) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, nf, num_modules)
         if num_modules < 1:
             raise ValueError("IMDN needs at least one IMDB")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(nf)
-        self.num_body_units = int(num_modules)
         self.cca_mode = cca
 
         self.fea_conv = conv3x3(num_in_ch, nf)

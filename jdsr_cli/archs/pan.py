@@ -10,7 +10,7 @@ Sections: f0 = conv_first output, f_k = SCPA outputs at the section ends, the la
 base = the ILR (this is JDSR's ``PAN_MSD2``, docs/design/jdsr-method.md §3.2).
 
 Note: ×2 and ×3 models have identical state dicts (the scale only changes the interpolation), so
-``detect`` cannot tell them apart; it reports ×2 (see ``jdsr_cli.archs.ambiguous_scales``).
+``detect`` cannot tell them apart; it reports ×2 (see ``jdsr_cli.checkpoints.recipe.matching_scales``).
 """
 
 from __future__ import annotations
@@ -80,16 +80,11 @@ class PAN(SectionedNet):
         num_in_ch: int = 3,
         num_out_ch: int = 3,
     ) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, nf, nb)
         if scale not in (2, 3, 4):
             raise ValueError(f"PAN supports scales 2, 3 and 4, not {scale}")
         if nb < 1:
             raise ValueError("PAN needs at least one SCPA block")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(nf)
-        self.num_body_units = int(nb)
 
         self.conv_first = conv3x3(num_in_ch, nf)
         self.SCPA_trunk = nn.Sequential(*(SCPA(nf) for _ in range(nb)))

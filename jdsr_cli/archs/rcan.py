@@ -73,14 +73,9 @@ class RCAN(MeanShiftMixin, SectionedNet):
         num_in_ch: int = 3,
         num_out_ch: int = 3,
     ) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, num_feat, num_group)
         if num_group < 1 or num_block < 1:
             raise ValueError("RCAN needs at least one group of one block")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(num_feat)
-        self.num_body_units = int(num_group)
         self._init_mean_shift(img_range, rgb_mean, num_in_ch, num_out_ch)
 
         self.conv_first = conv3x3(num_in_ch, num_feat)

@@ -57,16 +57,11 @@ class RRDB(nn.Module):
 class RRDBNet(SectionedNet):
     def __init__(self, scale: int = 4, num_feat: int = 64, num_block: int = 23, num_grow_ch: int = 32,
                  num_in_ch: int = 3, num_out_ch: int = 3) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, num_feat, num_block)
         if scale not in (2, 4):
             raise ValueError(f"RRDBNet supports scales 2 and 4, not {scale}")
         if num_block < 1:
             raise ValueError("RRDBNet needs at least one RRDB")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(num_feat)
-        self.num_body_units = int(num_block)
         self.unshuffle = 4 // self.scale  # ×2: 2×2 pixels per LR position, then the ×4 trunk
         self.conv_first = conv3x3(num_in_ch * self.unshuffle**2, num_feat)
         self.body = nn.Sequential(*(RRDB(num_feat, num_grow_ch) for _ in range(num_block)))

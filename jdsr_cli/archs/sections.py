@@ -5,8 +5,8 @@
 registers the network as a submodule: their state dicts hold only their own weights, and the deployed
 network (its ``forward`` and its state dict) is unchanged.
 
-Feature width: ``model.section_channels`` when the network defines it (FSRCNN sections live in its
-shrunk space), else ``model.feature_channels``. Output range: head outputs pass through the network's
+Feature width: ``model.section_channels`` (the feature width, or FSRCNN's shrunk space where its sections
+live). Output range: head outputs pass through the network's
 ``denormalize`` when it has one (EDSR/RCAN undo their mean shift, as their own tails do), then the
 trace's image skip ``base`` is added when there is one (PAN's ILR).
 """
@@ -24,10 +24,6 @@ from jdsr_cli.archs.common import conv1x1, reconstruction_head
 DEFAULT_NUM_SECTIONS = 4
 
 OutputTransform = Callable[[torch.Tensor], torch.Tensor]
-
-
-def section_channels(model: SRNet) -> int:
-    return int(getattr(model, "section_channels", model.feature_channels))
 
 
 def default_num_sections(model: SRNet) -> int:
@@ -56,7 +52,7 @@ class SectionHeads(nn.Module):
                 f"cannot split {type(model).__name__}'s {model.num_body_units} body units into {k} sections"
             )
         self.num_sections = k
-        self.channels = section_channels(model)
+        self.channels = model.section_channels
         self.scale = int(model.scale)
         self.heads = nn.ModuleList(
             reconstruction_head(self.channels, model.out_channels, self.scale) for _ in range(k - 1)
@@ -125,7 +121,7 @@ class LabelGenerator(nn.Module):
     def for_model(cls, model: SRNet, num_sections: int | None = None) -> LabelGenerator:
         k = default_num_sections(model) if num_sections is None else int(num_sections)
         return cls(
-            section_channels(model),
+            model.section_channels,
             model.scale,
             k,
             model.out_channels,

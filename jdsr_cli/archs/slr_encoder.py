@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from jdsr_cli.archs.base import SRNet
 from jdsr_cli.archs.common import DIV2K_RGB_MEAN, MeanShiftMixin, ResBlock, conv3x3, matches, seq_len, shape_of
 from jdsr_cli.archs.registry import ArchSpec, SizeRequirement
 
@@ -48,7 +49,7 @@ def _head(scale: int, in_ch: int, num_feat: int) -> nn.Sequential:
     raise ValueError(f"the superior-LR encoder supports scales 2, 3 and 4, not {scale}")
 
 
-class SuperiorLREncoder(MeanShiftMixin, nn.Module):
+class SuperiorLREncoder(MeanShiftMixin, SRNet):
     """N×C×H×W in [0, 1] (H, W multiples of ``scale``) → N×C×H/s×W/s on the 8-bit grid."""
 
     direction = "down"
@@ -63,14 +64,11 @@ class SuperiorLREncoder(MeanShiftMixin, nn.Module):
         num_in_ch: int = 3,
         base: str = "area",
     ) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_in_ch, num_feat, num_block)
         if base not in BASES:
             raise ValueError(f"encoder base must be one of {BASES}, not {base!r}")
         if num_block < 1:
             raise ValueError("the encoder needs at least one residual block")
-        self.scale = int(scale)
-        self.in_channels = self.out_channels = int(num_in_ch)
-        self.feature_channels = int(num_feat)
         self.base = base
         self._init_mean_shift(img_range, rgb_mean, num_in_ch, num_in_ch)
         self.head = _head(self.scale, num_in_ch, num_feat)
@@ -100,7 +98,7 @@ def detect(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
         return None
     # ×2 and ×3 heads differ only in stride, which a state dict does not store: report ×2, and
     # ``base`` (area or none) is not stored either: detection assumes "area", the layout we train.
-    # ``ambiguous_scales`` tells callers that ×3 fits equally (our own checkpoints carry config.json).
+    # ``checkpoints.recipe.matching_scales`` tells callers that ×3 fits equally (our own checkpoints carry config.json).
     scale = 4 if "head.1.weight" in state_dict else 2
     kwargs: dict[str, Any] = {"num_feat": first[0], "num_in_ch": first[1], "num_block": seq_len(state_dict, "body")}
     if not matches(build, {"scale": scale, **kwargs}, state_dict):

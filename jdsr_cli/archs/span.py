@@ -122,12 +122,7 @@ class SPAB(nn.Module):
 class SPAN(MeanShiftMixin, SectionedNet):
     def __init__(self, scale: int = 4, feature_channels: int = 48, num_in_ch: int = 3, num_out_ch: int = 3,
                  img_range: float = 255.0, folded: bool = False) -> None:
-        super().__init__()
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(feature_channels)
-        self.num_body_units = NUM_BLOCKS
+        super().__init__(scale, num_in_ch, num_out_ch, feature_channels, NUM_BLOCKS)
         self._init_mean_shift(img_range, DIV2K_RGB_MEAN, num_in_ch, num_out_ch)
         self.conv_1 = Conv3XC(num_in_ch, feature_channels, folded)
         for i in range(1, NUM_BLOCKS + 1):

@@ -40,14 +40,9 @@ def _activation(kind: str, channels: int) -> nn.Module:
 class SRVGGNetCompact(SectionedNet):
     def __init__(self, scale: int = 4, num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu",
                  num_in_ch: int = 3, num_out_ch: int = 3) -> None:
-        super().__init__()
+        super().__init__(scale, num_in_ch, num_out_ch, num_feat, num_conv)
         if num_conv < 1:
             raise ValueError("SRVGGNetCompact needs at least one body conv")
-        self.scale = int(scale)
-        self.in_channels = int(num_in_ch)
-        self.out_channels = int(num_out_ch)
-        self.feature_channels = int(num_feat)
-        self.num_body_units = int(num_conv)
         layers: list[nn.Module] = [conv3x3(num_in_ch, num_feat), _activation(act_type, num_feat)]
         for _ in range(num_conv):
             layers += [conv3x3(num_feat, num_feat), _activation(act_type, num_feat)]

@@ -118,7 +118,7 @@ def _build_facts(
     except ModelLoadError as error:
         return {**facts, "load_error": str(error)}
     facts.update(params=int(sum(p.numel() for p in model.parameters())),
-                 in_channels=int(getattr(model, "in_channels", 3)), out_channels=int(getattr(model, "out_channels", 3)))
+                 in_channels=model.in_channels, out_channels=model.out_channels)
     return facts
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from jdsr_cli.archs.base import SRNet
     from jdsr_cli.archs.registry import ArchConfig
 
 
@@ -51,7 +52,7 @@ class EncodedCheckpoint:
 
 def save_checkpoint(
     folder: str | os.PathLike[str],
-    model: nn.Module,
+    model: SRNet,
     config: ArchConfig,
     *,
     name: str | None = None,
@@ -74,7 +75,7 @@ def save_checkpoint(
 
 def write_checkpoint(
     folder: str | os.PathLike[str],
-    model: nn.Module,
+    model: SRNet,
     config: ArchConfig,
     *,
     name: str,
@@ -90,7 +91,7 @@ def write_checkpoint(
 
 
 def encode_checkpoint(
-    model: nn.Module,
+    model: SRNet,
     config: ArchConfig,
     *,
     name: str,
@@ -129,7 +130,7 @@ def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _recipe(
-    model: nn.Module,
+    model: SRNet,
     config: ArchConfig,
     *,
     name: str,
@@ -145,8 +146,8 @@ def _recipe(
         "arch": config.arch,
         "scale": int(config.scale),
         "kwargs": dict(config.kwargs),
-        "in_channels": int(getattr(model, "in_channels", 3)),
-        "out_channels": int(getattr(model, "out_channels", 3)),
+        "in_channels": model.in_channels,
+        "out_channels": model.out_channels,
         "weights_sha256": digest,
         "training": dict(training or {}),
         "metrics": {"convention": _default_convention(int(config.scale)), **dict(metrics or {})},

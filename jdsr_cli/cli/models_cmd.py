@@ -133,18 +133,19 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="fp16 weights and input/output (checked to 45 dB PSNR)."),
     out: Path | None = typer.Option(None, "-o", "--output",
                                     help="The .onnx file, or a folder for the default name (<model name>.onnx)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing .onnx file (default: refuse)."),
 ) -> None:
     """Export a model to ONNX with dynamic height and width, checked against PyTorch before it is written.
 
     Example: jdsr models export imdn-x4 --format onnx -o imdn-x4.onnx
     """
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.commands.export import FORMATS, export_onnx
+    from jdsr_cli.commands.export import FORMATS, export_model
     from jdsr_cli.errors import UsageError
 
     if fmt.lower() not in FORMATS:
         raise UsageError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
-    report = export_onnx(resolve_model(model, scale=None), out, opset=opset, fp16=fp16)
+    report = export_model(resolve_model(model, scale=None), out, opset=opset, fp16=fp16, overwrite=overwrite)
     make_console().print(
         f"{report.path}: ONNX opset {report.opset}, {'fp16' if report.fp16 else 'fp32'}, "
         f"{report.size_bytes / 1e6:.2f} MB; against PyTorch max |Δ| {report.max_abs_diff:.2e}, "

@@ -18,17 +18,26 @@ only) resize to exactly that size, with no rule needed.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from jdsr_cli.commands.runner import create_runner
+from jdsr_cli.commands.upscale import size_keeping_aspect
+from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.image import Image
+from jdsr_cli.io.quantize import to_uint8
+from jdsr_cli.ops.alpha import fill_transparent, is_constant
+from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
+from jdsr_cli.ops.degrade import Degradation, degrade
+from jdsr_cli.ops.resize import imresize
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
-    from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
-    from jdsr_cli.io.image import Image
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 METHODS = ("bicubic", "superior", "area", "lanczos", "realistic")
 FIT_RULES = ("crop", "pad")
@@ -59,8 +68,6 @@ class DownscaleSize:
         """Output (width, height) for an input already fitted to the scale (or any input, for w/h)."""
         if self.scale is not None:
             return width // self.scale, height // self.scale
-        from jdsr_cli.commands.upscale import size_keeping_aspect
-
         return size_keeping_aspect(width, height, self.width, self.height)
 
     def suffix(self) -> str:
@@ -122,11 +129,6 @@ class ClassicDownscaler:
             raise UsageError(f"--method {self.method!r}: choose {', '.join(METHODS)}")
 
     def resize(self, pixels: np.ndarray, width: int, height: int, bit_depth: int) -> np.ndarray:
-        import torch
-
-        from jdsr_cli.io.quantize import to_uint8
-        from jdsr_cli.ops.resize import imresize
-
         kernel = _KERNELS[self.method]
         chw = np.ascontiguousarray(pixels.transpose(2, 0, 1))
         if self.method == "bicubic" and bit_depth == 8:
@@ -156,9 +158,6 @@ class LearnedDownscaler:
         s = self.scale
         if pixels.shape[0] != height * s or pixels.shape[1] != width * s:
             raise UsageError("the superior-LR encoder shrinks by its own factor only (use -s, not --width/--height)")
-        from jdsr_cli.io.quantize import to_uint8
-        from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
-
         out = self.runner.upscale(np.ascontiguousarray(gray_as_rgb(pixels)), progress).pixels
         if pixels.shape[2] == 1:
             out = to_uint8(rgb_as_gray(out)) / np.float32(255.0)  # back on the 8-bit grid
@@ -173,8 +172,6 @@ class RealisticDownscaler:
     method = "realistic"
 
     def __init__(self, seed: int = 0, settings: Any = None) -> None:
-        from jdsr_cli.ops.degrade import Degradation
-
         self.seed = seed
         self.settings = settings or Degradation()
         self.name = f"realistic degradation (seed {seed})"
@@ -190,12 +187,6 @@ class RealisticDownscaler:
     def resize(self, pixels: np.ndarray, width: int, height: int, bit_depth: int,
                progress: ProgressCallback | None = None) -> np.ndarray:
         del bit_depth, progress  # the chain ends in 8-bit JPEG levels
-        import zlib
-
-        from jdsr_cli.io.quantize import to_uint8
-        from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
-        from jdsr_cli.ops.degrade import degrade
-
         scale = pixels.shape[0] // max(height, 1)
         if scale < 2 or pixels.shape[0] != height * scale or pixels.shape[1] != width * scale:
             raise UsageError("--method realistic shrinks by a whole factor: use -s 2|3|4, not --width/--height")
@@ -229,8 +220,6 @@ def create_downscaler(
         return ClassicDownscaler(method)
     if loaded is None:
         raise UsageError("--method superior needs an encoder (--model)")
-    from jdsr_cli.commands.runner import create_runner
-
     runner = create_runner(loaded, direction="down", device=device, precision="auto", tile=tile, overlap=overlap,
                            batch_size=batch_size)
     name = loaded.name or loaded.source
@@ -266,8 +255,6 @@ def downscale_image(
     progress: ProgressCallback | None = None,
 ) -> tuple[Image, DownscaleReport]:
     """Shrink one image; metadata is carried over. Alpha is resized with MATLAB bicubic (constant stays)."""
-    from jdsr_cli.ops.alpha import fill_transparent, is_constant
-
     check_fit_and_alpha(fit, alpha)
     if isinstance(downscaler, LearnedDownscaler) and size.scale != downscaler.scale:
         raise UsageError(f"{downscaler.name} shrinks ×{downscaler.scale}, not to {size}")

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jdsr_cli.checkpoints.resolve import resolve_model
+from jdsr_cli.commands.downscale import (
+    METHODS,
+    DownscaleSize,
+    DownscaleTransform,
+    check_fit_and_alpha,
+    create_downscaler,
+)
 from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
+from jdsr_cli.commands.runner import parse_tile
+from jdsr_cli.commands.sharding import rank_device
 from jdsr_cli.errors import UsageError
 
 
@@ -19,16 +29,6 @@ class DownscaleRequest(BatchRequest):
 
 def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     """Check every option, load the encoder if any, find and plan the inputs; raises if it cannot start."""
-    from jdsr_cli.commands.downscale import (
-        METHODS,
-        DownscaleSize,
-        DownscaleTransform,
-        check_fit_and_alpha,
-        create_downscaler,
-    )
-    from jdsr_cli.commands.runner import parse_tile
-    from jdsr_cli.commands.sharding import rank_device
-
     r = request
     if r.method not in METHODS:
         raise UsageError(f"--method {r.method!r}: choose {', '.join(METHODS)}")
@@ -44,8 +44,6 @@ def prepare_downscale(request: DownscaleRequest) -> ImageJob:
     loaded, model_name = None, None
     label = f"{r.method} ({'MATLAB imresize' if r.method == 'bicubic' else 'MATLAB kernel'})"
     if r.method == "superior":
-        from jdsr_cli.checkpoints.resolve import resolve_model
-
         loaded = resolve_model(r.model, scale=r.scale, role="downscale")  # -s settles a ×2/×3 head without config
         model_name = loaded.name or loaded.source
         if loaded.config.scale != r.scale:

@@ -27,12 +27,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from jdsr_cli.engine.device import Precision, resolve_device
+from jdsr_cli.engine.upscaler import Upscaler
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.image import Image, read_image, write_image
+from jdsr_cli.io.quantize import to_uint8
+from jdsr_cli.ops.metrics import SSIM_WIN, MetricConvention
+from jdsr_cli.ops.niqe import NIQE_BLOCK
+from jdsr_cli.ops.resize import imresize, matlab_downscale_uint8, modcrop
 
 if TYPE_CHECKING:
     from jdsr_cli.commands.downscale import LearnedDownscaler, RealisticDownscaler
-    from jdsr_cli.engine.upscaler import Upscaler
-    from jdsr_cli.ops.metrics import MetricConvention
 
 STANDARD_SETS = ("Set5", "Set14", "B100")
 
@@ -108,16 +113,11 @@ class MatlabBicubic(torch.nn.Module):
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from jdsr_cli.ops.resize import imresize
-
         return imresize(x, scale=self.scale)
 
 
 def bicubic_upscaler(scale: int | None, device: str = "cpu") -> Upscaler:
     """An fp32, untiled upscaler running ``MatlabBicubic`` (``jdsr eval bicubic -s S``)."""
-    from jdsr_cli.engine.device import Precision, resolve_device
-    from jdsr_cli.engine.upscaler import Upscaler
-
     if scale not in (2, 3, 4):
         raise UsageError("the bicubic baseline needs -s 2, 3 or 4")
     return Upscaler(
@@ -136,8 +136,6 @@ def find_set(data_dir: Path, name: str) -> Path:
 
 def smallest_scorable_side(scale: int) -> int:
     """HR sides below this leave no pixel to score: the border crop (= scale) on both sides and one SSIM window."""
-    from jdsr_cli.ops.metrics import SSIM_WIN
-
     return 2 * scale + SSIM_WIN
 
 
@@ -150,9 +148,6 @@ def benchmark_pairs(
     An HR image too small to score at this scale is passed to ``on_skip`` with the reason instead; what a decoder
     noticed in a file it still decoded (a PNG's bad chunk CRC...) goes to ``on_warning``, naming the file.
     """
-    from jdsr_cli.io.image import read_image
-    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
-
     smallest = smallest_scorable_side(scale)
     def read(path: Path) -> np.ndarray:
         image = read_image(path)
@@ -160,7 +155,7 @@ def benchmark_pairs(
             on_warning(warning if str(path) in warning else f"{path}: {warning}")
         return image.pixels
 
-    for hr_path in sorted(p for p in (set_dir / "HR").iterdir() if p.suffix.lower() == ".png"):
+    for hr_path in hr_files(set_dir):
         pixels = read(hr_path)
         if min(pixels.shape[:2]) < smallest:
             if on_skip is not None:
@@ -173,10 +168,24 @@ def benchmark_pairs(
         yield hr_path.stem, lr, hr
 
 
+def hr_files(set_dir: Path) -> list[Path]:
+    """The set's HR images (``HR/*.png``), in file-name order: the order of scoring and of the tables."""
+    return sorted(p for p in (set_dir / "HR").iterdir() if p.suffix.lower() == ".png")
+
+
+def saved_image(save_dir: Path, set_dir: Path, name: str, scale: int) -> Path:
+    """Where ``save_dir`` gets the SR of HR image ``name``: one folder per set, ``NAME_xS.png``."""
+    return save_dir / set_dir.name / f"{name}_x{scale}.png"
+
+
+def saved_images(save_dir: Path, set_dirs: list[Path], scale: int) -> list[Path]:
+    """Every SR image an evaluation of ``set_dirs`` may save into ``save_dir`` (the too small are among them)."""
+    return [saved_image(save_dir, set_dir, hr.stem, scale) for set_dir in set_dirs if (set_dir / "HR").is_dir()
+            for hr in hr_files(set_dir)]
+
+
 def _rgb_uint8(pixels: np.ndarray) -> np.ndarray:
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[:, :, :3]
-    from jdsr_cli.io.quantize import to_uint8
-
     return to_uint8(rgb)
 
 
@@ -190,9 +199,6 @@ def evaluate_set(
     niqe: bool = False,
 ) -> SetResult:
     """Score one set with the standard protocol; optionally save each SR image as PNG and add NIQE of the SR."""
-    from jdsr_cli.io.quantize import to_uint8
-    from jdsr_cli.ops.metrics import MetricConvention
-
     scale = upscaler.scale
     convention = MetricConvention.standard(scale)
     source = "MATLAB-bicubic LR" if lr_from is None else f"LR from {lr_from.name} (8-bit)"
@@ -219,7 +225,7 @@ def evaluate_set(
                            _niqe_or_none(convention, sr) if niqe else None)
         result.images.append(score)
         if save_dir is not None:
-            _save(save_dir / set_dir.name / f"{name}_x{scale}.png", sr)
+            _save(saved_image(save_dir, set_dir, name, scale), sr)
         if on_image is not None:
             on_image(score)
     if not result.images:
@@ -233,16 +239,12 @@ def evaluate_set(
 
 def _niqe_or_none(convention: MetricConvention, sr: np.ndarray) -> float | None:
     """NIQE of the SR under ``convention``, or None when the cropped SR holds no whole 96×96 block."""
-    from jdsr_cli.ops.niqe import NIQE_BLOCK
-
     if min(sr.shape[:2]) - 2 * convention.crop < NIQE_BLOCK:
         return None
     return convention.niqe(sr)
 
 
 def _save(path: Path, sr: np.ndarray) -> None:
-    from jdsr_cli.io.image import Image, write_image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_image(path, Image(pixels=sr.astype(np.float32) / 255.0, bit_depth=8, icc_profile=None, exif=None,
                             source_format="PNG"))

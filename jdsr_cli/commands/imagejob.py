@@ -7,21 +7,39 @@ output that cannot fit (``--width 100000``, or a bomb-sized input) fails its fil
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError, is_out_of_memory
+from PIL import Image as PILImage
 
-if TYPE_CHECKING:
-    from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
-    from jdsr_cli.commands.inputs import InputFile
+from jdsr_cli.commands.batch import BatchOutcome, FileReport, OutputNaming, PlannedFile, ProcessFn, run_batch
+from jdsr_cli.commands.destinations import check_output_file, check_output_folder, check_report_file
+from jdsr_cli.commands.inputs import InputFile, collect_inputs
+from jdsr_cli.commands.interrupts import signals_as_exceptions
+from jdsr_cli.commands.sharding import plan_for_this_rank
+from jdsr_cli.engine import memory
+from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError, is_out_of_memory
+from jdsr_cli.io.animation import ANIMATION_FORMATS, Animation, read_frames, write_animation
+from jdsr_cli.io.atomic import remove_stale_temp_files
+from jdsr_cli.io.formats import (
+    format_from_path,
+    format_supports_16bit,
+    format_supports_alpha,
+    format_supports_lossless,
+    output_extension,
+)
+from jdsr_cli.io.image import Image, write_image
+from jdsr_cli.io.video import is_video_path
+from jdsr_cli.io.writer import check_size
+from jdsr_cli.ops.alpha import is_constant
+
+if TYPE_CHECKING:  # torch and the CPU sharing only where a command brings them
     from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.engine.upscaler import ProgressCallback
-    from jdsr_cli.io.animation import Animation
-    from jdsr_cli.io.image import Image
 
 #: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
 OUTPUT_PIXELS_PER_INPUT_PIXEL = 16
@@ -46,8 +64,6 @@ class ReadOptions:
         """The largest output in pixels: 16 × the input limit (None when ``--max-pixels 0``)."""
         if self.max_pixels == 0:
             return None
-        from PIL import Image as PILImage
-
         base = self.max_pixels if self.max_pixels is not None else PILImage.MAX_IMAGE_PIXELS
         return None if base is None else int(base) * OUTPUT_PIXELS_PER_INPUT_PIXEL
 
@@ -62,8 +78,6 @@ class WriteOptions:
     strip_metadata: bool = False
 
     def __post_init__(self) -> None:
-        from jdsr_cli.io.formats import format_supports_lossless
-
         if self.quality is not None and not 1 <= self.quality <= 100:
             raise UsageError(f"--quality {self.quality}: use 1..100")
         extension = self.extension
@@ -72,9 +86,13 @@ class WriteOptions:
 
     @property
     def extension(self) -> str | None:
-        from jdsr_cli.io.formats import output_extension
-
         return output_extension(self.fmt)
+
+    def save(self, path: Path, output: Image | Animation) -> None:
+        """Encode ``output`` (an image, or every frame of an animation) as these options say, atomically."""
+        writer = write_animation if isinstance(output, Animation) else write_image
+        writer(path, output, format=self.fmt, quality=self.quality, lossless=self.lossless,  # type: ignore[operator]
+               strip_metadata=self.strip_metadata)
 
 
 @dataclass(frozen=True)
@@ -103,9 +121,6 @@ class BatchRequest:
 
         ``jdsr upscale photo.jpg -o big.png`` writes ``big.png``, not a folder of that name.
         """
-        from jdsr_cli.io.formats import format_from_path
-        from jdsr_cli.io.video import is_video_path
-
         if self.output is None or self.output.expanduser().is_dir() or \
                 (format_from_path(self.output) is None and not is_video_path(self.output)):
             return None
@@ -118,9 +133,6 @@ class BatchRequest:
 
     def check_destinations(self) -> None:
         """``-o``, ``--json`` and ``--suffix``, before any model is loaded or image read."""
-        from jdsr_cli.commands.batch import OutputNaming
-        from jdsr_cli.commands.destinations import check_output_file, check_output_folder, check_report_file
-
         file = self.output_file
         if file is not None:
             check_output_file(file, self.output, fmt=self.write.fmt, suffix=self.suffix, lossless=self.write.lossless)
@@ -131,8 +143,6 @@ class BatchRequest:
 
     def find_inputs(self) -> list[InputFile]:
         """Every input (never from inside ``-o``); a missing path or no image at all is a usage error."""
-        from jdsr_cli.commands.inputs import collect_inputs
-
         items = collect_inputs(self.inputs, recursive=self.recursive, output_dir=self.output_folder)
         if not items:
             raise UsageError(f"no images found in {', '.join(self.inputs)}")
@@ -143,9 +153,6 @@ class BatchRequest:
 
     def plan(self, items: list[InputFile], default_suffix: str) -> list[PlannedFile]:
         """The planned batch of this process (all inputs planned, then this rank's share)."""
-        from jdsr_cli.commands.batch import OutputNaming
-        from jdsr_cli.commands.sharding import plan_for_this_rank
-
         suffix = self.suffix if self.suffix is not None else default_suffix
         naming = OutputNaming(suffix, self.output_folder, self.write.extension, out_file=self.output_file)
         return plan_for_this_rank(items, naming, overwrite=self.overwrite)
@@ -168,8 +175,6 @@ class ImageTransform(Protocol):
 
 def check_output_fits(name: str, width: int, height: int, channels: int, read: ReadOptions) -> None:
     """Refuse an output larger than the pixel limit or than the memory this process can still get."""
-    from jdsr_cli.engine.memory import available_host_memory, format_bytes
-
     pixels = width * height
     limit = read.output_pixel_limit()
     if limit is not None and pixels > limit:
@@ -179,11 +184,11 @@ def check_output_fits(name: str, width: int, height: int, channels: int, read: R
             f"({OUTPUT_PIXELS_PER_INPUT_PIXEL} × --max-pixels); if you mean it, raise it with --max-pixels {needed}"
         )
     need = pixels * channels * WORKING_BYTES_PER_SAMPLE
-    available = available_host_memory()
+    available = memory.available_host_memory()  # looked up per call: tests stand in for a full machine
     if available is not None and need > available:
         raise ResourceError(
-            f"{name}: making the {width}x{height} output needs about {format_bytes(need)} of memory and "
-            f"{format_bytes(available)} is available; ask for a smaller output or free memory"
+            f"{name}: making the {width}x{height} output needs about {memory.format_bytes(need)} of memory and "
+            f"{memory.format_bytes(available)} is available; ask for a smaller output or free memory"
         )
 
 
@@ -196,8 +201,6 @@ def image_processor(
     same frame count, durations and loop; to a format that cannot animate, its first frame is written
     with a warning. Decoder complaints become warnings (``read.strict`` fails the file instead).
     """
-    from jdsr_cli.io.animation import Animation, read_frames
-
     def process(item: InputFile, output: Path) -> dict[str, Any]:
         source = read_frames(item.path, max_pixels=read.max_pixels, strict=read.strict)
         out_format = _canonical_format(output)
@@ -212,16 +215,11 @@ def image_processor(
 
 
 def _canonical_format(output: Path) -> str:
-    from jdsr_cli.io.formats import format_from_path
-
     return format_from_path(output) or output.suffix.lstrip(".").lower()
 
 
 def _check_alpha(transform: ImageTransform, image: Image, path: Path, out_format: str) -> None:
     """Refuse real transparency up front (before any compute) when the output format cannot store it."""
-    from jdsr_cli.io.formats import format_supports_alpha
-    from jdsr_cli.ops.alpha import is_constant
-
     opaque = image.alpha is not None and is_constant(image.alpha) == 1.0
     if image.has_alpha and transform.keep_alpha and not opaque and not format_supports_alpha(out_format):
         raise ImageWriteError(
@@ -234,16 +232,12 @@ def _still(
     transform: ImageTransform, image: Image, path: Path, output: Path, out_format: str, read: ReadOptions,
     write: WriteOptions, progress: ProgressCallback | None,
 ) -> dict[str, Any]:
-    from jdsr_cli.io.formats import format_supports_16bit
-    from jdsr_cli.io.image import write_image
-
     _check_alpha(transform, image, path, out_format)
     _check_format_size(transform, image, output, out_format)
     peak_w, peak_h, channels = transform.peak_size(image.width, image.height, image.channels)
     check_output_fits(str(path), peak_w, peak_h, channels, read)
     result, details = _transform(transform, image, progress, path, (peak_w, peak_h))
-    write_image(output, result, format=write.fmt, quality=write.quality, lossless=write.lossless,
-                strip_metadata=write.strip_metadata)
+    write.save(output, result)
     details = dict(details)
     details["bit_depth"] = image.bit_depth
     if result.bit_depth > 8 and not format_supports_16bit(out_format):
@@ -255,10 +249,6 @@ def _animation(
     transform: ImageTransform, animation: Animation, path: Path, output: Path, out_format: str, read: ReadOptions,
     write: WriteOptions, progress: ProgressCallback | None,
 ) -> dict[str, Any]:
-    import dataclasses
-
-    from jdsr_cli.io.animation import ANIMATION_FORMATS, write_animation
-
     count = len(animation.frames)
     if out_format not in ANIMATION_FORMATS:
         details = _still(transform, animation.frames[0], path, output, out_format, read, write, progress)
@@ -273,8 +263,7 @@ def _animation(
     check_output_fits(str(path), peak_w, peak_h, channels * count, read)
     results = [_transform(transform, frame, progress, path, (peak_w, peak_h)) for frame in animation.frames]
     frames = [image for image, _ in results]
-    write_animation(output, dataclasses.replace(animation, frames=frames), format=write.fmt, quality=write.quality,
-                    lossless=write.lossless, strip_metadata=write.strip_metadata)
+    write.save(output, dataclasses.replace(animation, frames=frames))
     details = dict(results[0][1])
     details.update(frames=count, bit_depth=8)
     return details
@@ -282,8 +271,6 @@ def _animation(
 
 def _check_format_size(transform: ImageTransform, image: Image, output: Path, out_format: str) -> None:
     """An output its format cannot store (WebP stops at 16383 px a side) fails before the work, not after."""
-    from jdsr_cli.io.writer import check_size
-
     width, height = transform.output_size(image.width, image.height)
     if width and height:  # an empty result is the transform's to explain (an image smaller than one block)
         check_size(str(output), out_format, width, height)
@@ -325,8 +312,6 @@ class ImageJob:
 
 def _by_kind(images: ProcessFn, videos: ProcessFn) -> ProcessFn:
     """Clips (by extension: :data:`jdsr_cli.io.video.VIDEO_EXTENSIONS`) to ``videos``, the rest to ``images``."""
-    from jdsr_cli.io.video import is_video_path
-
     def process(item: InputFile, output: Path) -> dict[str, Any]:
         if is_video_path(item.path):
             return videos(item, output)
@@ -352,10 +337,6 @@ def run_image_job(
     (:mod:`jdsr_cli.engine.cpu_share`) re-counts the idle cores before each file and after each tile batch;
     torch's thread count is given back at the end.
     """
-    from jdsr_cli.commands.batch import run_batch
-    from jdsr_cli.commands.interrupts import signals_as_exceptions
-    from jdsr_cli.io.atomic import remove_stale_temp_files
-
     for folder in sorted({planned.output.parent for planned in job.plan}):
         remove_stale_temp_files(folder)
     if cpu_share is not None:

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jdsr_cli.archs import REGISTRY
+from jdsr_cli.engine.device import resolve_device, resolve_precision
+from jdsr_cli.engine.onnx_export import cached_onnx
+from jdsr_cli.engine.onnx_runtime import OnnxNet
+from jdsr_cli.engine.upscaler import MIN_TILE, TileSetting, Upscaler
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
-    from jdsr_cli.engine.upscaler import TileSetting, Upscaler
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 
 def parse_tile(value: str | int) -> TileSetting:
-    """``--tile``: "auto", 0 (the whole image) or a side of at least 32 pixels."""
+    """``--tile``: "auto", 0 (the whole image) or a side of at least ``MIN_TILE`` pixels."""
     if isinstance(value, str) and value.lower() == "auto":
         return "auto"
     try:
         tile = int(value)
     except ValueError:
         raise UsageError(f"--tile {value!r}: use auto, 0 (no tiling) or a size in pixels") from None
-    if tile < 0 or 0 < tile < 32:
-        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least 32 pixels")
+    if tile < 0 or 0 < tile < MIN_TILE:
+        raise UsageError(f"--tile {tile}: use 0 (no tiling) or at least {MIN_TILE} pixels")
     return tile
 
 
@@ -40,10 +44,6 @@ def create_runner(
     """An ``Upscaler`` for ``loaded``: ``direction`` "up" runs it at its scale, "down" (the superior-LR
     encoder) on a grid of scale×scale input cells giving one output pixel each. ``backend`` "onnxruntime"
     runs the model's checked ONNX export (made once, cached) on the CPU in fp32, with the same tiling."""
-    from jdsr_cli.archs import REGISTRY
-    from jdsr_cli.engine.device import resolve_device, resolve_precision
-    from jdsr_cli.engine.upscaler import Upscaler
-
     spec = REGISTRY.get(loaded.config.arch)
     _check_direction(loaded, spec.direction, direction)
     model = loaded.model
@@ -67,16 +67,13 @@ def create_runner(
         batch_size=batch_size,
         tta=tta,
         size_requirement=spec.size,
-        feature_channels=int(getattr(loaded.model, "feature_channels", 64)),
+        feature_channels=loaded.model.feature_channels,
         channels_last=backend == "torch",
     )
 
 
 def onnx_model(loaded: LoadedModel, device: str, precision: str) -> tuple[Any, str, str]:
     """(the ONNX Runtime model, "cpu", "fp32") for ``--backend onnxruntime``, or a UsageError."""
-    from jdsr_cli.commands.export import cached_onnx
-    from jdsr_cli.engine.onnx_runtime import OnnxNet
-
     if device not in ("auto", "cpu"):
         raise UsageError(f"--backend onnxruntime runs on the CPU; drop --device {device} or use --backend torch")
     if precision not in ("auto", "fp32"):

@@ -10,13 +10,18 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from jdsr_cli.commands.runner import create_runner
+from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler, UpscaleResult
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.image import Image
+from jdsr_cli.ops.alpha import fill_transparent, is_constant
+from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray, rgb_to_ycbcr, ycbcr_to_rgb
+from jdsr_cli.ops.resize import resize_float
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
-    from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler, UpscaleResult
-    from jdsr_cli.io.image import Image
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 ALPHA_MODES = ("auto", "model", "bicubic", "discard")
 
@@ -81,8 +86,6 @@ def create_upscaler(
     backend: str = "torch",
 ) -> Upscaler:
     """An ``Upscaler`` for a loaded checkpoint, with device and precision validated up front."""
-    from jdsr_cli.commands.runner import create_runner
-
     return create_runner(loaded, direction="up", device=device, precision=precision, tile=tile, overlap=overlap,
                          batch_size=batch_size, tta=tta, backend=backend)
 
@@ -123,8 +126,6 @@ def upscale_image(
 
     An 8-bit image without alpha at the model's own scale comes back as uint8 samples quantized tile by
     tile as pixels finish (no float32 copy of the output: the large-photo memory rule of issue 16); others as float32."""
-    from jdsr_cli.ops.alpha import fill_transparent, is_constant
-
     check_alpha_mode(alpha)
     height, width = image.pixels.shape[:2]
     out_w, out_h = size.target(width, height, upscaler.scale)
@@ -171,18 +172,12 @@ def _upscale_color(
     (Y-only) models, such as most published FSRCNN weights, see the Y of YCbCr; Cb and Cr are resized
     with the antialiased bicubic, the usual convention for those models.
     """
-    from jdsr_cli.ops.color import gray_as_rgb, rgb_as_gray
-
     if upscaler.in_channels == 3:
         result = upscaler.upscale(gray_as_rgb(color), progress)
         return (result.pixels if color.shape[2] == 3 else rgb_as_gray(result.pixels)), result
     if color.shape[2] == 1:
         result = upscaler.upscale(color, progress)
         return result.pixels, result
-    import torch
-
-    from jdsr_cli.ops.color import rgb_to_ycbcr, ycbcr_to_rgb
-
     ycbcr = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)))).numpy().transpose(1, 2, 0)
     result = upscaler.upscale(np.ascontiguousarray(ycbcr[:, :, :1]), progress)
     height, width = result.pixels.shape[:2]
@@ -196,10 +191,6 @@ def _resize_to(pixels: np.ndarray, width: int, height: int, *, clamp: bool = Tru
     """Resize H×W×C float pixels with the antialiased MATLAB-style cubic (clamped to [0, 1])."""
     if pixels.shape[0] == height and pixels.shape[1] == width:
         return pixels
-    import torch
-
-    from jdsr_cli.ops.resize import resize_float
-
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
     out = resize_float(tensor, size=(height, width)).numpy().transpose(1, 2, 0)
     return (np.clip(out, 0.0, 1.0) if clamp else out).astype(np.float32)

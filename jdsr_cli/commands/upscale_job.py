@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jdsr_cli.checkpoints.interpolate import with_denoise
+from jdsr_cli.checkpoints.resolve import resolve_model
+from jdsr_cli.commands.batch import PlannedFile
 from jdsr_cli.commands.imagejob import BatchRequest, ImageJob
+from jdsr_cli.commands.runner import parse_tile
+from jdsr_cli.commands.sharding import rank_device
+from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
+from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.video import is_video_path
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
-    from jdsr_cli.commands.batch import PlannedFile
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,6 @@ class UpscaleRequest(BatchRequest):
 
 def prepare_upscale(request: UpscaleRequest) -> ImageJob:
     """Check every option, load the model, find and plan the inputs; raises a JdsrError if it cannot start."""
-    from jdsr_cli.checkpoints.interpolate import with_denoise
-    from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.commands.runner import parse_tile
-    from jdsr_cli.commands.sharding import rank_device
-    from jdsr_cli.commands.upscale import OutputSize, UpscaleTransform, check_alpha_mode, check_scale, create_upscaler
-    from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
-
     r = request
     if r.scale is not None and r.scale not in (2, 3, 4):
         raise UsageError(f"--scale {r.scale}: choose 2, 3 or 4 (use --outscale for other factors)")
@@ -78,8 +78,6 @@ def prepare_upscale(request: UpscaleRequest) -> ImageJob:
 
 def _counted(plan: list[PlannedFile]) -> str:
     """``3 image(s)``, ``2 image(s), 1 video(s)`` or ``1 video(s)``."""
-    from jdsr_cli.io.video import is_video_path
-
     videos = sum(is_video_path(planned.item.path) for planned in plan)
     images = len(plan) - videos
     if not videos:

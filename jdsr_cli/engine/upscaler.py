@@ -13,6 +13,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from jdsr_cli.io.quantize import quantize_tensor
 
 MIN_TILE = 32
 #: ``tile`` values: an int (max tile side in input pixels), 0 for the whole image, or "auto".
-TileSetting = int | str
+TileSetting = int | Literal["auto"]
 
 ProgressCallback = Callable[[int, int], None]
 
