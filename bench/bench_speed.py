@@ -190,7 +190,7 @@ def _allocator_child(tuned: bool, model: str, size: int, tile: int, repeat: int,
     import resource
 
     if tuned:
-        from jdsr_cli.engine.host_allocator import tune_host_allocator
+        from jdsr_cli.process.host_allocator import tune_host_allocator
 
         tune_host_allocator()
     from jdsr_cli.checkpoints.resolve import resolve_model
@@ -253,7 +253,7 @@ def main() -> None:
         report = allocator_on_off(args.model, args.size, args.tile, args.repeat)
         print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
         return
-    from jdsr_cli.engine.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
+    from jdsr_cli.process.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
 
     if args.system_allocator:
         os.environ[OPT_OUT_VARIABLE] = "1"  # the memory child processes follow

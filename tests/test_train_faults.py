@@ -340,7 +340,7 @@ def test_the_previous_sigterm_handler_is_back_after_a_run(photos: Path, tmp_path
 
 def test_a_second_signal_stops_at_once_but_lets_a_save_finish() -> None:
     from jdsr_cli.errors import Interrupted
-    from jdsr_cli.training.signals import StopSignals
+    from jdsr_cli.process.signals import StopSignals
 
     def twice() -> None:
         for _ in range(2):
@@ -415,7 +415,7 @@ class _WorkerSignals(torch.utils.data.Dataset):
 def test_data_workers_leave_stop_signals_to_the_main_process() -> None:
     """A signal to the whole process group must not kill a data worker mid-step (the run would crash instead of
     stopping at the step boundary): the training loader's workers ignore SIGINT and SIGTERM."""
-    from jdsr_cli.training.signals import ignore_stop_signals
+    from jdsr_cli.process.signals import ignore_stop_signals
 
     loader = torch.utils.data.DataLoader(_WorkerSignals(), num_workers=1, worker_init_fn=ignore_stop_signals)
     assert next(iter(loader)).tolist() == [[1, 1]]

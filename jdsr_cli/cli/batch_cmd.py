@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from jdsr_cli.commands.batch import BatchOutcome, FileReport
     from jdsr_cli.commands.imagejob import ImageJob
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 

@@ -52,11 +52,11 @@ def evaluate(
 
     from jdsr_cli.checkpoints.interpolate import with_denoise
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from jdsr_cli.commands.destinations import check_output_folder, check_report_file
     from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
     from jdsr_cli.commands.upscale import check_scale, create_upscaler
-    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.errors import UsageError
+    from jdsr_cli.io.destinations import check_output_folder, check_report_file
+    from jdsr_cli.process.cpu_share import CpuShare
 
     share = CpuShare()  # scores do not depend on the thread count; a run beside a training gains most
     console = make_console()

@@ -72,8 +72,8 @@ def onnx_bytes(loaded: LoadedModel, *, opset: int = DEFAULT_OPSET, fp16: bool = 
 def export_onnx(loaded: LoadedModel, path: Path | None = None, *, opset: int = DEFAULT_OPSET,
                 fp16: bool = False) -> ExportReport:
     """Export, check against PyTorch, then write ``path`` atomically; ExportMismatchError writes nothing."""
-    from jdsr_cli.commands.destinations import check_writable_file
     from jdsr_cli.io.atomic import atomic_write_bytes
+    from jdsr_cli.io.destinations import check_writable_file
 
     start = time.perf_counter()
     target = path or default_path(loaded, fp16)

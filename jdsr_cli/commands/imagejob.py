@@ -18,10 +18,10 @@ from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageErro
 if TYPE_CHECKING:
     from jdsr_cli.commands.batch import BatchOutcome, FileReport, PlannedFile, ProcessFn
     from jdsr_cli.commands.inputs import InputFile
-    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.engine.upscaler import ProgressCallback
     from jdsr_cli.io.animation import Animation
     from jdsr_cli.io.image import Image
+    from jdsr_cli.process.cpu_share import CpuShare
 
 #: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
 OUTPUT_PIXELS_PER_INPUT_PIXEL = 16
@@ -119,7 +119,7 @@ class BatchRequest:
     def check_destinations(self) -> None:
         """``-o``, ``--json`` and ``--suffix``, before any model is loaded or image read."""
         from jdsr_cli.commands.batch import OutputNaming
-        from jdsr_cli.commands.destinations import check_output_file, check_output_folder, check_report_file
+        from jdsr_cli.io.destinations import check_output_file, check_output_folder, check_report_file
 
         file = self.output_file
         if file is not None:
@@ -349,12 +349,12 @@ def run_image_job(
     """Run the planned batch with SIGINT/SIGTERM caught: the outcome always says what was done.
 
     Stale temp files of ours (from a killed run) are removed from the output folders first. A ``cpu_share``
-    (:mod:`jdsr_cli.engine.cpu_share`) re-counts the idle cores before each file and after each tile batch;
+    (:mod:`jdsr_cli.process.cpu_share`) re-counts the idle cores before each file and after each tile batch;
     torch's thread count is given back at the end.
     """
     from jdsr_cli.commands.batch import run_batch
-    from jdsr_cli.commands.interrupts import signals_as_exceptions
     from jdsr_cli.io.atomic import remove_stale_temp_files
+    from jdsr_cli.process.signals import signals_as_exceptions
 
     for folder in sorted({planned.output.parent for planned in job.plan}):
         remove_stale_temp_files(folder)

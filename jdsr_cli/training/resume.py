@@ -150,7 +150,7 @@ def check_new_run_folder(out: Path) -> None:
     """A new run never writes into a folder that holds another run's checkpoints: its best/ and last/ would be
     replaced. (A run stopped before its first save left none; starting it again is what its message says.)
     The folder must also be one that can be made and written (not a file, nor under one)."""
-    from jdsr_cli.commands.destinations import check_output_folder
+    from jdsr_cli.io.destinations import check_output_folder
 
     check_output_folder(out, "--out")
     _check_config_toml(out / "config.toml", out)

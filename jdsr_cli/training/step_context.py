@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from jdsr_cli.errors import JdsrError
-from jdsr_cli.training.distributed import Distributed, mean_across_ranks
+from jdsr_cli.process.launch import Launch
+from jdsr_cli.training.distributed import mean_across_ranks
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,7 +29,7 @@ class StepContext:
     """
 
     def __init__(self, *, device: torch.device, memory_format: torch.memory_format,
-                 autocast_dtype: torch.dtype | None, dist: Distributed, run_dir: Path,
+                 autocast_dtype: torch.dtype | None, dist: Launch, run_dir: Path,
                  optimizers: dict[str, torch.optim.Optimizer],
                  schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler],
                  wrapped: dict[int, nn.Module] | None = None) -> None:

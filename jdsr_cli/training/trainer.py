@@ -7,7 +7,7 @@ upscale`` loads, of the deployed network; EMA weights when EMA is on) and ``last
 (trainable networks, optimizers, schedulers, EMA, RNG states, step). Everything is written
 atomically, so a killed run loses at most the steps since its last save and keeps its last good
 checkpoint; a non-finite loss stops the run without saving. SIGINT and SIGTERM stop it after the current
-step (training.signals); what a resume may change, and what it refuses, is in training.resume.
+step (process.signals); what a resume may change, and what it refuses, is in training.resume.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ import torch
 from torch import nn
 
 from jdsr_cli.errors import Interrupted
+from jdsr_cli.process.launch import Launch
+from jdsr_cli.process.signals import StopSignals, ignore_stop_signals, signal_name
 from jdsr_cli.training.config import TrainConfig
-from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group
+from jdsr_cli.training.distributed import agreed_stop, barrier, join_process_group
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.recipe import command_line, training_recipe
 from jdsr_cli.training.resume import STATE_NAME, resume_command
-from jdsr_cli.training.signals import ignore_stop_signals
 from jdsr_cli.training.state import to_cpu
 from jdsr_cli.training.step_context import StepContext, TrainingError
 
@@ -41,7 +42,6 @@ __all__ = ["Progress", "RunResult", "Trainer", "TrainingError", "ema_decay_at"]
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.dataset import PatchDataset
-    from jdsr_cli.training.signals import StopSignals
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Trainer:
         self.on_progress = on_progress
         self.log = log
         self.saved_config = self._check_resumable(config)
-        self.dist = Distributed.from_env()
+        self.dist = Launch.from_env()
         self.device = resolve_device(config.device)
         if self.device.type == "cpu" and config.precision == "bf16" and not cpu_bf16_is_native():
             log(f"warning: {CPU_BF16_WARNING}")
@@ -233,10 +233,9 @@ class Trainer:
         """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would).
 
         SIGINT or SIGTERM stops the run after the current step, saving nothing more: ``Interrupted`` says
-        which checkpoint is kept and how to resume (training.signals).
+        which checkpoint is kept and how to resume (process.signals).
         """
         from jdsr_cli.io.atomic import atomic_write_text
-        from jdsr_cli.training.signals import StopSignals, signal_name
 
         self.prepare()
         self.run_dir.mkdir(parents=True, exist_ok=True)
