@@ -258,7 +258,7 @@ def _boom_at_step(step: int):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("debug", ["", "--debug", "JDSR_DEBUG=1"])
 def test_an_unexpected_error_is_one_line_and_keeps_the_last_checkpoint(photos: Path, tmp_path: Path, debug: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
     from jdsr_cli.training.trainer import Trainer
 
     monkeypatch.setattr(Trainer, "_train_step", _boom_at_step(5))
@@ -281,7 +281,7 @@ def test_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(photos: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
     from jdsr_cli.training import trainer as trainer_module
 
     saves = {"count": 0}
@@ -365,7 +365,7 @@ def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: P
     systemd do) once its first checkpoint exists: it exits 128 + signum with one line that names the step, the
     checkpoint kept and the resume command (the worker ignores the signal and does not crash the step); that
     checkpoint loads and --resume goes on."""
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     run = tmp_path / "run"
     log = tmp_path / "stdout.txt"

@@ -26,7 +26,7 @@ import numpy as np
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.checkpoints.load import LoadedModel
     from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler
     from jdsr_cli.io.image import Image
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.checkpoints.load import LoadedModel
     from jdsr_cli.engine.upscaler import TileSetting, Upscaler
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.checkpoints.load import LoadedModel
     from jdsr_cli.engine.upscaler import ProgressCallback, TileSetting, Upscaler, UpscaleResult
     from jdsr_cli.io.image import Image
 

@@ -203,7 +203,7 @@ def new_run_hint(run: Path, saved: TrainConfig | None, flags: str = "", *, weigh
 
 def _load_problem(folder: Path) -> str | None:
     """Why the checkpoint in ``folder`` (or both halves of a superior-LR pair) does not load; None if it does."""
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     parts = [folder / "encoder", folder / "decoder"] if (folder / "encoder").is_dir() else [folder]
     for part in parts:
