@@ -35,8 +35,8 @@ def run_training(resume: Path | None, config_file: Path | None, overrides: dict[
             raise typer.Exit(stop.exit_code) from None
         raise
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
-    console.print(f"done: best val {trainer.val_label} {best}; checkpoints in {result.run_dir}/best and "
-                  f"{result.run_dir}/last", markup=False)
+    console.print(f"done: best val {trainer.val_label} {best}; checkpoints in {trainer.folder.best} and "
+                  f"{trainer.folder.last}", markup=False)
 
 
 def _start(console: Console, resume: Path | None, config_file: Path | None, overrides: dict[str, Any]) -> Trainer:

@@ -13,6 +13,7 @@ from torch import nn
 from jdsr_cli.errors import JdsrError
 from jdsr_cli.process.launch import Launch
 from jdsr_cli.training.distributed import mean_across_ranks
+from jdsr_cli.training.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,7 +90,7 @@ class StepContext:
             what = "loss" if optimizer == "main" else f"{optimizer} loss"
             raise TrainingError(
                 f"non-finite {what} at step {self.step + 1}; stopped. The last good checkpoint is in "
-                f"{self.run_dir / 'last'} (try a lower --lr)"
+                f"{RunFolder(self.run_dir).last} (try a lower --lr)"
             )
 
     def _step(self, optimizer: str) -> None:
