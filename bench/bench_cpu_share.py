@@ -1,4 +1,4 @@
-"""Upscales beside other busy processes: torch's fixed thread count against CpuShare's (jdsr_cli.engine.cpu_share).
+"""Upscales beside other busy processes: torch's fixed thread count against CpuShare's (jdsr_cli.process.cpu_share).
 
 Three scenarios, each timed both ways in rounds that alternate which goes first:
   * alone: nothing else runs (sharing must cost nothing here);
@@ -53,7 +53,7 @@ def _images_per_second(upscaler, image, seconds: float, share) -> tuple[float, f
 def _in_process(model: str, size: int, rounds: int, seconds: float, busy_core: bool) -> dict[str, float]:
     import torch
 
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
     most = torch.get_num_threads()
     spinner = subprocess.Popen([sys.executable, "-c", _SPIN]) if busy_core else None
@@ -80,7 +80,7 @@ def _in_process(model: str, size: int, rounds: int, seconds: float, busy_core: b
 
 
 def _worker(model: str, size: int, seconds: float, sharing: bool) -> None:
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
     share = CpuShare() if sharing else None  # before torch is loaded, as in the command
     upscaler, image = _upscaler(model), _image(size)
@@ -123,7 +123,7 @@ def main() -> None:
         return
     import torch
 
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     tune_host_allocator()  # as the jdsr command does
     results = {

@@ -190,7 +190,7 @@ def _allocator_child(tuned: bool, model: str, size: int, tile: int, repeat: int,
     import resource
 
     if tuned:
-        from jdsr_cli.engine.host_allocator import tune_host_allocator
+        from jdsr_cli.process.host_allocator import tune_host_allocator
 
         tune_host_allocator()
     from jdsr_cli.checkpoints.resolve import resolve_model
@@ -247,13 +247,13 @@ def main() -> None:
     parser.add_argument("--allocator-only", action="store_true",
                         help="only the product path at --size and --tile with and without the host allocator settings")
     parser.add_argument("--system-allocator", action="store_true",
-                        help="leave the host allocator as it is (the jdsr command tunes it; see engine/host_allocator.py)")
+                        help="leave the host allocator as it is (the jdsr command tunes it; see process/host_allocator.py)")
     args = parser.parse_args()
     if args.allocator_only:
         report = allocator_on_off(args.model, args.size, args.tile, args.repeat)
         print(json.dumps({**report, "command": "python bench/bench_speed.py " + " ".join(sys.argv[1:])}, indent=1))
         return
-    from jdsr_cli.engine.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
+    from jdsr_cli.process.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
 
     if args.system_allocator:
         os.environ[OPT_OUT_VARIABLE] = "1"  # the memory child processes follow

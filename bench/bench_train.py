@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--formats", action="store_true", help="compare precisions and memory formats instead")
     args = parser.parse_args()
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     tune_host_allocator()  # as the jdsr command does (JDSR_SYSTEM_ALLOCATOR=1: not)
     if args.formats:

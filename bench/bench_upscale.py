@@ -78,7 +78,7 @@ def in_fresh_process(target, *args):  # type: ignore[no-untyped-def]
 
 
 def _peak_rss_child(model: str, device: str, large: int, tile: int, queue) -> None:  # type: ignore[no-untyped-def]
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     tune_host_allocator()  # a fresh process, set up as the jdsr command sets up its own (JDSR_SYSTEM_ALLOCATOR=1: not)
     from jdsr_cli.checkpoints.resolve import resolve_model
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     tune_host_allocator()  # as the jdsr command does (JDSR_SYSTEM_ALLOCATOR=1: not)
     import cv2

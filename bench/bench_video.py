@@ -170,7 +170,7 @@ def main() -> None:
 
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.commands.upscale import OutputSize, create_upscaler
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     tune_host_allocator()  # as the jdsr command does
     width, height = (int(v) for v in args.size.lower().split("x"))

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from jdsr_cli.training.run_folder import RunFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -57,7 +59,7 @@ def run_config(args: argparse.Namespace, method: str, options: dict[str, Any], s
 
 def train(config: Path, out: Path, steps: int) -> int:
     """Run (or resume) one training in its own process; returns its peak RSS in KiB (0 if already done)."""
-    state = out / "last" / "training_state.pt"
+    state = RunFolder(out).state_file
     if state.is_file() and torch.load(state, map_location="cpu", weights_only=True)["step"] >= steps:
         return 0
     cmd = [sys.executable, "-m", "jdsr_cli", "train", *(["--resume", str(out)] if state.is_file() else
@@ -86,7 +88,7 @@ def evaluate(checkpoint: Path, sets: list[str], data: Path) -> dict[str, dict[st
 
 
 def seconds_per_step(out: Path) -> float:
-    state = torch.load(out / "last" / "training_state.pt", map_location="cpu", weights_only=True)
+    state = torch.load(RunFolder(out).state_file, map_location="cpu", weights_only=True)
     return float(state["train_seconds"]) / int(state["step"])
 
 
@@ -167,7 +169,7 @@ def run_variants(args: argparse.Namespace, variants: dict[str, tuple[str, dict[s
             rss = train(config, out, args.steps)
             rows.append({"variant": variant, "seed": seed, "method": method, "options": options,
                          "steps": args.steps, "s_per_step": seconds_per_step(out), "peak_rss_kib": rss,
-                         "scores": evaluate(out / "last", sets, args.data)})
+                         "scores": evaluate(RunFolder(out).last, sets, args.data)})
             results.write_text(json.dumps(rows, indent=1))
             print(table(rows, sets, seeded), flush=True)
     print(table(rows, sets, seeded))

@@ -30,8 +30,10 @@ from typing import Any
 
 import torch
 
-from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, sha256_file
+from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME
 from jdsr_cli.checkpoints.lineage import hardware_groups
+from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.commands.evaluation import bicubic_upscaler, evaluate_set, find_set
 from jdsr_cli.engine.device import Precision
 from jdsr_cli.engine.upscaler import Upscaler

@@ -1,4 +1,4 @@
-"""Sharing the CPU: one torch thread per core other processes leave idle (jdsr_cli.engine.cpu_share)."""
+"""Sharing the CPU: one torch thread per core other processes leave idle (jdsr_cli.process.cpu_share)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jdsr_cli.engine import cpu_share
-from jdsr_cli.engine.cpu_share import CpuSample, CpuShare, cores_left, read_cpu_sample, threads_for
+from jdsr_cli.process import cpu_share
+from jdsr_cli.process.cpu_share import CpuSample, CpuShare, cores_left, read_cpu_sample, threads_for
 
 
 def test_cores_left_subtracts_this_process_from_all_busy_time() -> None:

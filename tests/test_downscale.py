@@ -163,7 +163,7 @@ def slr_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
 
 
 def test_superior_lr_run_exports_an_encoder_and_an_upscaler(slr_run: Path) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     encoder = load_checkpoint(slr_run / "best" / "encoder")
     decoder = load_checkpoint(slr_run / "best" / "decoder")
@@ -175,7 +175,7 @@ def test_superior_lr_run_exports_an_encoder_and_an_upscaler(slr_run: Path) -> No
 
 
 def test_superior_output_is_8_bit_and_tiling_matches_whole_image(slr_run: Path, data_dir: Path) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
     from jdsr_cli.commands.downscale import create_downscaler
 
     loaded = load_checkpoint(slr_run / "best" / "encoder")

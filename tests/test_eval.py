@@ -10,7 +10,7 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from jdsr_cli.checkpoints.format import load_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.cli.main import app
 
 runner = CliRunner()

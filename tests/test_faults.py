@@ -199,7 +199,8 @@ def test_a_checkpoint_with_nan_weights_fails_the_file_instead_of_writing_black(
 ) -> None:
     import torch
 
-    from jdsr_cli.checkpoints.format import load_checkpoint, save_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
+    from jdsr_cli.checkpoints.save import save_checkpoint
 
     loaded = load_checkpoint(trained_checkpoint)
     with torch.no_grad():

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 _FORWARD_FAULTS = """
 import resource, sys
 if sys.argv[1] == "tuned":
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
     print(tune_host_allocator(), file=sys.stderr)
 import torch
 from jdsr_cli.archs.imdn import IMDN
@@ -43,7 +43,7 @@ def _faults(mode: str, **env: str) -> int:
 
 def test_tuning_reports_and_sets_huge_pages() -> None:
     code = (
-        "import os; from jdsr_cli.engine.host_allocator import tune_host_allocator as t; r = t(); "
+        "import os; from jdsr_cli.process.host_allocator import tune_host_allocator as t; r = t(); "
         "print(r.glibc_keeps_freed_memory, r.torch_huge_pages, os.environ.get('THP_MEM_ALLOC_ENABLE'), t() == r)"
     )
     glibc, huge, variable, idempotent = _run(code).stdout.split()
@@ -54,7 +54,7 @@ def test_tuning_reports_and_sets_huge_pages() -> None:
 
 def test_opt_out_changes_nothing() -> None:
     code = (
-        "import os; from jdsr_cli.engine.host_allocator import tune_host_allocator as t; r = t(); "
+        "import os; from jdsr_cli.process.host_allocator import tune_host_allocator as t; r = t(); "
         "print(r.glibc_keeps_freed_memory, r.torch_huge_pages, os.environ.get('THP_MEM_ALLOC_ENABLE'), r.reason)"
     )
     out = _run(code, JDSR_SYSTEM_ALLOCATOR="1").stdout.split(maxsplit=3)

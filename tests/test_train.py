@@ -99,7 +99,7 @@ def test_a_stop_signal_keeps_the_step_it_stopped_after_and_resume_reproduces_the
 
 
 def test_checkpoints_load_in_upscale(messy_folder: Path, tmp_path: Path) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     Trainer(_config(messy_folder, tmp_path / "run", steps=4)).run()
     loaded = load_checkpoint(tmp_path / "run" / "best")
@@ -247,7 +247,7 @@ def test_release_configs_load_and_init_transfers_the_body(messy_folder: Path, tm
     logs: list[str] = []
     trainer = Trainer(_config(messy_folder, tmp_path / "x2", init=str(tmp_path / "x3" / "last")), log=logs.append)
     assert any("initialised" in line for line in logs)
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     body = load_checkpoint(tmp_path / "x3" / "last").model.state_dict()["body.0.conv1.weight"]
     torch.testing.assert_close(trainer.model.state_dict()["body.0.conv1.weight"], body)
@@ -259,7 +259,7 @@ def test_a_fine_tuned_checkpoint_records_what_it_started_from_even_after_resume(
     keeps them (and needs no init checkpoint any more) so the bundled table can show the whole recipe."""
     import shutil
 
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     Trainer(_config(messy_folder, tmp_path / "x3", scale=3, steps=2, save_every=2, val_every=2)).run()
     source = load_checkpoint(tmp_path / "x3" / "last").meta
@@ -311,7 +311,7 @@ def test_memory_format_does_not_change_what_is_learned(messy_folder: Path, tmp_p
 
 
 def test_bf16_training_learns_like_fp32_and_saves_fp32_weights(messy_folder: Path, tmp_path: Path) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     fp32 = Trainer(_config(messy_folder, tmp_path / "fp32", steps=6)).run()
     bf16 = Trainer(_config(messy_folder, tmp_path / "bf16", steps=6, precision="bf16")).run()

@@ -258,7 +258,7 @@ def _boom_at_step(step: int):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("debug", ["", "--debug", "JDSR_DEBUG=1"])
 def test_an_unexpected_error_is_one_line_and_keeps_the_last_checkpoint(photos: Path, tmp_path: Path, debug: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
     from jdsr_cli.training.trainer import Trainer
 
     monkeypatch.setattr(Trainer, "_train_step", _boom_at_step(5))
@@ -281,7 +281,7 @@ def test_a_full_disk_names_the_checkpoint_and_keeps_the_previous_one(photos: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
     from jdsr_cli.training import trainer as trainer_module
 
     saves = {"count": 0}
@@ -340,7 +340,7 @@ def test_the_previous_sigterm_handler_is_back_after_a_run(photos: Path, tmp_path
 
 def test_a_second_signal_stops_at_once_but_lets_a_save_finish() -> None:
     from jdsr_cli.errors import Interrupted
-    from jdsr_cli.training.signals import StopSignals
+    from jdsr_cli.process.signals import StopSignals
 
     def twice() -> None:
         for _ in range(2):
@@ -365,7 +365,7 @@ def test_a_signal_stops_cleanly_and_says_how_to_resume(photos: Path, tmp_path: P
     systemd do) once its first checkpoint exists: it exits 128 + signum with one line that names the step, the
     checkpoint kept and the resume command (the worker ignores the signal and does not crash the step); that
     checkpoint loads and --resume goes on."""
-    from jdsr_cli.checkpoints.format import load_checkpoint
+    from jdsr_cli.checkpoints.load import load_checkpoint
 
     run = tmp_path / "run"
     log = tmp_path / "stdout.txt"
@@ -415,7 +415,7 @@ class _WorkerSignals(torch.utils.data.Dataset):
 def test_data_workers_leave_stop_signals_to_the_main_process() -> None:
     """A signal to the whole process group must not kill a data worker mid-step (the run would crash instead of
     stopping at the step boundary): the training loader's workers ignore SIGINT and SIGTERM."""
-    from jdsr_cli.training.signals import ignore_stop_signals
+    from jdsr_cli.process.signals import ignore_stop_signals
 
     loader = torch.utils.data.DataLoader(_WorkerSignals(), num_workers=1, worker_init_fn=ignore_stop_signals)
     assert next(iter(loader)).tolist() == [[1, 1]]

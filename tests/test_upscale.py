@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from jdsr_cli.checkpoints.format import load_checkpoint
+from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.commands.upscale import OutputSize, check_scale, create_upscaler, upscale_image
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.image import Image, read_image
@@ -129,7 +129,7 @@ def test_y_only_model_keeps_colour(tmp_path: Path) -> None:
     """Single-channel models (most published FSRCNN weights) run on Y; chroma is resized bicubically."""
     from jdsr_cli.archs import REGISTRY
     from jdsr_cli.archs.registry import ArchConfig
-    from jdsr_cli.checkpoints.format import save_checkpoint
+    from jdsr_cli.checkpoints.save import save_checkpoint
 
     config = ArchConfig("fsrcnn", 2, {**REGISTRY.get("fsrcnn").presets["fsrcnn-s"], "num_in_ch": 1, "num_out_ch": 1})
     folder = save_checkpoint(tmp_path / "y", REGISTRY.build(config), config)

@@ -58,7 +58,7 @@ def bilinear_fsrcnn(folder: Path) -> Path:
 
     from jdsr_cli.archs import REGISTRY
     from jdsr_cli.archs.registry import ArchConfig
-    from jdsr_cli.checkpoints.format import save_checkpoint
+    from jdsr_cli.checkpoints.save import save_checkpoint
 
     config = ArchConfig("fsrcnn", 2, dict(REGISTRY.get("fsrcnn").presets["fsrcnn-s"]))
     net = REGISTRY.build(config)

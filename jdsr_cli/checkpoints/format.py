@@ -14,8 +14,7 @@ on load (``checkpoints.legacy``) but never written.
 
 This module holds the format's names and the readers of its two metadata places; it does not import
 torch. Writing is ``checkpoints.save``, finding the recipe ``checkpoints.recipe``, loading
-``checkpoints.load`` and ``jdsr models inspect`` ``checkpoints.inspection`` (their public names stay
-importable from here).
+``checkpoints.load`` and ``jdsr models inspect`` ``checkpoints.inspection``.
 """
 
 from __future__ import annotations
@@ -106,31 +105,6 @@ def default_name(weights: Path) -> str:
     return weights.parent.name if weights.name == WEIGHTS_NAME else weights.stem
 
 
-#: where the names that used to live here are now (kept importable: ``from ...format import load_checkpoint``)
-_MOVED = {
-    "save_checkpoint": "save",
-    "state_dict_for_saving": "save",
-    "LoadedModel": "load",
-    "load_checkpoint": "load",
-    "load_checkpoint_files": "load",
-    "build_and_load": "load",
-    "locate_checkpoint_files": "recipe",
-    "matching_scales": "recipe",
-    "mismatch_summary": "recipe",
-    "inspect_checkpoint": "inspection",
-    "sha256_file": "digest",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Lazily, so that importing the format's names never imports torch."""
-    if name in _MOVED:
-        from importlib import import_module
-
-        return getattr(import_module(f"jdsr_cli.checkpoints.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "CONFIG_NAME",
     "FORMAT_NAME",
@@ -141,5 +115,4 @@ __all__ = [
     "default_name",
     "read_config_json",
     "read_safetensors_metadata",
-    *_MOVED,
 ]

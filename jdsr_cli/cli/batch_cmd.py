@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from jdsr_cli.commands.batch import BatchOutcome, FileReport
     from jdsr_cli.commands.imagejob import ImageJob
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
@@ -123,6 +123,7 @@ def _run_with_progress(
     console: Console, job: ImageJob, fail_fast: bool, describe: Describe, cpu_share: CpuShare | None
 ) -> BatchOutcome:
     """Live bars (files + tiles of the current image) on a terminal; one line per file otherwise."""
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -131,8 +132,6 @@ def _run_with_progress(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from rich.markup import escape
 
     from jdsr_cli.cli.console import live_progress_allowed
     from jdsr_cli.commands.imagejob import run_image_job

@@ -75,7 +75,7 @@ def _video_encoders() -> str:
 
 
 def _allocator_summary() -> str:
-    from jdsr_cli.engine.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
+    from jdsr_cli.process.host_allocator import OPT_OUT_VARIABLE, tune_host_allocator
 
     tuning = tune_host_allocator()
     if tuning.reason:
@@ -86,7 +86,7 @@ def _allocator_summary() -> str:
 
 
 def _cpu_share_summary() -> str:
-    from jdsr_cli.engine.cpu_share import OPT_OUT_VARIABLE, off_reason
+    from jdsr_cli.process.cpu_share import OPT_OUT_VARIABLE, off_reason
 
     reason = off_reason()
     if reason is not None:

@@ -61,7 +61,7 @@ def downscale(
     """
     from jdsr_cli.commands.downscale_job import DownscaleRequest, prepare_downscale
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
     share = CpuShare()  # counted from here: the model's loading is the first window
     job = prepare_downscale(DownscaleRequest(

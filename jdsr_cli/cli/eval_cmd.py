@@ -56,7 +56,7 @@ def evaluate(
     """
     from jdsr_cli.commands.evaluate_job import EvalRequest, prepare_eval
     from jdsr_cli.commands.report import eval_report, eval_table, write_report
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
     share = CpuShare()  # scores do not depend on the thread count; a run beside a training gains most
     console = make_console()

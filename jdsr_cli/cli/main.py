@@ -121,7 +121,7 @@ def _root(
 ) -> None:
     """jdsr: upscale and downscale images, train, evaluate and manage super-resolution models."""
     from jdsr_cli.cli.console import DEBUG
-    from jdsr_cli.engine.host_allocator import tune_host_allocator
+    from jdsr_cli.process.host_allocator import tune_host_allocator
 
     del ctx
     DEBUG.set(debug)

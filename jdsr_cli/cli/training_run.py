@@ -3,7 +3,6 @@ before anything prints, one line per refusal or failure, live progress or plain 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ import typer
 
 from jdsr_cli.cli.console import DEBUG, live_progress_allowed, make_console
 from jdsr_cli.errors import Interrupted
+from jdsr_cli.process.launch import Launch
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def run_training(resume: Path | None, config_file: Path | None, overrides: dict[str, Any], debug: bool) -> None:
     """Load the options (``--resume`` or ``--config`` + flags), train, and say where the checkpoints are."""
-    other_rank = os.environ.get("RANK", "0") != "0"
+    other_rank = not Launch.from_env().is_main
     console = make_console(quiet=other_rank)  # under torchrun, rank 0 speaks
     if debug:
         DEBUG.set(True)
@@ -35,8 +35,8 @@ def run_training(resume: Path | None, config_file: Path | None, overrides: dict[
             raise typer.Exit(stop.exit_code) from None
         raise
     best = f"{result.best_psnr:.2f} dB" if result.best_psnr is not None else "n/a"
-    console.print(f"done: best val {trainer.val_label} {best}; checkpoints in {result.run_dir}/best and "
-                  f"{result.run_dir}/last", markup=False)
+    console.print(f"done: best val {trainer.val_label} {best}; checkpoints in {trainer.folder.best} and "
+                  f"{trainer.folder.last}", markup=False)
 
 
 def _start(console: Console, resume: Path | None, config_file: Path | None, overrides: dict[str, Any]) -> Trainer:

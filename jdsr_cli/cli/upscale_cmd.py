@@ -69,7 +69,7 @@ def upscale(
     """
     from jdsr_cli.commands.imagejob import ReadOptions, WriteOptions
     from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
-    from jdsr_cli.engine.cpu_share import CpuShare
+    from jdsr_cli.process.cpu_share import CpuShare
 
     share = CpuShare()  # counted from here: the model's loading is the first window
     job = prepare_upscale(UpscaleRequest(

@@ -177,7 +177,7 @@ def run_batch(
 ) -> BatchOutcome:
     """Process every planned file; a failure is recorded and the batch goes on (unless ``fail_fast``).
 
-    Run it inside :func:`jdsr_cli.commands.interrupts.signals_as_exceptions` so SIGTERM stops it
+    Run it inside :func:`jdsr_cli.process.signals.signals_as_exceptions` so SIGTERM stops it
     like Ctrl-C does: the outcome then carries the interruption and the files done so far.
     """
     outcome = BatchOutcome([], len(plan))

@@ -10,7 +10,6 @@ from typing import Any
 
 from jdsr_cli.checkpoints.interpolate import with_denoise
 from jdsr_cli.checkpoints.resolve import resolve_model
-from jdsr_cli.commands.destinations import check_output_folder, check_report_file
 from jdsr_cli.commands.downscale import LearnedDownscaler, RealisticDownscaler, create_downscaler
 from jdsr_cli.commands.evaluation import (
     ImageScore,
@@ -24,6 +23,7 @@ from jdsr_cli.commands.upscale import check_scale, create_upscaler
 from jdsr_cli.engine.upscaler import Upscaler
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.atomic import no_clobber
+from jdsr_cli.io.destinations import check_output_folder, check_report_file
 
 DEGRADATIONS = ("bicubic", "realistic")
 METRICS = ("niqe", "psnr", "ssim")  # PSNR and SSIM are always reported; naming them is harmless

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jdsr_cli.commands.destinations import check_writable_file
 from jdsr_cli.engine.onnx_export import ExportReport, export_onnx
 from jdsr_cli.engine.onnx_runtime import DEFAULT_OPSET
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.atomic import no_clobber
+from jdsr_cli.io.destinations import check_writable_file
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from PIL import Image as PILImage
 
 from jdsr_cli.commands.batch import BatchOutcome, FileReport, OutputNaming, PlannedFile, ProcessFn, run_batch
-from jdsr_cli.commands.destinations import check_output_file, check_output_folder, check_report_file
 from jdsr_cli.commands.inputs import InputFile, collect_inputs
-from jdsr_cli.commands.interrupts import signals_as_exceptions
 from jdsr_cli.commands.sharding import plan_for_this_rank
 from jdsr_cli.engine import memory
 from jdsr_cli.errors import ImageWriteError, JdsrError, ResourceError, UsageError, is_out_of_memory
 from jdsr_cli.io.animation import ANIMATION_FORMATS, Animation, read_frames, write_animation
 from jdsr_cli.io.atomic import remove_stale_temp_files
+from jdsr_cli.io.destinations import check_output_file, check_output_folder, check_report_file
 from jdsr_cli.io.formats import (
     format_from_path,
     format_supports_16bit,
@@ -36,10 +35,11 @@ from jdsr_cli.io.image import Image, write_image
 from jdsr_cli.io.video import is_video_path
 from jdsr_cli.io.writer import check_size
 from jdsr_cli.ops.alpha import is_constant
+from jdsr_cli.process.signals import signals_as_exceptions
 
 if TYPE_CHECKING:  # torch and the CPU sharing only where a command brings them
-    from jdsr_cli.engine.cpu_share import CpuShare
     from jdsr_cli.engine.upscaler import ProgressCallback
+    from jdsr_cli.process.cpu_share import CpuShare
 
 #: An output may have this many times the pixels of the largest input ``--max-pixels`` allows (×4 SR).
 OUTPUT_PIXELS_PER_INPUT_PIXEL = 16
@@ -334,7 +334,7 @@ def run_image_job(
     """Run the planned batch with SIGINT/SIGTERM caught: the outcome always says what was done.
 
     Stale temp files of ours (from a killed run) are removed from the output folders first. A ``cpu_share``
-    (:mod:`jdsr_cli.engine.cpu_share`) re-counts the idle cores before each file and after each tile batch;
+    (:mod:`jdsr_cli.process.cpu_share`) re-counts the idle cores before each file and after each tile batch;
     torch's thread count is given back at the end.
     """
     for folder in sorted({planned.output.parent for planned in job.plan}):

@@ -6,37 +6,32 @@ ranks are caught the same way as within one process.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from jdsr_cli.commands.batch import OutputNaming, PlannedFile, plan_batch
 from jdsr_cli.commands.inputs import InputFile, shard_for_rank
-
-
-def launcher_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) under torchrun; (0, 1, 0) when run directly."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+from jdsr_cli.process.launch import Launch
 
 
 def plan_for_this_rank(items: list[InputFile], naming: OutputNaming, *, overwrite: bool = False) -> list[PlannedFile]:
     """Plan every input of the batch (so collisions across ranks are caught too), keep this rank's share."""
-    rank, world, _ = launcher_rank()
-    return shard_for_rank(plan_batch(items, naming, overwrite=overwrite), rank, world)
+    launch = Launch.from_env()
+    return shard_for_rank(plan_batch(items, naming, overwrite=overwrite), launch.rank, launch.world)
 
 
 def rank_device(device: str) -> str:
     """``auto`` under a multi-process launch on a multi-GPU machine: this rank's own GPU."""
-    _, world, local_rank = launcher_rank()
-    if world > 1 and device == "auto":
+    launch = Launch.from_env()
+    if launch.world > 1 and device == "auto":
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count > 1:
-            return f"cuda:{local_rank % count}"
+            return f"cuda:{launch.local_rank % count}"
     return device
 
 
 def rank_report_path(path: Path) -> Path:
     """One report per rank: report.json -> report.rank0.json, report.rank1.json, ..."""
-    rank, world, _ = launcher_rank()
-    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}") if world > 1 else path
+    launch = Launch.from_env()
+    return path.with_name(f"{path.stem}.rank{launch.rank}{path.suffix}") if launch.world > 1 else path

@@ -1,1 +1,2 @@
-"""Image input/output: decoding (with decoder warnings), modes and depths, metadata, formats, animations, atomic writes."""
+"""Image input/output: decoding (with decoder warnings), modes and depths, metadata, formats, animations, atomic writes,
+and the checks on where a command will write."""

@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-
 #: how long a temp file of another host (or of unknown host) must be untouched before it counts as stale
 STALE_ELSEWHERE_S = 24 * 3600
 _NO_CLOBBER: contextvars.ContextVar[bool] = contextvars.ContextVar("jdsr_no_clobber", default=False)

@@ -159,10 +159,10 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
     """
     root = Path(config.data)
     if not root.is_dir():
-        from jdsr_cli.training.resume import resume_command
+        from jdsr_cli.training.run_folder import RunFolder
 
         moved = (f" (the data folder the run at {config.resume} was started with; if it moved, give its new place: "
-                 f"{resume_command(config, Path(config.resume), data='NEW_FOLDER')})" if config.resume else "")
+                 f"{RunFolder(Path(config.resume)).resume_command(config, data='NEW_FOLDER')})" if config.resume else "")
         raise UsageError(f"{root}: not a folder of training images{moved}")
     paths = find_images(root)
     if not paths:

@@ -1,4 +1,5 @@
-"""Training under ``torchrun``: where this process sits in the job, and the collectives the loop needs.
+"""Training under ``torchrun``: the process group and the collectives the loop needs (where this process sits
+in the job is ``process.launch``).
 
 Every rank must take the same decisions at the same step (stop on a non-finite loss, stop on a signal),
 otherwise the ranks that go on wait forever in the next all-reduce; these helpers make those decisions
@@ -7,31 +8,12 @@ collective. With one process (``world == 1``) they are no-ops.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass(frozen=True)
-class Distributed:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 when run directly)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Distributed:
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+from jdsr_cli.process.launch import Launch
 
 
-def join_process_group(job: Distributed, device: torch.device) -> torch.device:
+def join_process_group(job: Launch, device: torch.device) -> torch.device:
     """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
     import torch.distributed as dist
 
@@ -44,7 +26,7 @@ def join_process_group(job: Distributed, device: torch.device) -> torch.device:
     return device
 
 
-def mean_across_ranks(job: Distributed, value: torch.Tensor) -> torch.Tensor:
+def mean_across_ranks(job: Launch, value: torch.Tensor) -> torch.Tensor:
     """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
     if job.world == 1:
         return value
@@ -55,7 +37,7 @@ def mean_across_ranks(job: Distributed, value: torch.Tensor) -> torch.Tensor:
     return total / job.world
 
 
-def agreed_stop(job: Distributed, signum: int | None, device: torch.device) -> int | None:
+def agreed_stop(job: Launch, signum: int | None, device: torch.device) -> int | None:
     """The stop signal any rank received, so all ranks stop after the same step."""
     if job.world == 1:
         return signum
@@ -66,7 +48,7 @@ def agreed_stop(job: Distributed, signum: int | None, device: torch.device) -> i
     return int(flag.item()) or None
 
 
-def barrier(job: Distributed) -> None:
+def barrier(job: Launch) -> None:
     """Wait for every rank (the end of a run, so rank 0's last save is done before any rank exits)."""
     if job.world > 1:
         import torch.distributed as dist

@@ -30,7 +30,7 @@ from jdsr_cli.training.method_api import Batch, InitReport, Losses, TrainingMeth
 from jdsr_cli.training.single_net import SingleNetMethod
 
 if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.format import LoadedModel
+    from jdsr_cli.checkpoints.load import LoadedModel
 
 __all__ = ["InitReport", "RoundTrip", "SuperiorLR", "Supervised", "Validation", "build_method", "score_upscaler"]
 

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from jdsr_cli.errors import JdsrError
-from jdsr_cli.training.distributed import Distributed, mean_across_ranks
+from jdsr_cli.process.launch import Launch
+from jdsr_cli.training.distributed import mean_across_ranks
+from jdsr_cli.training.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,7 +30,7 @@ class StepContext:
     """
 
     def __init__(self, *, device: torch.device, memory_format: torch.memory_format,
-                 autocast_dtype: torch.dtype | None, dist: Distributed, run_dir: Path,
+                 autocast_dtype: torch.dtype | None, dist: Launch, run_dir: Path,
                  optimizers: dict[str, torch.optim.Optimizer],
                  schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler],
                  wrapped: dict[int, nn.Module] | None = None) -> None:
@@ -88,7 +90,7 @@ class StepContext:
             what = "loss" if optimizer == "main" else f"{optimizer} loss"
             raise TrainingError(
                 f"non-finite {what} at step {self.step + 1}; stopped. The last good checkpoint is in "
-                f"{self.run_dir / 'last'} (try a lower --lr)"
+                f"{RunFolder(self.run_dir).last} (try a lower --lr)"
             )
 
     def _step(self, optimizer: str) -> None:

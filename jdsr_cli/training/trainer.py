@@ -1,20 +1,18 @@
 """Supervised training runs: the loop every training method builds on.
 
 The method (training.method_api) owns its networks, optimizers and step; the Trainer owns the rest.
-A run folder holds ``config.toml`` (the resolved options), ``log.jsonl`` (one record per logged step, with
-the window mean of each named loss, and per validation), ``last/`` and ``best/`` (checkpoints ``jdsr
-upscale`` loads, of the deployed network; EMA weights when EMA is on) and ``last/training_state.pt``
-(trainable networks, optimizers, schedulers, EMA, RNG states, step). Everything is written
+The run folder (training.run_folder) holds the options, the log, ``last/`` and ``best/`` (checkpoints of the
+deployed network, EMA weights when EMA is on; the log has the window mean of each named loss) and the training
+state in ``last/`` (trainable networks, optimizers, schedulers, EMA, RNG states, step). Everything is written
 atomically, so a killed run loses at most the steps since its last save and keeps its last good
 checkpoint; a non-finite loss stops the run without saving. SIGINT and SIGTERM stop it after the current
-step (training.signals); what a resume may change, and what it refuses, is in training.resume.
+step (process.signals); what a resume may change, and what it refuses, is in training.resume.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,13 +24,14 @@ import torch
 from torch import nn
 
 from jdsr_cli.errors import Interrupted
+from jdsr_cli.process.launch import Launch
+from jdsr_cli.process.signals import StopSignals, ignore_stop_signals, signal_name
 from jdsr_cli.training.config import TrainConfig
-from jdsr_cli.training.distributed import Distributed, agreed_stop, barrier, join_process_group
+from jdsr_cli.training.distributed import agreed_stop, barrier, join_process_group
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.recipe import command_line, training_recipe
-from jdsr_cli.training.resume import STATE_NAME, resume_command
-from jdsr_cli.training.signals import ignore_stop_signals
+from jdsr_cli.training.run_folder import BEST, LAST, RunFolder, save_state
 from jdsr_cli.training.state import to_cpu
 from jdsr_cli.training.step_context import StepContext, TrainingError
 
@@ -41,7 +40,6 @@ __all__ = ["Progress", "RunResult", "Trainer", "TrainingError", "ema_decay_at"]
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.dataset import PatchDataset
-    from jdsr_cli.training.signals import StopSignals
 
 
 @dataclass
@@ -92,7 +90,7 @@ class Trainer:
         self.on_progress = on_progress
         self.log = log
         self.saved_config = self._check_resumable(config)
-        self.dist = Distributed.from_env()
+        self.dist = Launch.from_env()
         self.device = resolve_device(config.device)
         if self.device.type == "cpu" and config.precision == "bf16" and not cpu_bf16_is_native():
             log(f"warning: {CPU_BF16_WARNING}")
@@ -110,6 +108,7 @@ class Trainer:
         wrapped = self._wrap_trainable()
         self.ema = ema_copy(self.model) if config.ema_decay > 0 else None
         self.run_dir = Path(config.out)
+        self.folder = RunFolder(self.run_dir)
         self.ctx = StepContext(device=self.device, memory_format=self.memory_format, autocast_dtype=self.autocast_dtype,
                                dist=self.dist, run_dir=self.run_dir, optimizers=self.method.optimizers(),
                                schedulers=self.method.schedulers(), wrapped=wrapped)
@@ -172,31 +171,32 @@ class Trainer:
         """For a resume, the run's own config.toml, once the run folder and the options pass the checks
         that need no network (training.resume): before anything is built, printed or written. A new run only
         checks that its folder holds no other run."""
-        from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_unchanged, read_saved_config
+        from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_unchanged
 
         if not config.resume:
             check_new_run_folder(Path(config.out))
             return None
         run = Path(config.resume)
-        saved = read_saved_config(run)
+        saved = RunFolder(run).read_config()
         check_unchanged(saved, config, run)
         check_checkpoints(run, saved)
         return saved
 
     def load_state(self, folder: Path) -> None:
         """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
-        from jdsr_cli.training.resume import check_steps, read_saved_config, read_state, state_does_not_fit
+        from jdsr_cli.training.resume import check_steps
         from jdsr_cli.training.state import load_method_state
 
-        saved = self.saved_config or read_saved_config(folder)
-        state = read_state(folder, saved)
+        run = RunFolder(folder)
+        saved = self.saved_config or run.read_config()
+        state = run.read_state(saved)
         try:
             load_method_state(self.method, state)
             if self.ema is not None and state.get("ema") is not None:
                 self.ema.load_state_dict(state["ema"])
             torch.set_rng_state(state["torch_rng"])
         except (RuntimeError, KeyError, ValueError, TypeError):
-            raise state_does_not_fit(folder / "last" / STATE_NAME, self.method.describe(), folder, saved) from None
+            raise run.state_does_not_fit(self.method.describe(), saved) from None
         self.step = self.saved_step = int(state["step"])
         check_steps(self.step, self.config, folder)
         self.best_psnr = state["best_psnr"]
@@ -233,15 +233,12 @@ class Trainer:
         """Train to ``config.steps`` (or stop early after ``stop_at``, as an interruption would).
 
         SIGINT or SIGTERM stops the run after the current step, saving nothing more: ``Interrupted`` says
-        which checkpoint is kept and how to resume (training.signals).
+        which checkpoint is kept and how to resume (process.signals).
         """
-        from jdsr_cli.io.atomic import atomic_write_text
-        from jdsr_cli.training.signals import StopSignals, signal_name
-
         self.prepare()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
-            atomic_write_text(self.run_dir / "config.toml", self.config.to_toml())
+            self.folder.write_config(self.config)
         result = RunResult(self.run_dir, self.config.steps, self.best_psnr)
         with StopSignals() as self._stop:
             try:
@@ -260,8 +257,8 @@ class Trainer:
         if self.saved_step is None:
             return (f"no checkpoint was saved yet (one every {self.config.save_every} steps), so there is nothing "
                     "to resume; start the run again")
-        resume = resume_command(self.config, self.run_dir)
-        return f"{self.run_dir / 'last'} (step {self.saved_step}) is kept; go on with: {resume}"
+        resume = self.folder.resume_command(self.config)
+        return f"{self.folder.last} (step {self.saved_step}) is kept; go on with: {resume}"
 
     def _loop(self, result: RunResult, stop: StopSignals, stop_at: int | None) -> None:
         from jdsr_cli.training.dataset import StepSampler
@@ -292,7 +289,7 @@ class Trainer:
             signum = agreed_stop(self.dist, stop.signum, self.device)
             if signum:
                 if self.dist.is_main and self.saved_step != self.step:
-                    self._save("last")  # the finished step is consistent: a stop keeps what was trained
+                    self._save(LAST)  # the finished step is consistent: a stop keeps what was trained
                 barrier(self.dist)  # the other ranks wait for that save before they exit
                 raise Interrupted(signum)
 
@@ -302,14 +299,14 @@ class Trainer:
         if self.step % config.val_every == 0 or self.step == config.steps:
             window.val_psnr = self._validate_and_keep_best()
         if self.step % config.save_every == 0 or self.step in (config.steps, stop_at):
-            self._save("last")
+            self._save(LAST)
         if self.step % config.log_every == 0 or self.step == config.steps:
             rate = window.steps / max(time.perf_counter() - window.tick, 1e-9)
             means = window.means()
             loss = _total(means)
             record = {"step": self.step, "loss": loss, **means, **self._learning_rates(), "it_per_s": rate,
                       "elapsed_s": round(self.train_seconds, 1)}
-            self._append_log(record)
+            self.folder.append_log(record)
             if self.on_progress is not None:
                 self.on_progress(Progress(self.step, config.steps, loss, record["lr"], rate, window.val_psnr))
             window.losses, window.steps, window.tick = {}, 0, time.perf_counter()
@@ -345,11 +342,11 @@ class Trainer:
         net.eval()
         scores = self.method.validate(net, self.val_pairs, self.device)
         self.model.train()
-        self._append_log({"step": self.step, "val_psnr": scores.psnr, "val_ssim": scores.ssim, **scores.extra,
+        self.folder.append_log({"step": self.step, "val_psnr": scores.psnr, "val_ssim": scores.ssim, **scores.extra,
                           "convention": self.val_label})
         if self.best_psnr is None or scores.psnr > self.best_psnr:
             self.best_psnr = scores.psnr
-            self._save("best", metrics={"val": {"psnr": scores.psnr, "ssim": scores.ssim, "images": scores.images,
+            self._save(BEST, metrics={"val": {"psnr": scores.psnr, "ssim": scores.ssim, "images": scores.images,
                                                 **scores.extra}})
         return scores.psnr
 
@@ -357,7 +354,7 @@ class Trainer:
         from jdsr_cli.checkpoints.save import write_checkpoint
         from jdsr_cli.checkpoints.swap import replace_folder
 
-        folder = self.run_dir / which
+        folder = self.folder.checkpoint(which)
         recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
                                  commands=self.commands, init_from=self.init_from,
                                  extra=getattr(self.method, "recipe_extra", dict)())
@@ -369,15 +366,10 @@ class Trainer:
                     name = "-".join(filter(None, (self.run_dir.name, part, which)))
                     write_checkpoint(staging / part if part else staging, module, arch_config, name=name,
                                      training=recipe, metrics=metrics)
-                if which == "last":
-                    with open(staging / STATE_NAME, "wb") as handle:
-                        torch.save(to_cpu(self.state_dict()), handle)
-            if which == "last":
+                if which == LAST:
+                    save_state(staging, to_cpu(self.state_dict()))
+            if which == LAST:
                 self.saved_step = self.step
-
-    def _append_log(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
 
 
 def _total(losses: dict[str, float]) -> float:
