@@ -19,7 +19,7 @@ from jdsr_cli.checkpoints.legacy import extract_state_dict, strip_prefixes
 from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.errors import ModelLoadError, UnknownArchitectureError
-from tests.tinynet import TINY_REGISTRY, TinyNet, detect_tiny, make_tiny, same_outputs, tiny_config
+from tests.helpers.tinynet import TINY_REGISTRY, TinyNet, detect_tiny, make_tiny, same_outputs, tiny_config
 
 # ---------------------------------------------------------------------------------------- legacy
 

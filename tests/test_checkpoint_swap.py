@@ -20,7 +20,7 @@ import torch
 
 from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.checkpoints.save import save_checkpoint
-from tests.tinynet import TINY_REGISTRY, make_tiny, tiny_config
+from tests.helpers.tinynet import TINY_REGISTRY, make_tiny, tiny_config
 
 FS_CALLS = ("mkdir", "rename", "replace", "fsync", "link", "unlink", "rmdir")
 KILLED = 77

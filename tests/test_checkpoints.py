@@ -1,6 +1,6 @@
 """The checkpoint format (save, load, sha256 check), the manifest and --model resolution.
 
-Everything runs on the tiny test network of ``tests.tinynet`` in a private ``ArchRegistry`` (the loaders
+Everything runs on the tiny test network of ``tests.helpers.tinynet`` in a private ``ArchRegistry`` (the loaders
 take the registry as a parameter), plus one test on a real architecture. Legacy files and inspection:
 ``test_checkpoint_recipe.py``; a save interrupted at any step: ``test_checkpoint_swap.py``.
 """
@@ -28,7 +28,7 @@ from jdsr_cli.checkpoints.manifest import (
 from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.errors import ModelLoadError
-from tests.tinynet import (  # other test files used to import these from here: they still can
+from tests.helpers.tinynet import (  # other test files used to import these from here: they still can
     TINY_REGISTRY,
     TinyNet,
     make_tiny,

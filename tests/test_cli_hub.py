@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from tests.hubserver import HubServer
+from tests.helpers.hubserver import HubServer
 
 REPO, REV = "someone/sr-models", "89abcdef0123456789abcdef0123456789abcdef"
 

@@ -364,7 +364,7 @@ def test_cuda_auto_precision_and_tiles_match() -> None:
 
 
 def test_auto_keeps_fp32_for_a_model_measured_to_lose_in_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A manifest entry recording a bf16 loss over 0.02 dB (``bf16_delta_db``, bench/bf16_quality.py) keeps auto on
+    """A manifest entry recording a bf16 loss over 0.02 dB (``bf16_delta_db``, experiments/bf16_quality.py) keeps auto on
     fp32 on a CPU with native bf16; the bundled imdn-x4 (measured +0.005 dB) gets bf16."""
     import dataclasses
 

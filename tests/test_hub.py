@@ -25,8 +25,8 @@ from jdsr_cli.checkpoints.hubref import HubRef, parse_hf_uri
 from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.errors import UsageError
-from tests.hubserver import HubServer
-from tests.tinynet import TINY_REGISTRY, make_tiny, tiny_config
+from tests.helpers.hubserver import HubServer
+from tests.helpers.tinynet import TINY_REGISTRY, make_tiny, tiny_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO = "owner/repo"
@@ -102,7 +102,7 @@ from jdsr_cli.checkpoints.manifest import load_manifest
 calls = json.loads(sys.argv[1])
 if any(call["fn"] == "resolve" for call in calls):  # imported before the clock starts (torch takes seconds)
     from jdsr_cli.checkpoints.resolve import resolve_model
-    from tests.tinynet import TINY_REGISTRY
+    from tests.helpers.tinynet import TINY_REGISTRY
 results = []
 for call in calls:
     manifest = load_manifest(call["manifest"]) if call.get("manifest") else None

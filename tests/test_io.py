@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from jdsr_cli.errors import ImageReadError
 from jdsr_cli.io.image import Image, format_supports_16bit, read_image, write_image
-from tests.imagefiles import RNG, as8, as16, cv2_read, cv2_write, rand8, rand16
+from tests.helpers.imagefiles import RNG, as8, as16, cv2_read, cv2_write, rand8, rand16
 
 
 def test_png_8bit_rgb_round_trip_exact(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from jdsr_cli.io.image import (
     resolve_output_format,
     write_image,
 )
-from tests.imagefiles import RNG, SRGB, exif_bytes, rand8, rand16
+from tests.helpers.imagefiles import RNG, SRGB, exif_bytes, rand8, rand16
 
 
 def _png_bytes(size: tuple[int, int] = (64, 64)) -> bytes:

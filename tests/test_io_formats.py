@@ -290,7 +290,7 @@ def test_large_8bit_png_streams_through_our_encoder_losslessly(tmp_path: Path, c
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Above STREAMING_PNG_PIXELS an 8-bit PNG skips Pillow (its 4-byte-a-pixel copy): same samples and metadata."""
     from jdsr_cli.io import encoders, writer
-    from tests.imagefiles import SRGB, exif_bytes, rand8
+    from tests.helpers.imagefiles import SRGB, exif_bytes, rand8
 
     monkeypatch.setattr(writer, "STREAMING_PNG_PIXELS", 100)  # the 12×10 image below counts as large
     monkeypatch.setattr(encoders, "encode_pillow", lambda *a, **k: pytest.fail("Pillow encoded a large PNG"))

@@ -12,7 +12,7 @@ from PIL import ImageOps
 
 from jdsr_cli.io import png_encoder
 from jdsr_cli.io.image import Image, read_image, write_image
-from tests.imagefiles import RNG, SRGB, as8, as16, exif_bytes, parse_exif, rand8, rand16
+from tests.helpers.imagefiles import RNG, SRGB, as8, as16, exif_bytes, parse_exif, rand8, rand16
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

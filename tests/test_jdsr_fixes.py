@@ -21,7 +21,7 @@ from jdsr_cli.cli.main import app
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.trainer import Trainer
-from tests.recording_context import RecordingContext
+from tests.helpers.recording_context import RecordingContext
 
 
 @pytest.fixture(scope="module")

@@ -328,7 +328,7 @@ def _real_models() -> Path | None:
 @pytest.mark.parametrize(("name", "arch"), [("realesrgan-x4plus", "rrdbnet"), ("realesrgan-x4plus-anime", "rrdbnet"),
                                             ("realesr-animevideov3-x4", "srvgg")])
 def test_real_esrgan_ncnn_files_load(name: str, arch: str) -> None:
-    from tests.ncnn_reference import reference_forward
+    from tests.helpers.ncnn_reference import reference_forward
 
     param = _real_models() / f"{name}.param"  # type: ignore[operator]
     loaded = load_checkpoint(param)

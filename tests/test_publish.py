@@ -29,8 +29,8 @@ from jdsr_cli.archs import REGISTRY, ArchConfig
 from jdsr_cli.checkpoints.manifest import load_manifest, parse_manifest
 from jdsr_cli.checkpoints.save import save_checkpoint
 from jdsr_cli.cli.main import app
-from tests.hubserver import HubServer
-from tests.hubupload import card_metadata_errors
+from tests.helpers.hubserver import HubServer
+from tests.helpers.hubupload import card_metadata_errors
 
 REPO = "tester/tiny-x2"
 TOKEN = "hf_test_write_token"

@@ -20,7 +20,7 @@ from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.method_api import Batch
 from jdsr_cli.training.trainer import Trainer
-from tests.recording_context import RecordingContext
+from tests.helpers.recording_context import RecordingContext
 
 SMALL_EDSR = {"num_feat": 16, "num_block": 4, "res_scale": 1.0}
 

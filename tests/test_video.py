@@ -18,7 +18,14 @@ from typer.testing import CliRunner
 
 from jdsr_cli.cli.main import app
 from jdsr_cli.errors import Interrupted, UsageError
-from tests.videofiles import bilinear_fsrcnn, clip_facts, frame_samples, make_clip, with_subtitles
+from tests.helpers.videofiles import (
+    bilinear_fsrcnn,
+    clip_facts,
+    frame_samples,
+    make_clip,
+    video_job,
+    with_subtitles,
+)
 
 pytest.importorskip("av")
 runner = CliRunner()
@@ -39,28 +46,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _job(inputs: list[Path], out: Path, model: Path, **video):  # type: ignore[no-untyped-def]
-    from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
-
-    request = UpscaleRequest(inputs=[str(p) for p in inputs], output=out, model=str(model), device="cpu",
-                             precision="fp32", **{k: v for k, v in video.items() if k in ("video_codec", "crf")})
-    job = prepare_upscale(request)
-    if "segment_frames" not in video:
-        return job
-    # the library's knob for short segments (the CLI keeps about 5 s of frames)
-    from dataclasses import replace
-
-    from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
-
-    options = VideoOptions(request.video_codec, request.crf, video["segment_frames"], video.get("overlap", True))
-    frames = FrameTransform(job.transform.upscaler, job.transform.size)  # type: ignore[attr-defined]
-    return replace(job, video=lambda progress: video_processor(frames, options, request.read, progress))
-
-
 def _run(inputs: list[Path], out: Path, model: Path, **video):  # type: ignore[no-untyped-def]
     from jdsr_cli.commands.imagejob import run_image_job
 
-    return run_image_job(_job(inputs, out, model, **video))
+    return run_image_job(video_job(inputs, out, model, **video))
 
 
 def test_clip_keeps_frames_timing_audio_rotation_and_colour(clips: dict[str, Path], tiny_model: Path,
@@ -131,7 +120,7 @@ def test_resume_after_an_interruption_equals_a_straight_run(clips: dict[str, Pat
     straight = tmp_path / "straight"
     _run([clips["cfr"]], straight, tiny_model, segment_frames=8, overlap=False)  # all in one thread
     resumed = tmp_path / "resumed"
-    job = _job([clips["cfr"]], resumed, tiny_model, segment_frames=8)
+    job = video_job([clips["cfr"]], resumed, tiny_model, segment_frames=8)
 
     def stop_at_frame_20(done: int, total: int) -> None:
         if done >= 20:
@@ -156,7 +145,7 @@ def test_other_settings_start_afresh_and_a_busy_work_folder_is_refused(clips: di
 
     from jdsr_cli.commands.imagejob import run_image_job
 
-    job = _job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8)
+    job = video_job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8)
 
     def stop(done: int, total: int) -> None:
         if done >= 20:
@@ -180,7 +169,7 @@ def test_a_damaged_segment_is_encoded_again(clips: dict[str, Path], tiny_model: 
         if done >= 20:
             raise Interrupted(2, "interrupted (Ctrl-C)")
 
-    run_image_job(_job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8), progress=stop)
+    run_image_job(video_job([clips["cfr"]], tmp_path, tiny_model, segment_frames=8), progress=stop)
     segment = tmp_path / ".cfr_x2.mp4.jdsr-video" / "seg-000001.bin"
     segment.write_bytes(segment.read_bytes()[:-5])
     report = _run([clips["cfr"]], tmp_path, tiny_model, segment_frames=8).reports[0]
@@ -194,9 +183,9 @@ _KILLER = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.test_video import _job
+from tests.helpers.videofiles import video_job
 from jdsr_cli.commands.imagejob import run_image_job
-job = _job([Path({clip!r})], Path({out!r}), Path({model!r}), segment_frames=8)
+job = video_job([Path({clip!r})], Path({out!r}), Path({model!r}), segment_frames=8)
 def kill(done, total):
     if done >= 30:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -238,9 +227,9 @@ def bad_clips(clips: dict[str, Path], tmp_path: Path) -> Path:
     (root / "empty.mov").write_bytes(b"")
     (root / "noise.avi").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     with av.open(str(root / "sound-only.mp4"), "w") as out:
-        from tests.videofiles import _tone
+        from tests.helpers.videofiles import tone
 
-        _tone(out, out.add_stream("aac", rate=48000), 0.5)
+        tone(out, out.add_stream("aac", rate=48000), 0.5)
     with av.open(str(clips["cfr"])) as container:  # scramble one frame's data in the middle of the stream
         packet = [p for p in container.demux(video=0) if p.size][25]
     broken = bytearray(mp4)

@@ -12,7 +12,7 @@
 ``role`` is ``upscale`` (the default) or ``downscale`` (learned downscalers: ``jdsr downscale --method
 superior``); ``default_for_scale`` marks the default of its role at its scale; ``pair`` names the model
 that undoes this one (a superior-LR encoder's decoder and back). ``bf16_delta_db`` is the measured PSNR-Y change
-of bf16 against fp32 on Set5+Set14 (``bench/bf16_quality.py``); ``--precision auto`` does not pick bf16 for a model
+of bf16 against fp32 on Set5+Set14 (``experiments/bf16_quality.py``); ``--precision auto`` does not pick bf16 for a model
 that loses more than ``BF16_AUTO_MAX_LOSS_DB`` (issue 16), though ``--precision bf16`` still runs it.
 
 Bundled ``path`` is a checkpoint folder relative to the manifest's folder. Hub entries pin a commit,

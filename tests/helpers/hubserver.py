@@ -1,5 +1,5 @@
 """A tiny stand-in for the Hugging Face Hub, for tests (loopback only): downloads here, uploads in
-tests/hubupload.py (``create_repo``, ``upload_folder``, ``repo_info``).
+tests/helpers/hubupload.py (``create_repo``, ``upload_folder``, ``repo_info``).
 
 It answers what ``huggingface_hub`` 2.x ``hf_hub_download`` actually sends:
 
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
-from tests.hubupload import UploadMixin, git_blob_sha1
+from tests.helpers.hubupload import UploadMixin, git_blob_sha1
 
 LFS_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 __all__ = ["LFS_SUFFIXES", "HubServer", "git_blob_sha1", "hub_server"]
@@ -35,7 +35,7 @@ __all__ = ["LFS_SUFFIXES", "HubServer", "git_blob_sha1", "hub_server"]
 class HubServer(UploadMixin):
     """Serve ``files[(repo_id, commit, path)] = bytes``; ``branches[(repo_id, "main")] = commit``.
 
-    Uploads add files and commits (tests/hubupload.py; ``tokens``: the accepted write tokens, default any).
+    Uploads add files and commits (tests/helpers/hubupload.py; ``tokens``: the accepted write tokens, default any).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The `jdsr distill` comparison (issue 15): one student, every method, equal steps, data, seed and schedule.
 
-    python bench/distill_compare.py                        # ×4: imdn-x4 → IMDN small, table on stdout
-    python bench/distill_compare.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/dc  # rehearsal
+    python experiments/distill_compare.py                        # ×4: imdn-x4 → IMDN small, table on stdout
+    python experiments/distill_compare.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/dc  # rehearsal
 
 The student (``--student-arch``/``--student-preset``, default IMDN ``small``: a third of imdn-x4's
 multiply-adds) trains from scratch on ../shared/data/train with the same options in every row; only the
@@ -9,7 +9,7 @@ method differs. "student alone" is plain supervised training; ``JDSR`` is JDSR w
 JDSR with the teacher by method X (``--variants "JDSR + FAKD"``); PISR's
 teacher is the bundled superior-LR pair (its decoder is not the student's architecture, so no decoder init).
 Runs, resumption, evaluation (last/, PSNR-Y/SSIM-Y crop = scale) and the table are those of
-``bench/jdsr_ablation.py``; rows already in ``<out>/results.json`` are kept.
+``experiments/jdsr_ablation.py``; rows already in ``<out>/results.json`` are kept.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def make_clip(path: Path, *, frames: int = 50, size: tuple[int, int] = (64, 48),
         out.mux(video.encode(None))
         if sound is not None:
             seconds = pts / 1000 if vfr else frames / 25
-            _tone(out, sound, seconds)
+            tone(out, sound, seconds)
     return path
 
 
@@ -100,7 +100,7 @@ def with_subtitles(source: Path, path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _tone(out, stream, seconds: float) -> None:  # type: ignore[no-untyped-def]
+def tone(out, stream, seconds: float) -> None:  # type: ignore[no-untyped-def]
     import av
 
     rate = 48000
@@ -161,3 +161,22 @@ def frame_samples(path: Path) -> list[np.ndarray]:
             deep = max(c.bits for c in frame.format.components) > 8
             out.append(frame.to_ndarray(format="rgb48le" if deep else "rgb24"))
         return out
+
+
+def video_job(inputs: list[Path], out: Path, model: Path, **video):  # type: ignore[no-untyped-def]
+    """An upscale job for clips with the tiny model on the CPU; ``segment_frames`` shortens the resume segments."""
+    from jdsr_cli.commands.upscale_job import UpscaleRequest, prepare_upscale
+
+    request = UpscaleRequest(inputs=[str(p) for p in inputs], output=out, model=str(model), device="cpu",
+                             precision="fp32", **{k: v for k, v in video.items() if k in ("video_codec", "crf")})
+    job = prepare_upscale(request)
+    if "segment_frames" not in video:
+        return job
+    # the library's knob for short segments (the CLI keeps about 5 s of frames)
+    from dataclasses import replace
+
+    from jdsr_cli.commands.video_job import FrameTransform, VideoOptions, video_processor
+
+    options = VideoOptions(request.video_codec, request.crf, video["segment_frames"], video.get("overlap", True))
+    frames = FrameTransform(job.transform.upscaler, job.transform.size)  # type: ignore[attr-defined]
+    return replace(job, video=lambda progress: video_processor(frames, options, request.read, progress))

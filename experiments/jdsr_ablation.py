@@ -1,8 +1,8 @@
 """The JDSR ablation (issue 14 §3): equal steps, data, seed and schedule; one row per variant and seed.
 
-    python bench/jdsr_ablation.py                       # the table in docs/jdsr-results.md (≈70 min, 2 cores)
-    python bench/jdsr_ablation.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/abl  # rehearsal
-    python bench/jdsr_ablation.py --timing              # s/step of each variant in one process, ratio to plain
+    python experiments/jdsr_ablation.py                       # the table in docs/jdsr-results.md (≈70 min, 2 cores)
+    python experiments/jdsr_ablation.py --steps 4 --batch-size 2 --patch-size 16 --sets Set5 --out /tmp/abl  # rehearsal
+    python experiments/jdsr_ablation.py --timing              # s/step of each variant in one process, ratio to plain
 
 Every variant fine-tunes the bundled ``imdn-x4`` (``--init``) on ../shared/data/train (T91 + BSD200) with the
 same options; only the method and its ``[jdsr]`` switches differ. Each run is its own ``jdsr train``

@@ -1,4 +1,4 @@
-"""The write side of tests/hubserver.py: what huggingface_hub 2.x ``create_repo`` and ``upload_folder`` send.
+"""The write side of tests/helpers/hubserver.py: what huggingface_hub 2.x ``create_repo`` and ``upload_folder`` send.
 
 * ``POST /api/repos/create`` ``{"name", "organization", "visibility"?}`` -> 200 ``{"url", "name", "id"}``; the
   repository starts, as on the Hub, with one commit holding ``.gitattributes``; 409 (with its ``url``, which

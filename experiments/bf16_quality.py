@@ -1,8 +1,8 @@
 """What bf16 costs each bundled upscaler against fp32: mean PSNR-Y (crop = scale) on Set5 and Set14, one row per
 model, in one process (issue 16: ``--precision auto`` may pick bf16 on a CPU only where this stays ≤ 0.02 dB).
 
-    python bench/bf16_quality.py                   # whole images (slow where the CPU emulates bf16: ~9× fp32)
-    python bench/bf16_quality.py --crop 48         # centre crops of at most 48 LR pixels a side
+    python experiments/bf16_quality.py                   # whole images (slow where the CPU emulates bf16: ~9× fp32)
+    python experiments/bf16_quality.py --crop 48         # centre crops of at most 48 LR pixels a side
 
 Measured on the 2-core AVX2 EPYC (bf16 emulated, 2026-11-30), whole images (``--models imdn-x2,imdn-x3,imdn-x4``):
 imdn-x2 34.3307 → 34.3433 (+0.013), imdn-x3 31.0015 → 31.0019 (+0.000), imdn-x4 28.9806 → 28.9861 (+0.005) dB, recorded
@@ -66,7 +66,7 @@ def main() -> None:
         rows.append({"model": name, "fp32": round(fp32, 4), "bf16": round(bf16, 4), "delta_db": round(bf16 - fp32, 4)})
         print(json.dumps(rows[-1]), flush=True)
     print(json.dumps({"sets": args.sets, "crop": args.crop, "rows": rows,
-                      "command": "python bench/bf16_quality.py " + " ".join(sys.argv[1:])}, indent=1))
+                      "command": "python experiments/bf16_quality.py " + " ".join(sys.argv[1:])}, indent=1))
 
 
 if __name__ == "__main__":
