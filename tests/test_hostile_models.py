@@ -117,7 +117,8 @@ def test_overlapping_views_are_bounded_by_the_file_size(tmp_path: Path) -> None:
     storage = torch.zeros(4096)
     views = {f"w{i}": storage[i:].as_strided((4000,), (1,)) for i in range(64)}
     torch.save(views, tmp_path / "views.pth")
-    with pytest.raises(ModelLoadError, match=r"views\.pth: refusing to load: its tensors declare .* more than the file holds"):
+    refusal = r"views\.pth: refusing to load: its tensors declare .* more than the file holds"
+    with pytest.raises(ModelLoadError, match=refusal):
         load_checkpoint(tmp_path / "views.pth")
 
 

@@ -188,7 +188,7 @@ def test_freeze_cca_writes_a_static_checkpoint_of_the_mean_statistics(tmp_path: 
     for path in sorted(data.glob("*.png")):
         lr = make_pair(np.asarray(PILImage.open(path)), 2).lr
         seen = []
-        hooks = [b.cca.register_forward_pre_hook(lambda _m, i: seen.append(contrast_statistic(i[0].double())))
+        hooks = [b.cca.register_forward_pre_hook(lambda _m, i, seen=seen: seen.append(contrast_statistic(i[0].double())))
                  for b in source.blocks()]
         with torch.no_grad():
             source(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)
