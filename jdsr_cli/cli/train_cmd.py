@@ -57,7 +57,7 @@ def train(
         "repeat for several.")] = None,
     kd_loss: Annotated[str | None, typer.Option(
         "--kd-loss", metavar="output|fitnet|fakd|lsfd|srkd|feed", help="jdsr with --teacher: the offline loss, "
-        "as jdsr distill --method.")] = None,
+        "as jdsr distill --kd-loss.")] = None,
     val_every: opt.ValEvery = None,
     save_every: opt.SaveEvery = None,
     device: opt.Device = None,
@@ -72,16 +72,18 @@ def train(
     Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
     """
     from jdsr_cli.cli.training_run import run_training
-    from jdsr_cli.training.options import config_overrides, method_overrides, parse_gap_threshold
+    from jdsr_cli.training.config import config_overrides, method_overrides
+    from jdsr_cli.training.methods.jdsr.options import parse_gap_threshold
 
     overrides = config_overrides(
         degradation=degradation,
         data=data, scale=scale, method=method, arch=arch, preset=preset, out=out, lr_dir=lr_dir, val=val,
         init=init, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, schedule=schedule,
-        ema_decay=ema_decay, lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every, save_every=save_every,
+        ema_decay=ema_decay, val_every=val_every, save_every=save_every,
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
-    overrides.update(method_overrides(self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
+    overrides.update(method_overrides(lr_weight=lr_weight, sr_weight=sr_weight,  # superior-lr
+                                      self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
                                       gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight,
                                       teachers=teacher or None, kd_loss=kd_loss))
     run_training(resume, config_file, overrides, debug)

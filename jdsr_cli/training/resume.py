@@ -25,7 +25,7 @@ from jdsr_cli.training.config import TrainConfig, load_config
 
 STATE_NAME = "training_state.pt"
 STATE_KEYS = ("step", "trainable", "optimizers", "schedulers", "torch_rng")  # or an older state's model, optimizer...
-FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "encoder_preset", "encoder_kwargs", "lr")
+FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "lr")  # and the method's own
 _FLAGS = {"method": "--method", "scale": "--scale", "arch": "--arch", "preset": "--preset", "lr": "--lr",
           "ema_decay": "--ema-decay"}
 
@@ -88,7 +88,7 @@ def _changed_method_options(saved: TrainConfig, config: TrainConfig) -> list[tup
         return str(found).lower() if isinstance(found, bool) else found  # as the TOML table writes it
 
     return [(f"[{saved.method}] {key}", value(saved.method_options, key), value(config.method_options, key))
-            for key in getattr(cls, "FIXED_ON_RESUME", ())
+            for key in cls.FIXED_ON_RESUME
             if value(saved.method_options, key) != value(config.method_options, key)]
 
 

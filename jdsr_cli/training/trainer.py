@@ -360,7 +360,7 @@ class Trainer:
         folder = self.run_dir / which
         recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
                                  commands=self.commands, init_from=self.init_from,
-                                 extra=getattr(self.method, "recipe_extra", dict)())
+                                 extra=self.method.recipe_extra())
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
         with shield:  # a second signal waits for the swap and for saved_step (kept() reports it)
