@@ -84,6 +84,15 @@ def test_methods_are_registered_by_name_and_config_methods_follows(dummy_method:
         load_config(None, {"data": "x", "method": "nope"})
 
 
+def test_train_help_names_every_method_of_the_registry() -> None:
+    """The --method help is static (no training import at start-up): it must follow the registry."""
+    from jdsr_cli.cli.train_cmd import METHOD_HELP
+    from jdsr_cli.training.registry import method_names
+
+    missing = [name for name in method_names() if name != "distill" and f"{name} (" not in METHOD_HELP]
+    assert not missing, f"jdsr train --method help lacks {missing}"
+
+
 def test_an_old_training_state_still_resumes(photos: Path, tmp_path: Path) -> None:
     """A training_state.pt written before methods owned their optimizers (model, optimizer, scheduler)."""
     straight = Trainer(_config(photos, tmp_path / "straight", ema_decay=0.9))

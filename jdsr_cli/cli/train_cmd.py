@@ -10,15 +10,16 @@ from jdsr_cli.cli import training_options as opt
 
 #: Static (the registry is not imported at CLI start-up); tests/test_cli.py keeps it in step with the registry.
 ARCH_HELP = "Architecture (imdn, span, pan, fsrcnn, edsr, rcan, srvgg, rrdbnet)."
+#: Static too; tests/test_train_methods.py keeps it in step with training.registry (distill has its own command).
+METHOD_HELP = ("supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; --arch names the "
+               "decoder; its options: the superior-lr table of --config) or jdsr (joint distillation of --arch; its "
+               "options: the jdsr table of --config).")
 
 
 def train(
     data: opt.Data = None,
     scale: opt.Scale = None,
-    method: Annotated[str | None, typer.Option(
-        "--method", help="supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; "
-        "--arch names the decoder) or jdsr (joint distillation of --arch; its options: the jdsr table of "
-        "--config).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help=METHOD_HELP)] = None,
     arch: Annotated[str | None, typer.Option("--arch", help=ARCH_HELP)] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Architecture preset, e.g. edsr baseline.")] = None,
     config_file: opt.ConfigFile = None,

@@ -209,7 +209,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values["method_options"] = current_names(method, table, f"{path}: ")
+        values["method_options"] = _current_names(method, table, f"{path}: ")
         if isinstance(values.get("degradation"), str):  # degradation = "realistic" at the top level
             values["degradation"] = {"mode": values["degradation"]}
     flags = dict(overrides)
@@ -219,7 +219,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     values.update({k: v for k, v in flags.items() if v is not None})
     if method_flags:  # flags such as --no-meta overlay the method's table
         method = values.get("method", TrainConfig.method)
-        method_flags = current_names(method, method_flags, "")
+        method_flags = _current_names(method, method_flags, "")
         _check_method_flags(method, method_flags)
         values["method_options"] = {**values.get("method_options", {}), **method_flags}
     config = TrainConfig(**values)
@@ -234,7 +234,7 @@ def _moved_to_table(values: dict[str, Any], method: str) -> dict[str, Any]:
     return {key: value for key, value in moved.items() if MOVED_TO_TABLE[key] == method}
 
 
-def current_names(method: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _current_names(method: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The method's table with former option names (``FORMER_NAMES``) under their current ones."""
     renames = FORMER_NAMES.get(method, {})
     current = dict(table)

@@ -103,6 +103,11 @@ class TrainingMethod(Protocol):
         """What every checkpoint's training record adds (e.g. the teachers of a distillation)."""
         ...
 
+    @property
+    def validation_target(self) -> str:
+        """What ``validate`` scores against: "HR", or e.g. "teacher" (named in the log's convention)."""
+        ...
+
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         """One optimisation step (``step`` counts from 0); returns the named losses to log."""
         ...

@@ -337,7 +337,7 @@ class Trainer:
         from jdsr_cli.ops.metrics import MetricConvention
 
         label = MetricConvention.standard(self.config.scale).psnr_label
-        target = getattr(self.method, "validation_target", "HR")
+        target = self.method.validation_target
         return label if target == "HR" else f"{label} to the {target}"
 
     def _validate_and_keep_best(self) -> float:

@@ -92,6 +92,11 @@ class MethodBase:
         """What every checkpoint's training record adds (e.g. a distillation's teachers)."""
         return {}
 
+    @property
+    def validation_target(self) -> str:
+        """What ``validate`` scores against, named in the log: the HR (a distillation may score to its teacher)."""
+        return "HR"
+
     # ---- the parts every method defines ------------------------------------------------------------
     def describe(self) -> str:
         raise NotImplementedError
