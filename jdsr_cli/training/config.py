@@ -215,10 +215,11 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     flags = dict(overrides)
     if isinstance(flags.get("degradation"), str):  # --degradation MODE overlays the table's mode
         flags["degradation"] = {**values.get("degradation", {}), "mode": flags["degradation"]}
-    method_flags = {k: v for k, v in (flags.pop("method_options", None) or {}).items() if v is not None}
+    method = flags.get("method") or values.get("method", TrainConfig.method)
+    method_flags = {**_moved_to_table(flags, method), **(flags.pop("method_options", None) or {})}
+    method_flags = {k: v for k, v in method_flags.items() if v is not None}
     values.update({k: v for k, v in flags.items() if v is not None})
     if method_flags:  # flags such as --no-meta overlay the method's table
-        method = values.get("method", TrainConfig.method)
         method_flags = _current_names(method, method_flags, "")
         _check_method_flags(method, method_flags)
         values["method_options"] = {**values.get("method_options", {}), **method_flags}
@@ -228,8 +229,9 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
 
 
 def _moved_to_table(values: dict[str, Any], method: str) -> dict[str, Any]:
-    """Take the top-level keys that are now a method's table out of ``values``: the run's method's become its
-    table's (a ``config.toml`` of an earlier version holds them for every method), another method's are dropped."""
+    """Take the top-level keys that are now a method's table out of ``values`` (a file's or the overrides): the
+    run's method's become its table's (a ``config.toml`` of an earlier version holds them for every method),
+    another method's are dropped."""
     moved = {key: values.pop(key) for key in MOVED_TO_TABLE if key in values}
     return {key: value for key, value in moved.items() if MOVED_TO_TABLE[key] == method}
 
