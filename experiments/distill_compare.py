@@ -26,21 +26,21 @@ from jdsr_ablation import DATA, ROOT, print_timing, run_variants, time_variants 
 # name → (method, its table's options); "distill" rows take the teacher from --teacher
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "student alone": ("supervised", {}),
-    "output KD": ("distill", {"loss": "output"}),
-    "FitNet": ("distill", {"loss": "fitnet"}),
-    "FAKD": ("distill", {"loss": "fakd"}),
-    "LSFD": ("distill", {"loss": "lsfd"}),
-    "SRKD": ("distill", {"loss": "srkd"}),
-    "FEED": ("distill", {"loss": "feed"}),
-    "PISR": ("distill", {"loss": "pisr", "teachers": ["slr-up-x{scale}"]}),
-    "DML": ("distill", {"loss": "dml"}),
-    "AFD": ("distill", {"loss": "afd"}),
+    "output KD": ("distill", {"kd_loss": "output"}),
+    "FitNet": ("distill", {"kd_loss": "fitnet"}),
+    "FAKD": ("distill", {"kd_loss": "fakd"}),
+    "LSFD": ("distill", {"kd_loss": "lsfd"}),
+    "SRKD": ("distill", {"kd_loss": "srkd"}),
+    "FEED": ("distill", {"kd_loss": "feed"}),
+    "PISR": ("distill", {"kd_loss": "pisr", "teachers": ["slr-up-x{scale}"]}),
+    "DML": ("distill", {"kd_loss": "dml"}),
+    "AFD": ("distill", {"kd_loss": "afd"}),
     "JDSR": ("jdsr", {"meta_every": 4}),
 }
 # JDSR plus each offline method (issue 15: do the gains add up?); run the one that matters by name
-VARIANTS.update({f"JDSR + {name}": ("jdsr", {"meta_every": 4, "teachers": ["{teacher}"], "kd_loss": opts["loss"]})
+VARIANTS.update({f"JDSR + {name}": ("jdsr", {"meta_every": 4, "teachers": ["{teacher}"], "kd_loss": opts["kd_loss"]})
                  for name, (method, opts) in list(VARIANTS.items())
-                 if method == "distill" and opts["loss"] in ("output", "fitnet", "fakd", "lsfd", "srkd", "feed")})
+                 if method == "distill" and opts["kd_loss"] in ("output", "fitnet", "fakd", "lsfd", "srkd", "feed")})
 SEEDED = ("student alone", "output KD", "SRKD")  # the baseline and the best method get a seed spread
 
 

@@ -143,7 +143,8 @@ def describe(loaded: Any, what: str, metrics: dict[str, Any], label: str) -> str
     if training.get("method") == "distill":  # name the method and the teachers: they are part of the recipe
         options = config.get("method_options") or {}
         teachers = ", ".join(t.get("name", "?") for t in training.get("teachers") or [])
-        command = f"`jdsr distill --method {options.get('loss', '?')}` from {teachers}"
+        kd_loss = options.get("kd_loss", options.get("loss", "?"))  # "loss": recipes of earlier versions
+        command = f"`jdsr distill --kd-loss {kd_loss}` from {teachers}"
     if config.get("preset") not in (None, "default"):
         what += f" ({config['preset']} preset)"
     degradation = config.get("degradation") or {}

@@ -82,7 +82,7 @@ if want sharp; then
 fi
 if want sharp-feat; then
   jdsr distill "$DATA" --config configs/photo-x4-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 3 \
-    --patch-size 48 --method fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
+    --patch-size 48 --kd-loss fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
     --out runs/photo-x4-sharp-feat "${RUN[@]}" >"$LOGS/photo-x4-sharp-feat.log" 2>&1 &
 fi
 if want static; then

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from jdsr_cli.cli.main import app
 from jdsr_cli.training.config import TrainConfig, load_config
-from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import LOSSES
+from jdsr_cli.training.methods.distill import terms
+from jdsr_cli.training.methods.distill.options import LOSSES
 from jdsr_cli.training.trainer import Trainer
 
 SMALL_PAN = {"nf": 8, "unf": 8, "nb": 6}
@@ -73,10 +73,10 @@ def test_every_loss_runs_from_the_cli_and_writes_a_plain_student(photos: Path, t
 
 
 def test_cli_help_names_every_loss_and_marks_the_reconstructions() -> None:
-    from jdsr_cli.cli.distill_cmd import METHOD_HELP
+    from jdsr_cli.cli.distill_cmd import KD_LOSS_HELP
 
     for name, (_, rebuilt, _) in LOSSES.items():
-        entry = next(part for part in METHOD_HELP.split("; ") if part.startswith(f"{name}:"))
+        entry = next(part for part in KD_LOSS_HELP.split("; ") if part.startswith(f"{name}:"))
         assert entry.endswith("[reconstruction]") == rebuilt, entry
 
 
@@ -254,7 +254,7 @@ def test_a_x4_teacher_teaches_a_x2_student_through_a_bicubic_shrink_and_w_hr_0_v
     and without the HR term the best checkpoint is the one closest to that target."""
     from jdsr_cli.checkpoints.resolve import resolve_model
     from jdsr_cli.ops.resize import imresize
-    from jdsr_cli.training.distill.teachers import ResizedTeacher, load_teacher
+    from jdsr_cli.training.methods.distill.teachers import ResizedTeacher, load_teacher
 
     loaded = load_teacher("imdn-x4", 2)
     assert isinstance(loaded.model, ResizedTeacher)

@@ -60,7 +60,7 @@ def _config(data: Path, out: Path, options: dict[str, Any] | None = None, **kw: 
 def test_fresh_heads_and_labels_are_the_bilinear_image_not_black(data_dir: Path, arch: str) -> None:
     """imdn ×4 (no image skip) gave label means −0.01..0.01 against an HR mean of 0.48 here; SPAN and EDSR
     (mean shift, no skip) gave the dataset mean; PAN (its own ILR) already started from the image."""
-    from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, label_generator
+    from jdsr_cli.training.methods.jdsr.networks import SectionedTarget, as_trace, label_generator
 
     torch.manual_seed(0)
     batch = _set5_crops(data_dir, ["baby", "bird"])
@@ -84,7 +84,7 @@ def test_fresh_heads_and_labels_are_the_bilinear_image_not_black(data_dir: Path,
 
 def test_the_deployed_network_is_unchanged_by_the_image_base() -> None:
     """The base lives in the training-only wrapper: net(x) is the plain architecture's output."""
-    from jdsr_cli.training.jdsr.networks import SectionedTarget
+    from jdsr_cli.training.methods.jdsr.networks import SectionedTarget
 
     torch.manual_seed(0)
     net = REGISTRY.build(ArchConfig("imdn", 2, {"nf": 16, "num_modules": 6}))
@@ -100,7 +100,7 @@ def test_the_deployed_network_is_unchanged_by_the_image_base() -> None:
 
 def test_the_adam_look_ahead_is_the_step_the_optimizer_takes() -> None:
     """θ + move(g) equals what Adam.step() does with the same gradients, at the first step and later."""
-    from jdsr_cli.training.jdsr.meta import AdamLookAhead
+    from jdsr_cli.training.methods.jdsr.meta import AdamLookAhead
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1))
@@ -124,9 +124,9 @@ def test_the_meta_gradient_through_adams_step_is_not_noise_sized(data_dir: Path)
     """imdn ×4 at lr 5e-4 after two real steps: through the SGD look-ahead (α = lr) the generator's meta
     gradient is ~1e-8 (under Adam's ε); through the target's own Adam step it is ~100× larger, and the
     simulated move of θ is Adam's (~lr per weight), not α·g (~1e-9)."""
-    from jdsr_cli.training.jdsr.meta import AdamLookAhead, SgdLookAhead, meta_step
-    from jdsr_cli.training.jdsr.networks import SectionedTarget, label_generator
-    from jdsr_cli.training.jdsr.options import label_distance
+    from jdsr_cli.training.methods.jdsr.meta import AdamLookAhead, SgdLookAhead, meta_step
+    from jdsr_cli.training.methods.jdsr.networks import SectionedTarget, label_generator
+    from jdsr_cli.training.methods.jdsr.options import label_distance
 
     torch.manual_seed(0)
     batch, meta = _set5_crops(data_dir, ["baby", "bird"]), _set5_crops(data_dir, ["butterfly", "head"])
@@ -214,7 +214,7 @@ def test_what_jdsr_cannot_section_is_refused_in_one_line(photos: Path, tmp_path:
 def test_the_label_distance_has_curvature_across_typical_head_label_gaps() -> None:
     """The meta gradient is proportional to the label distance's curvature at out − y; with ε = 0.01 it fell
     to 3 % of its peak at a gap of 0.03 (≈ 8 grey levels); the default keeps it above a third."""
-    from jdsr_cli.training.jdsr.options import CHARBONNIER_EPS, label_distance
+    from jdsr_cli.training.methods.jdsr.options import CHARBONNIER_EPS, label_distance
 
     def curvature(gap: float) -> float:
         d = torch.tensor(gap, dtype=torch.float64, requires_grad=True)

@@ -107,9 +107,9 @@ def _meta_gradients(label_loss: str) -> dict[str, torch.Tensor]:
     DARTS' central difference, in float64."""
     from jdsr_cli.archs import REGISTRY
     from jdsr_cli.archs.registry import ArchConfig
-    from jdsr_cli.training.jdsr.meta import meta_step
-    from jdsr_cli.training.jdsr.networks import SectionedTarget, label_generator
-    from jdsr_cli.training.jdsr.options import label_distance
+    from jdsr_cli.training.methods.jdsr.meta import meta_step
+    from jdsr_cli.training.methods.jdsr.networks import SectionedTarget, label_generator
+    from jdsr_cli.training.methods.jdsr.options import label_distance
 
     torch.manual_seed(0)
     net = REGISTRY.build(ArchConfig("edsr", 2, SMALL_EDSR)).double()
@@ -150,7 +150,7 @@ def test_an_l1_label_loss_gives_the_generator_no_meta_gradient() -> None:
 
 
 def test_curriculum_weight_is_the_gaussian_ramp_up() -> None:
-    from jdsr_cli.training.jdsr.options import curriculum_weight
+    from jdsr_cli.training.methods.jdsr.options import curriculum_weight
 
     assert curriculum_weight(0, 1000, 0.5) == pytest.approx(0.607, abs=1e-3)  # the port's weak ramp
     assert curriculum_weight(500, 1000, 0.5) == pytest.approx(0.883, abs=1e-3)

@@ -15,7 +15,8 @@ from torch import nn
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.method_api import Batch, Losses
-from jdsr_cli.training.methods import Supervised, _build
+from jdsr_cli.training.methods.nets import build_net
+from jdsr_cli.training.methods.supervised import Supervised
 from jdsr_cli.training.step_context import StepContext
 from jdsr_cli.training.trainer import Trainer
 
@@ -29,7 +30,7 @@ class TeacherGuided(Supervised):
 
     def build(self, config: TrainConfig) -> None:
         super().build(config)
-        self.teacher = _build(self.arch_config)
+        self.teacher = build_net(self.arch_config)
 
     def frozen(self) -> dict[str, nn.Module]:
         return {"teacher": self.teacher}
@@ -73,15 +74,23 @@ def _config(data: Path, out: Path, **kw: Any) -> TrainConfig:
 
 
 def test_methods_are_registered_by_name_and_config_methods_follows(dummy_method: type) -> None:
-    from jdsr_cli.training import config
-    from jdsr_cli.training.registry import method_class
+    from jdsr_cli.training.registry import method_class, method_names
 
-    assert config.METHODS[:2] == ("supervised", "superior-lr") and DUMMY in config.METHODS
+    assert method_names()[:2] == ("supervised", "superior-lr") and DUMMY in method_names()
     assert method_class(DUMMY) is dummy_method and dummy_method.name == DUMMY
-    assert [method_class(name).name for name in config.METHODS] == list(config.METHODS)
+    assert [method_class(name).name for name in method_names()] == list(method_names())
     choices = "supervised or superior-lr or jdsr or distill or dummy-teacher"
     with pytest.raises(UsageError, match=rf"--method 'nope': choose {choices}"):
         load_config(None, {"data": "x", "method": "nope"})
+
+
+def test_train_help_names_every_method_of_the_registry() -> None:
+    """The --method help is static (no training import at start-up): it must follow the registry."""
+    from jdsr_cli.cli.train_cmd import METHOD_HELP
+    from jdsr_cli.training.registry import method_names
+
+    missing = [name for name in method_names() if name != "distill" and f"{name} (" not in METHOD_HELP]
+    assert not missing, f"jdsr train --method help lacks {missing}"
 
 
 def test_an_old_training_state_still_resumes(photos: Path, tmp_path: Path) -> None:
@@ -165,7 +174,7 @@ def _all_keys(value: Any) -> Iterator[Any]:
 
 
 def test_one_flag_to_option_mapping_for_every_training_command() -> None:
-    from jdsr_cli.training.options import config_overrides
+    from jdsr_cli.training.config import config_overrides
 
     assert config_overrides(data=Path("photos"), scale=2, lr=None, channels_last=False) == {
         "data": "photos", "scale": 2, "lr": None, "channels_last": False}

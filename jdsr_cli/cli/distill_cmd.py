@@ -11,7 +11,7 @@ from jdsr_cli.cli import training_options as opt
 
 # what `jdsr upscale` must not import (training code) holds the loss table, so the help lists it here; a test
 # keeps the two in step (tests/test_distill.py)
-METHOD_HELP = "; ".join((
+KD_LOSS_HELP = "; ".join((
     "output: output KD (L1 to HR + L1 to the teachers' mean output)",
     "fitnet: 1×1-regressor hints",
     "fakd: spatial-affinity KD",
@@ -29,6 +29,19 @@ def _taps(text: str | None) -> list[str] | None:
     return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _kd_loss(kd_loss: str | None, former: str | None) -> str | None:
+    """``--kd-loss``, or ``--method`` (its former name, hidden, kept for a release), checked under the name given."""
+    from jdsr_cli.errors import UsageError
+    from jdsr_cli.training.methods.distill.options import parse_kd_loss
+
+    if kd_loss is not None and former is not None and kd_loss != former:
+        raise UsageError(f"--kd-loss {kd_loss} and --method {former}: --method is the former name of --kd-loss; "
+                         "give one")
+    if kd_loss is not None:
+        return parse_kd_loss(kd_loss)
+    return None if former is None else parse_kd_loss(former, "--method")
+
+
 def distill(
     data: opt.Data = None,
     teacher: Annotated[list[str] | None, typer.Option(
@@ -37,7 +50,8 @@ def distill(
     student_arch: Annotated[str | None, typer.Option("--student-arch", help="The student's architecture.")] = None,
     student_preset: Annotated[str | None, typer.Option("--student-preset", help="Its preset.")] = None,
     scale: opt.Scale = None,
-    method: Annotated[str | None, typer.Option("--method", help=f"The distillation loss. {METHOD_HELP}.")] = None,
+    kd_loss: Annotated[str | None, typer.Option("--kd-loss", help=f"The distillation loss. {KD_LOSS_HELP}.")] = None,
+    method: Annotated[str | None, typer.Option("--method", hidden=True, help="Former name of --kd-loss.")] = None,
     taps_student: Annotated[str | None, typer.Option(
         "--taps-student", help="Comma-separated feature taps (head, body.i, body_tail); default: the body in "
         "thirds + body_tail.")] = None,
@@ -73,10 +87,10 @@ def distill(
 ) -> None:
     """Make a small, fast model from a big one: the student learns from HR and from frozen teachers.
 
-    Example: jdsr distill photos/ -s 4 --teacher imdn-x4 --student-arch pan --method fakd --out runs/pan-x4
+    Example: jdsr distill photos/ -s 4 --teacher imdn-x4 --student-arch pan --kd-loss fakd --out runs/pan-x4
     """
     from jdsr_cli.cli.training_run import run_training
-    from jdsr_cli.training.options import config_overrides, method_overrides
+    from jdsr_cli.training.config import config_overrides, method_overrides
 
     overrides = config_overrides(
         degradation=degradation,
@@ -85,7 +99,7 @@ def distill(
         schedule=schedule, ema_decay=ema_decay, val_every=val_every, save_every=save_every, device=device,
         precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
-    overrides.update(method_overrides(loss=method, teachers=teacher or None, taps_student=_taps(taps_student),
-                                      taps_teacher=_taps(taps_teacher), w_hr=w_hr, w_kd=w_kd, w_feat=w_feat,
-                                      init_from_teacher=init_from_teacher))
+    overrides.update(method_overrides(kd_loss=_kd_loss(kd_loss, method), teachers=teacher or None,
+                                      taps_student=_taps(taps_student), taps_teacher=_taps(taps_teacher), w_hr=w_hr,
+                                      w_kd=w_kd, w_feat=w_feat, init_from_teacher=init_from_teacher))
     run_training(resume, config_file, overrides, debug)

@@ -13,7 +13,6 @@ from jdsr_cli.cli.console import make_console
 app = typer.Typer(help="List, describe, download, inspect, export and publish models.", no_args_is_help=True)
 
 BENCHMARK_SETS = ("Set5", "Set14", "B100")
-METHOD_TAGS = {"supervised": "L1", "superior-lr": "SLR", "jdsr": "JDSR", "distill": "KD"}  # `trained`, for 80 columns
 
 
 def _set_psnr(metrics: dict[str, Any] | None, name: str) -> str:
@@ -27,6 +26,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     from rich.table import Table
 
     from jdsr_cli.checkpoints.manifest import load_manifest
+    from jdsr_cli.training.registry import method_tags
 
     manifest = load_manifest()
     entries = []
@@ -56,10 +56,11 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     show_source = any(e["source"] != "bundled" for e in entries)
     if show_source:
         table.add_column("source", no_wrap=True, overflow="ellipsis")
+    tags = method_tags()  # `trained`: each method's short tag, for 80 columns
     for e in entries:
         metrics = e.get("metrics")
         scale = ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"])
-        method = METHOD_TAGS.get(e.get("method", ""), e.get("method", ""))
+        method = tags.get(e.get("method", ""), e.get("method", ""))
         if e.get("degradation") == "realistic":
             method += " real"
         table.add_row(

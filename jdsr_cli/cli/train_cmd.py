@@ -10,15 +10,16 @@ from jdsr_cli.cli import training_options as opt
 
 #: Static (the registry is not imported at CLI start-up); tests/test_cli.py keeps it in step with the registry.
 ARCH_HELP = "Architecture (imdn, span, pan, fsrcnn, edsr, rcan, srvgg, rrdbnet)."
+#: Static too; tests/test_train_methods.py keeps it in step with training.registry (distill has its own command).
+METHOD_HELP = ("supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; --arch names the "
+               "decoder; its options: the superior-lr table of --config) or jdsr (joint distillation of --arch; its "
+               "options: the jdsr table of --config).")
 
 
 def train(
     data: opt.Data = None,
     scale: opt.Scale = None,
-    method: Annotated[str | None, typer.Option(
-        "--method", help="supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; "
-        "--arch names the decoder) or jdsr (joint distillation of --arch; its options: the jdsr table of "
-        "--config).")] = None,
+    method: Annotated[str | None, typer.Option("--method", help=METHOD_HELP)] = None,
     arch: Annotated[str | None, typer.Option("--arch", help=ARCH_HELP)] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Architecture preset, e.g. edsr baseline.")] = None,
     config_file: opt.ConfigFile = None,
@@ -57,7 +58,7 @@ def train(
         "repeat for several.")] = None,
     kd_loss: Annotated[str | None, typer.Option(
         "--kd-loss", metavar="output|fitnet|fakd|lsfd|srkd|feed", help="jdsr with --teacher: the offline loss, "
-        "as jdsr distill --method.")] = None,
+        "as jdsr distill --kd-loss.")] = None,
     val_every: opt.ValEvery = None,
     save_every: opt.SaveEvery = None,
     device: opt.Device = None,
@@ -72,16 +73,18 @@ def train(
     Examples: jdsr train photos/ -s 4 --arch imdn --steps 20000 --out runs/mine | jdsr train --resume runs/mine
     """
     from jdsr_cli.cli.training_run import run_training
-    from jdsr_cli.training.options import config_overrides, method_overrides, parse_gap_threshold
+    from jdsr_cli.training.config import config_overrides, method_overrides
+    from jdsr_cli.training.methods.jdsr.options import parse_gap_threshold
 
     overrides = config_overrides(
         degradation=degradation,
         data=data, scale=scale, method=method, arch=arch, preset=preset, out=out, lr_dir=lr_dir, val=val,
         init=init, steps=steps, batch_size=batch_size, patch_size=patch_size, lr=lr, schedule=schedule,
-        ema_decay=ema_decay, lr_weight=lr_weight, sr_weight=sr_weight, val_every=val_every, save_every=save_every,
+        ema_decay=ema_decay, val_every=val_every, save_every=save_every,
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
-    overrides.update(method_overrides(self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
+    overrides.update(method_overrides(lr_weight=lr_weight, sr_weight=sr_weight,  # superior-lr
+                                      self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
                                       gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight,
                                       teachers=teacher or None, kd_loss=kd_loss))
     run_training(resume, config_file, overrides, debug)

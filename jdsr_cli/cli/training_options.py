@@ -1,5 +1,5 @@
 """The options ``jdsr train`` and ``jdsr distill`` share, declared once (each maps to the TrainConfig field of the
-same name through ``training.options.config_overrides``)."""
+same name through ``training.config.config_overrides``)."""
 
 from __future__ import annotations
 

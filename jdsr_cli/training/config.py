@@ -2,12 +2,18 @@
 
 Every option lives in one flat dataclass so a TOML file, the CLI and the saved ``config.toml`` of a run
 all use the same names (``steps``, ``batch_size``, ``patch_size``...). A method's own options live in a
-table named after it (``[jdsr]``), checked against the keys the method declares (``OPTIONS``).
+table named after it (``[jdsr]``), checked against the keys the method declares (``OPTIONS``). A command-line
+flag is named after its option (``--batch-size`` sets ``batch_size``; ``config_overrides``), a method's flag
+after its table's key (``--no-meta`` sets ``[jdsr] meta = false``; ``method_overrides``).
+
+Run folders written by earlier versions still load: superior-lr's options were top-level keys
+(``MOVED_TO_TABLE``) and some method options had other names (``FORMER_NAMES``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +25,14 @@ from jdsr_cli.errors import UsageError
 TRAIN_PRECISIONS = ("fp32", "bf16")
 
 
-def __getattr__(name: str) -> Any:
-    """``METHODS``: the registered method names (training.registry), read when asked so registrations count."""
-    if name == "METHODS":
-        from jdsr_cli.training.registry import method_names
-
-        return method_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 DEGRADATIONS = ("bicubic", "realistic")
 
+
+#: top-level keys of earlier versions that are now a method's table's (key → method)
+MOVED_TO_TABLE = {key: "superior-lr" for key in ("encoder_preset", "encoder_kwargs", "lr_weight", "sr_weight",
+                                                  "slr_rounding")}
+#: former names of method options, still read (method → {former: current})
+FORMER_NAMES = {"distill": {"loss": "kd_loss"}}
 
 #: the first line of the config.toml a run writes (``--out`` may hold one; a user's own is never replaced)
 RUN_TOML_HEADER = "# the options of a jdsr training run, written by jdsr (give it to --config to start a new run)"
@@ -42,13 +45,7 @@ class TrainConfig:
     arch: str = "imdn"
     preset: str | None = None
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    method: str = "supervised"  # supervised | superior-lr (arch/preset/arch_kwargs then name the decoder)
-    # superior-lr: the encoder, the loss weights and how training treats the 8-bit rounding
-    encoder_preset: str | None = "small"
-    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
-    lr_weight: float = 0.1  # L1(encoder(HR), bicubic LR); the port's 1 keeps E(HR) ≈ bicubic (docs/training.md)
-    sr_weight: float = 1.0  # L1(decoder(encoder(HR)), HR)
-    slr_rounding: str = "ste"  # ste: round, straight-through gradient | none: train on the unrounded LR
+    method: str = "supervised"  # a registered method (training.registry); superior-lr: arch... name the decoder
     init: str | None = None  # start from this checkpoint's tensors whose names and shapes match
     lr_dir: str | None = None
     val: str | None = None  # folder of HR images; None = a built-in split of the training folder
@@ -107,8 +104,6 @@ class TrainConfig:
         if self.degradation_mode == "realistic" and self.lr_dir:
             raise UsageError("--degradation realistic makes its own LR; drop --lr-dir")
         self.degradation_settings()
-        if self.slr_rounding not in ("ste", "none"):
-            raise UsageError(f"slr_rounding {self.slr_rounding!r}: choose ste or none")
         if self.schedule not in ("cosine", "multistep"):
             raise UsageError(f"--schedule {self.schedule!r}: choose cosine or multistep")
         for name in ("steps", "batch_size", "patch_size", "val_every", "save_every", "log_every"):
@@ -125,15 +120,9 @@ class TrainConfig:
             if folder and not Path(folder).expanduser().is_dir():
                 what = "a file, not a folder" if Path(folder).expanduser().exists() else "no such folder"
                 raise UsageError(f"{flag} {folder}: {what}")
-        self._check_presets()
-
-    def _check_presets(self) -> None:
-        """Architecture and preset names, before any data is read (the method builds the networks later)."""
         from jdsr_cli.archs import REGISTRY
 
-        REGISTRY.get(self.arch).preset_kwargs(self.preset)
-        if self.method == "superior-lr":
-            REGISTRY.get("slr-encoder").preset_kwargs(self.encoder_preset)
+        REGISTRY.get(self.arch).preset_kwargs(self.preset)  # before any data is read (the method builds it later)
 
     def to_toml(self) -> str:
         """The run's options as TOML; ``resume`` is an action, not an option, so it is never written (a run's
@@ -162,14 +151,11 @@ def _check_method_options(method: str, options: dict[str, Any]) -> None:
     if unknown:
         choices = ", ".join(sorted(known)) or "none"
         raise UsageError(f"[{method}]: unknown option(s) {', '.join(unknown)}; known: {choices}")
-    check_values = getattr(cls, "check_options", None)  # a method may check its values too
-    if check_values is not None:
-        check_values(options)
+    cls.check_options(options)  # and their values
 
 
 def _check_method_flags(method: str, flags: dict[str, Any]) -> None:
     """A method flag given to a run of another method is refused by name (it would do nothing)."""
-    from jdsr_cli.training.options import flag_name
     from jdsr_cli.training.registry import method_class, method_names
 
     if method not in method_names():
@@ -219,21 +205,71 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
             raise UsageError(f"{path}: cannot read the config ({error})") from None
         values.pop("resume", None)  # written by earlier versions into a resumed run's config.toml
         method = overrides.get("method") or values.get("method", TrainConfig.method)
-        table = _method_tables(values, method, path)
+        table = {**_moved_to_table(values, method), **_method_tables(values, method, path)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"{path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        values["method_options"] = table
+        values["method_options"] = _current_names(method, table, f"{path}: ")
         if isinstance(values.get("degradation"), str):  # degradation = "realistic" at the top level
             values["degradation"] = {"mode": values["degradation"]}
     flags = dict(overrides)
     if isinstance(flags.get("degradation"), str):  # --degradation MODE overlays the table's mode
         flags["degradation"] = {**values.get("degradation", {}), "mode": flags["degradation"]}
-    method_flags = {k: v for k, v in (flags.pop("method_options", None) or {}).items() if v is not None}
+    method = flags.get("method") or values.get("method", TrainConfig.method)
+    method_flags = {**_moved_to_table(flags, method), **(flags.pop("method_options", None) or {})}
+    method_flags = {k: v for k, v in method_flags.items() if v is not None}
     values.update({k: v for k, v in flags.items() if v is not None})
     if method_flags:  # flags such as --no-meta overlay the method's table
-        _check_method_flags(values.get("method", TrainConfig.method), method_flags)
+        method_flags = _current_names(method, method_flags, "")
+        _check_method_flags(method, method_flags)
         values["method_options"] = {**values.get("method_options", {}), **method_flags}
     config = TrainConfig(**values)
     config.validate()
     return config
+
+
+def _moved_to_table(values: dict[str, Any], method: str) -> dict[str, Any]:
+    """Take the top-level keys that are now a method's table out of ``values`` (a file's or the overrides): the
+    run's method's become its table's (a ``config.toml`` of an earlier version holds them for every method),
+    another method's are dropped."""
+    moved = {key: values.pop(key) for key in MOVED_TO_TABLE if key in values}
+    return {key: value for key, value in moved.items() if MOVED_TO_TABLE[key] == method}
+
+
+def _current_names(method: str, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The method's table with former option names (``FORMER_NAMES``) under their current ones."""
+    renames = FORMER_NAMES.get(method, {})
+    current = dict(table)
+    for former, name in renames.items():
+        if former in current:
+            if name in current:
+                raise UsageError(f"{where}[{method}] {former} and {name} are one option: keep {name}")
+            current[name] = current.pop(former)
+    return current
+
+
+def config_overrides(**flags: Any) -> dict[str, Any]:
+    """``config_overrides(scale=2, out=Path("runs/x"), lr=None)`` → ``{"scale": 2, "out": "runs/x", "lr": None}``:
+    a flag not given is None and leaves the TOML file's value or the default; a path becomes a string, as the
+    config and ``config.toml`` hold it.
+
+    A name that is not a TrainConfig option is a programming error (a TypeError), not a user's.
+    """
+    options = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(flags) - options)
+    if unknown:
+        raise TypeError(f"not training options: {', '.join(unknown)}")
+    return {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
+
+
+def method_overrides(**flags: Any) -> dict[str, Any]:
+    """Method flags (``--no-meta`` → ``meta=False``) → ``{"method_options": {...}}`` for ``load_config``, which
+    overlays them on the method's TOML table; a flag not given (None) leaves the table's value."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    return {"method_options": given} if given else {}
+
+
+def flag_name(key: str, value: Any) -> str:
+    """The command-line spelling of a method option: ``meta=False`` → ``--no-meta``."""
+    flag = key.replace("_", "-")
+    return f"--no-{flag}" if value is False else f"--{flag}"

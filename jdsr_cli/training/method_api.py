@@ -4,6 +4,8 @@ The Trainer owns data, devices, precision, DDP, EMA, checkpoints, resume, signal
 its networks (``trainable`` ones, which the Trainer moves, wraps in DDP and saves; ``frozen`` ones, e.g. a
 teacher, which it only moves), its named optimizers and schedulers, and one ``train_step`` that returns its
 named losses. ``deployed()`` is the network EMA averages, validation scores and ``exports`` writes.
+Every method derives from ``training.methods.base.MethodBase``, which gives the parts most methods leave as
+they are (no frozen networks, every training image, no state, recipe or option checks of their own).
 """
 
 from __future__ import annotations
@@ -55,8 +57,14 @@ class TrainingMethod(Protocol):
 
     name: ClassVar[str]
     OPTIONS: ClassVar[Mapping[str, Any]]  # the keys its own TOML table ([<name>]) may set, with defaults
+    FIXED_ON_RESUME: ClassVar[tuple[str, ...]]  # the table's keys a resume may not change
 
     def __init__(self, config: TrainConfig) -> None: ...
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Check the values of its table (a UsageError naming ``[name] key``)."""
+        ...
 
     def describe(self) -> str:
         """E.g. 'edsr ×2': names the run in messages."""
@@ -85,10 +93,20 @@ class TrainingMethod(Protocol):
         """Keyed like ``optimizers``; ``ctx.backward_and_step(loss, name)`` steps the one of that name."""
         ...
 
-    # Optional: ``check_options(options)`` (a classmethod/staticmethod) checks the values of its table;
-    # ``extra_state()`` / ``load_extra_state(state)`` keep a small state of its own across resumes;
-    # ``FIXED_ON_RESUME`` names the table's keys a resume may not change; ``recipe_extra()`` adds to every
-    # checkpoint's training record (e.g. the teachers of a distillation).
+    def extra_state(self) -> dict[str, Any]:
+        """A small state of its own kept across resumes (e.g. JDSR's gap gate); empty: none is written."""
+        ...
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None: ...
+
+    def recipe_extra(self) -> dict[str, Any]:
+        """What every checkpoint's training record adds (e.g. the teachers of a distillation)."""
+        ...
+
+    @property
+    def validation_target(self) -> str:
+        """What ``validate`` scores against: "HR", or e.g. "teacher" (named in the log's convention)."""
+        ...
 
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         """One optimisation step (``step`` counts from 0); returns the named losses to log."""

@@ -23,7 +23,7 @@ from jdsr_cli.io.destinations import check_output_folder
 from jdsr_cli.training.config import TrainConfig, load_config
 from jdsr_cli.training.run_folder import BEST, LAST, ResumeError, RunFolder
 
-FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "encoder_preset", "encoder_kwargs", "lr")
+FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "lr")  # and the method's own
 _FLAGS = {"method": "--method", "scale": "--scale", "arch": "--arch", "preset": "--preset", "lr": "--lr",
           "ema_decay": "--ema-decay"}
 
@@ -65,7 +65,7 @@ def _changed_method_options(saved: TrainConfig, config: TrainConfig) -> list[tup
         return str(found).lower() if isinstance(found, bool) else found  # as the TOML table writes it
 
     return [(f"[{saved.method}] {key}", value(saved.method_options, key), value(config.method_options, key))
-            for key in getattr(cls, "FIXED_ON_RESUME", ())
+            for key in cls.FIXED_ON_RESUME
             if value(saved.method_options, key) != value(config.method_options, key)]
 
 

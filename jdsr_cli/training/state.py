@@ -26,9 +26,9 @@ def method_state(method: TrainingMethod) -> dict[str, Any]:
         "optimizers": {name: opt.state_dict() for name, opt in method.optimizers().items()},
         "schedulers": {name: sched.state_dict() for name, sched in method.schedulers().items()},
     }
-    extra = getattr(method, "extra_state", None)  # e.g. JDSR's last gap measurement
-    if extra is not None:
-        state["method"] = extra()
+    extra = method.extra_state()  # e.g. JDSR's last gap measurement
+    if extra:
+        state["method"] = extra
     return state
 
 
@@ -42,9 +42,7 @@ def load_method_state(method: TrainingMethod, state: dict[str, Any]) -> None:
             raise KeyError(f"{part}: saved {sorted(saved)}, the method has {sorted(objects)}")
         for name, target in objects.items():
             target.load_state_dict(saved[name])
-    load_extra = getattr(method, "load_extra_state", None)
-    if load_extra is not None:
-        load_extra(state.get("method", {}))
+    method.load_extra_state(state.get("method", {}))
 
 
 def _upgraded(method: TrainingMethod, state: dict[str, Any]) -> dict[str, dict[str, Any]]:

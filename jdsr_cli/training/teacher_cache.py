@@ -133,7 +133,7 @@ def make_distill_cache(data: Path, teacher_spec: str, out: Path, *, scale: int, 
     from jdsr_cli.engine.device import resolve_device, resolve_precision
     from jdsr_cli.training.data import find_images
     from jdsr_cli.training.dataset import PatchDataset, load_pairs
-    from jdsr_cli.training.distill.teachers import load_teacher
+    from jdsr_cli.training.methods.distill.teachers import load_teacher
 
     if pairs < 1 or patch_size < 8 or batch_size < 1:
         raise UsageError("--pairs and --batch-size must be at least 1, --patch-size at least 8")

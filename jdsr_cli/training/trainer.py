@@ -334,7 +334,7 @@ class Trainer:
         from jdsr_cli.ops.metrics import MetricConvention
 
         label = MetricConvention.standard(self.config.scale).psnr_label
-        target = getattr(self.method, "validation_target", "HR")
+        target = self.method.validation_target
         return label if target == "HR" else f"{label} to the {target}"
 
     def _validate_and_keep_best(self) -> float:
@@ -357,7 +357,7 @@ class Trainer:
         folder = self.folder.checkpoint(which)
         recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
                                  commands=self.commands, init_from=self.init_from,
-                                 extra=getattr(self.method, "recipe_extra", dict)())
+                                 extra=self.method.recipe_extra())
         deployed = copy.deepcopy(self.deployed_model()).cpu()
         shield = self._stop.shield() if self._stop is not None else contextlib.nullcontext()
         with shield:  # a second signal waits for the swap and for saved_step (kept() reports it)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from jdsr_cli.training.distill.options import DistillOptions
+    from jdsr_cli.training.methods.distill.options import DistillOptions
 
 from jdsr_cli.errors import UsageError
-from jdsr_cli.training.options import TableOptions, check_table_types
+from jdsr_cli.training.methods.table import TableOptions, check_table_types
 
 NONE = "none"  # gap_threshold = "none" switches the gap gate off (TOML has no null)
 META_ORDERS = ("second", "finite-difference")
@@ -71,7 +71,7 @@ OPTIONS: dict[str, Any] = {
     "peer_lr": 0.0,  # 0: --lr
     # JDSR plus an offline distillation method (issue 15): frozen teachers and one loss of jdsr distill's
     "teachers": [],  # what --model takes; [] = JDSR alone
-    "kd_loss": "output",  # output | fitnet | fakd | lsfd | srkd | feed (jdsr distill --method)
+    "kd_loss": "output",  # output | fitnet | fakd | lsfd | srkd | feed (jdsr distill --kd-loss)
     "kd_weight": 1.0,  # L1(final output, the teachers' mean output), as jdsr distill's w_kd
     "kd_feat_weight": -1.0,  # the feature term (-1: the loss's default), as jdsr distill's w_feat
     "kd_taps_student": [],  # [] = the loss's default taps
@@ -102,9 +102,9 @@ class JdsrOptions(TableOptions):
         """The offline distillation part as ``jdsr distill`` options (None without teachers)."""
         if not self.teachers:
             return None
-        from jdsr_cli.training.distill.options import check_options as check_distill
+        from jdsr_cli.training.methods.distill.options import check_options as check_distill
 
-        return check_distill({"loss": self.kd_loss, "teachers": list(self.teachers), "w_kd": self.kd_weight,
+        return check_distill({"kd_loss": self.kd_loss, "teachers": list(self.teachers), "w_kd": self.kd_weight,
                               "w_feat": self.kd_feat_weight, "taps_student": list(self.kd_taps_student),
                               "taps_teacher": list(self.kd_taps_teacher)})
 
@@ -149,6 +149,16 @@ def _check_ranges(values: Mapping[str, Any]) -> None:
         raise UsageError("[jdsr] kd_weight must be a finite number of at least 0")
     if values["gap_threshold"] != NONE and values["gap_threshold"] < 0:
         raise UsageError('[jdsr] gap_threshold must be at least 0 dB, or "none"')
+
+
+def parse_gap_threshold(text: str | None) -> float | str | None:
+    """``--gap-threshold``: a number of dB, or ``none`` (the gate off)."""
+    if text is None or text.strip().lower() == NONE:
+        return None if text is None else NONE
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--gap-threshold {text!r}: a number of dB or none") from None
 
 
 def curriculum_weight(step: int, span: int, k: float) -> float:

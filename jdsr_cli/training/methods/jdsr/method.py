@@ -23,11 +23,25 @@ from torch import nn
 
 from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
-from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
-from jdsr_cli.training.jdsr.gap import GapCrops, measure_gap
-from jdsr_cli.training.jdsr.meta import GENERATOR, AdamLookAhead, SgdLookAhead, meta_step
-from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace, build_peer, label_generator, load_encoder
-from jdsr_cli.training.jdsr.options import (
+from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
+from jdsr_cli.training.methods.base import MethodBase, adam_with_schedule
+from jdsr_cli.training.methods.distill.teachers import (
+    build_term,
+    load_teacher,
+    output_kd,
+    select_taps,
+    teachers_forward,
+)
+from jdsr_cli.training.methods.jdsr.gap import GapCrops, measure_gap
+from jdsr_cli.training.methods.jdsr.meta import GENERATOR, AdamLookAhead, SgdLookAhead, meta_step
+from jdsr_cli.training.methods.jdsr.networks import (
+    SectionedTarget,
+    as_trace,
+    build_peer,
+    label_generator,
+    load_encoder,
+)
+from jdsr_cli.training.methods.jdsr.options import (
     FIXED_ON_RESUME,
     OPTIONS,
     JdsrOptions,
@@ -35,17 +49,8 @@ from jdsr_cli.training.jdsr.options import (
     curriculum_weight,
     label_distance,
 )
-from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
-from jdsr_cli.training.methods import (
-    _arch_config,
-    _build,
-    _to_batch,
-    copy_matching,
-    initialise_net,
-    load_init,
-    score_upscaler,
-)
-from jdsr_cli.training.single_net import adam_with_schedule
+from jdsr_cli.training.methods.nets import arch_config, build_net, copy_matching, initialise_net, load_init
+from jdsr_cli.training.methods.scoring import score_upscaler, to_batch
 
 if TYPE_CHECKING:
     from jdsr_cli.archs.registry import ArchConfig
@@ -61,23 +66,23 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return nn.functional.l1_loss(a.float(), b.float())
 
 
-class JDSR:
+class JDSR(MethodBase):
     """Joint distillation of one registry upscaler (IMDN, PAN, EDSR, ...): see the module docstring."""
 
     name: ClassVar[str] = "jdsr"
     OPTIONS: ClassVar[Mapping[str, Any]] = OPTIONS
     FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = FIXED_ON_RESUME
 
-    @staticmethod
-    def check_options(options: Mapping[str, Any]) -> None:
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
         check_options(options)
 
     def __init__(self, config: TrainConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.opts: JdsrOptions = check_options(config.method_options)
         self.scale = config.scale
-        self.arch_config = _arch_config(config)
-        self.net = _build(self.arch_config)
+        self.arch_config = arch_config(config)
+        self.net = build_net(self.arch_config)
         opts = self.opts
         self.target: nn.Module = SectionedTarget(self.net, opts.sections) if opts.self_distill else self.net
         self.generator = label_generator(self.net, opts.sections) if opts.self_distill else None
@@ -89,8 +94,6 @@ class JDSR:
             if opts.peer_init:
                 copy_matching(load_init(opts.peer_init).model.state_dict(), self.peer)
         self._init_teachers()
-        self._optimizers: dict[str, torch.optim.Optimizer] = {}
-        self._schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         adapters = list(self.kd_term.parameters()) if self.kd_term is not None else []
         self._add_optimizer(TARGET, [*self.target.parameters(), *adapters], config.lr)
         if self.generator is not None:
@@ -116,13 +119,13 @@ class JDSR:
             self.kd_term = build_term(self.net, self.student_taps, self.loaded_teachers, self.teacher_taps, self.kd)
 
     def _add_optimizer(self, name: str, parameters: Any, lr: float) -> None:
-        self._optimizers[name], self._schedulers[name] = adam_with_schedule(parameters, self.config, lr)
+        self.add_optimizer(name, *adam_with_schedule(parameters, self.config, lr))
 
     # ---- the contract ------------------------------------------------------------------------------
     def describe(self) -> str:
         parts = [p for p, on in (("self-distillation", self.opts.self_distill), ("meta", self.opts.uses_meta),
                                  ("mutual", self.opts.mutual)) if on]
-        teachers = f" + {self.kd.loss} from {', '.join(t.name for t in self.loaded_teachers)}" if self.kd else ""
+        teachers = f" + {self.kd.kd_loss} from {', '.join(t.name for t in self.loaded_teachers)}" if self.kd else ""
         return f"{self.arch_config.arch} ×{self.scale} (JDSR: {' + '.join(parts) or 'plain L1'}{teachers})"
 
     def trainable(self) -> dict[str, nn.Module]:
@@ -140,12 +143,6 @@ class JDSR:
 
     def deployed(self) -> nn.Module:
         return self.net
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
 
     def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
         """Every k-th image (k = 1/meta_fraction, at least one) is held out for meta batches and the gap;
@@ -174,7 +171,7 @@ class JDSR:
         if self.peer is not None and self.encoder is not None:
             encoder = self.encoder
             peer = score_upscaler(self.peer, pairs, device, self.scale,
-                                  feed=lambda pair: encoder(_to_batch(pair.hr, device)))
+                                  feed=lambda pair: encoder(to_batch(pair.hr, device)))
             scores.extra = {"val_peer_psnr": peer.psnr, "val_gap": peer.psnr - scores.psnr}
         return scores
 
@@ -188,7 +185,7 @@ class JDSR:
             losses["meta"] = meta_step(self.target, self.generator, batch, self._meta_batch(step, ctx),  # type: ignore[arg-type]
                                        self._inner_loss, self._label_loss, self._look_ahead(ctx), opts.meta_order, ctx)
         elif opts.uses_meta:  # the generator's schedule follows the run's steps, not its meta steps
-            self._schedulers[GENERATOR].step()
+            self.schedulers()[GENERATOR].step()
         teacher_outputs, teacher_features = teachers_forward(self.teachers, self.teacher_taps, batch.lr, ctx)
         taps = capture_features(self.net, self.student_taps) if self.kd_term is not None else contextlib.nullcontext({})
         with taps as captured:

@@ -15,8 +15,8 @@ from torch import nn
 from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
 from jdsr_cli.errors import UsageError
 from jdsr_cli.ops.resize import imresize
-from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import ONLINE, DistillOptions, default_taps
+from jdsr_cli.training.methods.distill import terms
+from jdsr_cli.training.methods.distill.options import ONLINE, DistillOptions, default_taps
 
 if TYPE_CHECKING:
     from jdsr_cli.checkpoints.load import LoadedModel
@@ -34,7 +34,7 @@ class ResizedTeacher(nn.Module):
         super().__init__()
         self.net = net
         self.factor = int(factor)
-        self.in_channels = getattr(net, "in_channels", 3)
+        self.in_channels: int = net.in_channels  # type: ignore[assignment]  # an SRNet's, like every teacher's
 
     def feature_taps(self) -> dict[str, nn.Module]:
         return self.net.feature_taps()  # type: ignore[operator]
@@ -62,21 +62,21 @@ def load_teacher(spec: str, scale: int) -> LoadedModel:
 def tap_channels(model: nn.Module, taps: list[str]) -> list[tuple[int, int, int]]:
     """(channels, height, width) of each tap for a PROBE_SIDE² input."""
     with torch.no_grad(), capture_features(model, taps) as captured:  # type: ignore[arg-type]
-        model(torch.zeros(1, getattr(model, "in_channels", 3), PROBE_SIDE, PROBE_SIDE))
+        model(torch.zeros(1, int(model.in_channels), PROBE_SIDE, PROBE_SIDE))  # an SRNet or a ResizedTeacher
     return [tuple(captured[t].shape[1:]) for t in taps]  # type: ignore[misc]
 
 
 def select_taps(net: nn.Module, teachers: Sequence[LoadedModel], opts: DistillOptions
                 ) -> tuple[list[str], list[list[str]]]:
     """The student's taps and each teacher's (``taps_student``/``taps_teacher`` or the loss's default), checked."""
-    student = list(opts.taps_student) or default_taps(available_taps(net), opts.loss)  # type: ignore[arg-type]
+    student = list(opts.taps_student) or default_taps(available_taps(net), opts.kd_loss)  # type: ignore[arg-type]
     try:
         resolve_taps(net, student)  # type: ignore[arg-type]
     except ValueError as error:  # unknown names: one line listing the available ones
         raise UsageError(f"--taps-student: {error}") from None
     chosen = []
     for loaded in teachers:
-        taps = list(opts.taps_teacher) or default_taps(available_taps(loaded.model), opts.loss)
+        taps = list(opts.taps_teacher) or default_taps(available_taps(loaded.model), opts.kd_loss)
         try:
             resolve_taps(loaded.model, taps)
         except ValueError as error:
@@ -91,7 +91,7 @@ def select_taps(net: nn.Module, teachers: Sequence[LoadedModel], opts: DistillOp
 def build_term(net: nn.Module, student_taps: list[str], teachers: Sequence[LoadedModel],
                teacher_taps: Sequence[list[str]], opts: DistillOptions) -> terms.FeatureTerm | None:
     """The loss's feature term with adapters sized from the taps (None for output KD and the online losses)."""
-    loss = opts.loss
+    loss = opts.kd_loss
     if loss in ("output", *ONLINE):
         return None
     student = tap_channels(net, student_taps)

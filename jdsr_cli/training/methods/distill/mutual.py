@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from jdsr_cli.training.distill.method import Distill
-from jdsr_cli.training.single_net import MAIN, adam_with_schedule
+from jdsr_cli.training.methods.base import MAIN, adam_with_schedule
+from jdsr_cli.training.methods.distill.method import Distill
 
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class MutualDistill(Distill):
-    """``--method dml``: see the module docstring."""
+    """``--kd-loss dml``: see the module docstring."""
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
@@ -36,7 +36,7 @@ class MutualDistill(Distill):
                 peer.load_state_dict(loaded.model.state_dict())
             self.peers.append(peer.train())
         for i, peer in enumerate(self.peers):
-            self._optimizers[f"peer{i}"], self._schedulers[f"peer{i}"] = adam_with_schedule(peer.parameters(), config)
+            self.add_optimizer(f"peer{i}", *adam_with_schedule(peer.parameters(), config))
         self.teachers = []  # nothing frozen: the cohort trains
 
     def describe(self) -> str:

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.taps import capture_features
-from jdsr_cli.training.distill.mutual import MutualDistill
-from jdsr_cli.training.single_net import MAIN, lr_factor
+from jdsr_cli.training.methods.base import MAIN, lr_factor
+from jdsr_cli.training.methods.distill.mutual import MutualDistill
+from jdsr_cli.training.methods.distill.teachers import tap_channels
 
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
@@ -38,11 +39,9 @@ def patch_discriminator(channels: int) -> nn.Sequential:
 
 
 class AdversarialDistill(MutualDistill):
-    """``--method afd``: see the module docstring."""
+    """``--kd-loss afd``: see the module docstring."""
 
     def __init__(self, config: TrainConfig) -> None:
-        from jdsr_cli.training.distill.teachers import tap_channels
-
         super().__init__(config)
         nets = [self.net, *self.peers]
         widths = [tap_channels(net, [TAP])[0][0] for net in nets]
@@ -54,8 +53,8 @@ class AdversarialDistill(MutualDistill):
                   for name, net, transform in zip(self._names(), nets, self.transforms, strict=True)}
         groups[DISCRIMINATORS] = list(self.discriminators.parameters())
         for name, params in groups.items():  # at afd_lr, decayed by the run's schedule
-            self._optimizers[name] = torch.optim.Adam(params, lr=self.opts.afd_lr, betas=(0.5, 0.999))
-            self._schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self._optimizers[name], lr_factor(config))
+            optimizer = torch.optim.Adam(params, lr=self.opts.afd_lr, betas=(0.5, 0.999))
+            self.add_optimizer(name, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config)))
 
     def _names(self) -> list[str]:
         return [MAIN, *(f"peer{i}" for i in range(len(self.peers)))]
@@ -77,7 +76,7 @@ class AdversarialDistill(MutualDistill):
         for i, name in enumerate(self._names()):  # (2) each network fools its discriminator
             fake = self.discriminators[i](features[i])
             loss_g = (fake - 1).square().mean()
-            params = [p for group in self._optimizers[f"{name}_adv"].param_groups for p in group["params"]]
+            params = [p for group in self.optimizers()[f"{name}_adv"].param_groups for p in group["params"]]
             grads = torch.autograd.grad(loss_g, params, allow_unused=True, retain_graph=True)
             ctx.step_with_gradients(f"{name}_adv", [torch.zeros_like(p) if g is None else g
                                                    for p, g in zip(params, grads, strict=True)], loss_g)

@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from jdsr_cli.training.jdsr.networks import SectionedTarget, as_trace
-from jdsr_cli.training.jdsr.options import at_least_fp32
+from jdsr_cli.training.methods.jdsr.networks import SectionedTarget, as_trace
+from jdsr_cli.training.methods.jdsr.options import at_least_fp32
 
 if TYPE_CHECKING:
     from jdsr_cli.archs.base import SectionTrace

@@ -19,25 +19,25 @@ from torch import nn
 from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
-from jdsr_cli.training.distill import terms
-from jdsr_cli.training.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options
-from jdsr_cli.training.distill.teachers import build_term, load_teacher, output_kd, select_taps, teachers_forward
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
-from jdsr_cli.training.methods import (
-    _arch_config,
-    _build,
-    copy_matching,
-    initialise_net,
-    score_upscaler,
+from jdsr_cli.training.methods.base import MAIN, MethodBase, adam_with_schedule
+from jdsr_cli.training.methods.distill import terms
+from jdsr_cli.training.methods.distill.options import FIXED_ON_RESUME, ONLINE, OPTIONS, DistillOptions, check_options
+from jdsr_cli.training.methods.distill.teachers import (
+    build_term,
+    load_teacher,
+    output_kd,
+    select_taps,
+    teachers_forward,
 )
-from jdsr_cli.training.single_net import MAIN, adam_with_schedule
+from jdsr_cli.training.methods.nets import arch_config, build_net, copy_matching, initialise_net
+from jdsr_cli.training.methods.scoring import score_upscaler
 
 if TYPE_CHECKING:
     from jdsr_cli.archs.base import SRNet
     from jdsr_cli.archs.registry import ArchConfig
     from jdsr_cli.checkpoints.load import LoadedModel
     from jdsr_cli.training.config import TrainConfig
-    from jdsr_cli.training.data import ImagePair
     from jdsr_cli.training.step_context import StepContext
 
 class DistillStudent(nn.Module):
@@ -66,7 +66,7 @@ def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, 
     from jdsr_cli.checkpoints.resolve import resolve_model
 
     if len(specs) != 1:
-        raise UsageError("--method pisr takes one --teacher: a superior-LR pair (e.g. a run of jdsr train --method "
+        raise UsageError("--kd-loss pisr takes one --teacher: a superior-LR pair (e.g. a run of jdsr train --method "
                          "superior-lr, or slr-up-x4)")
     spec = specs[0]
     folder = Path(spec).expanduser()
@@ -85,41 +85,28 @@ def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, 
     return encoder, decoder
 
 
-class Distill:
-    """``jdsr distill``: see the module docstring."""
+class Distill(MethodBase):
+    """``jdsr distill``: see the module docstring. The online losses are its subclasses (``MutualDistill``,
+    ``AdversarialDistill``); ``methods.distill.build`` picks the class a run's ``kd_loss`` needs."""
 
     name: ClassVar[str] = "distill"
     OPTIONS: ClassVar[Mapping[str, Any]] = OPTIONS
     FIXED_ON_RESUME: ClassVar[tuple[str, ...]] = FIXED_ON_RESUME
 
-    @staticmethod
-    def check_options(options: Mapping[str, Any]) -> None:
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
         check_options(options)
 
-    def __new__(cls, config: TrainConfig) -> Distill:
-        """An online loss builds its subclass (DML: ``MutualDistill``, AFD: ``AdversarialDistill``), whose --teacher
-        networks train as peers."""
-        loss = config.method_options.get("loss")
-        if cls is Distill and loss == "dml":
-            from jdsr_cli.training.distill.mutual import MutualDistill
-
-            return super().__new__(MutualDistill)
-        if cls is Distill and loss == "afd":
-            from jdsr_cli.training.distill.adversarial import AdversarialDistill
-
-            return super().__new__(AdversarialDistill)
-        return super().__new__(cls)
-
     def __init__(self, config: TrainConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.opts: DistillOptions = check_options(config.method_options)
         if not self.opts.teachers:
             raise UsageError("jdsr distill needs a teacher: --teacher MODEL (a bundled name, a checkpoint or hf://)")
         self.scale = config.scale
-        self.arch_config = _arch_config(config)
-        self.net = _build(self.arch_config)
+        self.arch_config = arch_config(config)
+        self.net = build_net(self.arch_config)
         self.encoder: nn.Module | None = None  # PISR: the privileged teacher's HR encoder
-        if self.opts.loss == "pisr":
+        if self.opts.kd_loss == "pisr":
             encoder, decoder = load_privileged_teacher(self.opts.teachers, self.scale)
             self.encoder, self.loaded_teachers = encoder.model, [decoder]
         else:
@@ -133,20 +120,18 @@ class Distill:
             if not copied:
                 raise UsageError(f"--init-from-teacher: {self.loaded_teachers[0].name} shares no tensor with the "
                                  f"{self.arch_config.arch} student")
-        optimizer, scheduler = adam_with_schedule(self.student.parameters(), config)
-        self._optimizers = {MAIN: optimizer}
-        self._schedulers = {MAIN: scheduler}
+        self.add_optimizer(MAIN, *adam_with_schedule(self.student.parameters(), config))
 
     @property
     def validation_target(self) -> str:
         """"teacher" when the HR has no weight (``--w-hr 0``): then the teacher's output is the target."""
-        frozen = self.encoder is None and self.opts.loss not in ONLINE
+        frozen = self.encoder is None and self.opts.kd_loss not in ONLINE
         return "teacher" if frozen and self.opts.w_hr == 0 else "HR"
 
     # ---- the contract ------------------------------------------------------------------------------
     def describe(self) -> str:
         names = ", ".join(loaded.name for loaded in self.loaded_teachers)
-        return f"{self.arch_config.arch} ×{self.scale} from {names} ({self.opts.loss})"
+        return f"{self.arch_config.arch} ×{self.scale} from {names} ({self.opts.kd_loss})"
 
     def trainable(self) -> dict[str, nn.Module]:
         return {"student": self.student}
@@ -157,15 +142,6 @@ class Distill:
 
     def deployed(self) -> nn.Module:
         return self.net
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return self._optimizers
-
-    def schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-        return self._schedulers
-
-    def training_pairs(self, pairs: list[ImagePair]) -> list[ImagePair]:
-        return pairs
 
     def recipe_extra(self) -> dict[str, Any]:
         """The teachers' identities and recipes, recorded in every checkpoint (``training.teachers``)."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jdsr_cli.errors import UsageError
-from jdsr_cli.training.options import TableOptions, check_table_types
+from jdsr_cli.training.methods.table import TableOptions, check_table_types
 
 # loss → (w_feat default, reconstruction?, one line for --help)
 LOSSES: dict[str, tuple[float, bool, str]] = {
@@ -33,7 +33,7 @@ ONLINE = ("dml", "afd")  # losses whose --teacher networks are trainable peers, 
 STATS = ("energy", "mean", "max", "std")
 
 OPTIONS: dict[str, Any] = {
-    "loss": "output",
+    "kd_loss": "output",  # one of LOSSES (--kd-loss; before, --method and the key "loss")
     "teachers": [],  # what --model takes: bundled names, checkpoint files or folders, hf:// references
     "taps_student": [],  # [] = the body in thirds plus body_tail (FEED: body_tail)
     "taps_teacher": [],  # [] = the same rule on the teacher
@@ -51,7 +51,7 @@ OPTIONS: dict[str, Any] = {
     "dml_ramp": 0.1,  # DML: the mutual weight ramps up linearly over this fraction of the run (early peers are poor)
 }
 
-FIXED_ON_RESUME = ("loss", "teachers", "taps_student", "taps_teacher", "lsfd_kernel", "peer_init")
+FIXED_ON_RESUME = ("kd_loss", "teachers", "taps_student", "taps_teacher", "lsfd_kernel", "peer_init")
 
 
 class DistillOptions(TableOptions):
@@ -60,15 +60,14 @@ class DistillOptions(TableOptions):
     @property
     def feature_weight(self) -> float:
         weight = float(self.values["w_feat"])
-        return LOSSES[self.loss][0] if weight < 0 else weight
+        return LOSSES[self.kd_loss][0] if weight < 0 else weight
 
 
 def check_options(options: Mapping[str, Any]) -> DistillOptions:
     """Defaults overlaid with ``options``; a wrong type or value is one UsageError naming ``[distill] key``."""
     values = {**OPTIONS, **options}
     check_table_types("distill", OPTIONS, values)
-    if values["loss"] not in LOSSES:
-        raise UsageError(f"--method {values['loss']!r}: choose {', '.join(LOSSES)}")
+    parse_kd_loss(values["kd_loss"], "[distill] kd_loss =")
     if values["peer_init"] not in ("scratch", "teacher"):
         raise UsageError(f"[distill] peer_init = {values['peer_init']!r}: choose scratch or teacher")
     if not 0 <= values["dml_ramp"] <= 1:
@@ -84,6 +83,13 @@ def check_options(options: Mapping[str, Any]) -> DistillOptions:
     if values["lsfd_kernel"] % 2 == 0:
         raise UsageError("[distill] lsfd_kernel must be odd (1, 3, 5...)")
     return DistillOptions(values)
+
+
+def parse_kd_loss(text: str, option: str = "--kd-loss") -> str:
+    """``--kd-loss`` (or its former spelling ``--method``, named by ``option``): one of ``LOSSES``."""
+    if text not in LOSSES:
+        raise UsageError(f"{option} {text!r}: choose {', '.join(LOSSES)}")
+    return text
 
 
 def default_taps(names: list[str], loss: str) -> list[str]:
