@@ -53,3 +53,14 @@ def test_process_stands_on_nothing_but_errors() -> None:
 
 def test_the_scan_sees_imports_inside_functions(tmp_path: Path) -> None:
     assert "jdsr_cli.commands.batch" in imported_modules(PACKAGE / "cli" / "batch_cmd.py")
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    # a leading underscore means "this module's own": another module that needs it gets a public name instead
+    crossing = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jdsr_cli"):
+                crossing += [f"{path.relative_to(PACKAGE)}: {node.module}.{alias.name}" for alias in node.names
+                             if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert crossing == []

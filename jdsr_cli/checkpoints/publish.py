@@ -92,13 +92,13 @@ def locate_publishable(spec: str | os.PathLike[str]) -> PublishSource:
     from jdsr_cli.checkpoints.load import load_checkpoint_files
     from jdsr_cli.checkpoints.manifest import load_manifest
     from jdsr_cli.checkpoints.recipe import locate_checkpoint_files
-    from jdsr_cli.checkpoints.resolve import _looks_like_path, load_entry
+    from jdsr_cli.checkpoints.resolve import looks_like_path, load_entry
 
     text = os.fspath(spec)
     if is_hf_uri(text):
         files = fetch_checkpoint(parse_hf_uri(text))
         return PublishSource(load_checkpoint_files(files.weights, files.config, source=text), files.weights, files.config)
-    if not _looks_like_path(text):
+    if not looks_like_path(text):
         manifest = load_manifest()
         entry = manifest.get(text)
         if entry is not None:

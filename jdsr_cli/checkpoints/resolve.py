@@ -70,7 +70,7 @@ def resolve_model(
             scale_hint=scale,
         )
 
-    if not _looks_like_path(text):
+    if not looks_like_path(text):
         manifest = manifest if manifest is not None else load_manifest()
         entry = manifest.get(text)
         if entry is not None:
@@ -82,7 +82,7 @@ def resolve_model(
     if path.exists():
         return load_checkpoint(path, registry=registry, map_location=map_location, scale_hint=scale)
 
-    if _looks_like_path(text):
+    if looks_like_path(text):
         raise ModelLoadError(f"{option} {text}: no such file or folder")
     manifest = manifest if manifest is not None else load_manifest()
     known = ", ".join(manifest.names()) or "none"
@@ -138,7 +138,7 @@ def load_entry(
     return loaded
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
     """Explicit path syntax: a separator, a leading '.' or '~', or a checkpoint suffix."""
     return (
         "/" in text
