@@ -79,7 +79,7 @@ def test_methods_are_registered_by_name_and_config_methods_follows(dummy_method:
     assert method_names()[:2] == ("supervised", "superior-lr") and DUMMY in method_names()
     assert method_class(DUMMY) is dummy_method and dummy_method.name == DUMMY
     assert [method_class(name).name for name in method_names()] == list(method_names())
-    choices = "supervised or superior-lr or jdsr or distill or dummy-teacher"
+    choices = "supervised or superior-lr or adversarial or jdsr or distill or dummy-teacher"
     with pytest.raises(UsageError, match=rf"--method 'nope': choose {choices}"):
         load_config(None, {"data": "x", "method": "nope"})
 

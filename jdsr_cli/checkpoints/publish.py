@@ -92,7 +92,7 @@ def locate_publishable(spec: str | os.PathLike[str]) -> PublishSource:
     from jdsr_cli.checkpoints.load import load_checkpoint_files
     from jdsr_cli.checkpoints.manifest import load_manifest
     from jdsr_cli.checkpoints.recipe import locate_checkpoint_files
-    from jdsr_cli.checkpoints.resolve import looks_like_path, load_entry
+    from jdsr_cli.checkpoints.resolve import load_entry, looks_like_path
 
     text = os.fspath(spec)
     if is_hf_uri(text):

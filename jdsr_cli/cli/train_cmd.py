@@ -1,4 +1,4 @@
-"""``jdsr train``: training on a folder of your own HR photos (supervised, superior-lr or jdsr)."""
+"""``jdsr train``: training on a folder of your own HR photos (supervised, adversarial, superior-lr or jdsr)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from jdsr_cli.cli import training_options as opt
 #: Static (the registry is not imported at CLI start-up); tests/test_cli.py keeps it in step with the registry.
 ARCH_HELP = "Architecture (imdn, span, pan, fsrcnn, edsr, rcan, srvgg, rrdbnet)."
 #: Static too; tests/test_train_methods.py keeps it in step with training.registry (distill has its own command).
-METHOD_HELP = ("supervised (default), superior-lr (JDSR stage 1: learned downscaler + its decoder; --arch names the "
-               "decoder; its options: the superior-lr table of --config) or jdsr (joint distillation of --arch; its "
-               "options: the jdsr table of --config).")
+METHOD_HELP = ("supervised (default), adversarial (L1 + a patch discriminator's adversarial term, for texture; "
+               "its options: --gan-weight and the adversarial table of --config), superior-lr (JDSR stage 1: "
+               "learned downscaler + its decoder; --arch names the decoder; its options: the superior-lr table of "
+               "--config) or jdsr (joint distillation of --arch; its options: the jdsr table of --config).")
 
 
 def train(
@@ -35,6 +36,8 @@ def train(
     lr: opt.Lr = None,
     schedule: opt.Schedule = None,
     ema_decay: opt.EmaDecay = None,
+    gan_weight: Annotated[float | None, typer.Option(
+        "--gan-weight", help="adversarial: weight of the adversarial term against L1 (default 0.1).")] = None,
     lr_weight: Annotated[float | None, typer.Option(
         "--lr-weight", help="superior-lr: weight of L1(E(HR), bicubic LR).")] = None,
     sr_weight: Annotated[float | None, typer.Option(
@@ -83,7 +86,8 @@ def train(
         ema_decay=ema_decay, val_every=val_every, save_every=save_every,
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
-    overrides.update(method_overrides(lr_weight=lr_weight, sr_weight=sr_weight,  # superior-lr
+    overrides.update(method_overrides(gan_weight=gan_weight,  # adversarial
+                                      lr_weight=lr_weight, sr_weight=sr_weight,  # superior-lr
                                       self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
                                       gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight,
                                       teachers=teacher or None, kd_loss=kd_loss))

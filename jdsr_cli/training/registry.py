@@ -37,6 +37,7 @@ class MethodEntry:
 REGISTRY: dict[str, MethodEntry] = {
     "supervised": MethodEntry("jdsr_cli.training.methods.supervised:Supervised", "L1"),
     "superior-lr": MethodEntry("jdsr_cli.training.methods.superior_lr:SuperiorLR", "SLR"),
+    "adversarial": MethodEntry("jdsr_cli.training.methods.adversarial:Adversarial", "GAN"),
     "jdsr": MethodEntry("jdsr_cli.training.methods.jdsr.method:JDSR", "JDSR"),
     "distill": MethodEntry("jdsr_cli.training.methods.distill.method:Distill", "KD",
                            "jdsr_cli.training.methods.distill:build"),

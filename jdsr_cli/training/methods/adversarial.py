@@ -1,0 +1,104 @@
+"""``adversarial``: L1 to the target plus the adversarial term of a small patch discriminator (ESRGAN's
+relativistic average GAN), so the network draws texture where L1 alone averages it away.
+
+The target is the batch's HR: the images of a folder, or a teacher's outputs (``jdsr distill-cache`` writes
+them; ``jdsr train CACHE/target --lr-dir CACHE/lr --method adversarial``). With a teacher's outputs the
+discriminator learns to tell the student's output from the teacher's, which pushes the student towards the
+teacher's texture and needs no HR at all: the CPU form of issue 29 §3's "adversarial term" (docs/training.md).
+
+The discriminator trains with its own Adam (``disc_lr``, the run's schedule), its gradients taken by hand and
+averaged over the ranks like AFD's (``ctx.step_with_gradients``); it is saved in the training state and dropped
+from every checkpoint. ``warmup`` steps of plain L1 come first (ESRGAN starts from an L1 model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn.functional import binary_cross_entropy_with_logits, l1_loss
+
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.methods.base import MAIN, adam_with_schedule
+from jdsr_cli.training.methods.supervised import Supervised
+from jdsr_cli.training.methods.table import check_table_types
+
+if TYPE_CHECKING:
+    from jdsr_cli.training.config import TrainConfig
+    from jdsr_cli.training.method_api import Batch, Losses
+    from jdsr_cli.training.step_context import StepContext
+
+DISCRIMINATOR = "discriminator"
+
+
+def patch_discriminator(width: int, in_channels: int = 3) -> nn.Sequential:
+    """A VGG-style patch discriminator with spectral norm: one score per 8×8 output pixels, no batch statistics
+    (so a score depends on its patch alone, like the tile-exact generator)."""
+    sn = nn.utils.parametrizations.spectral_norm
+    widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width]
+    layers: list[nn.Module] = [sn(nn.Conv2d(in_channels, width, 3, 1, 1)), nn.LeakyReLU(0.2)]
+    for i, (c_in, c_out) in enumerate(zip(widths, widths[1:], strict=False)):
+        stride, kernel = (2, 4) if i % 2 == 0 else (1, 3)
+        layers += [sn(nn.Conv2d(c_in, c_out, kernel, stride, 1)), nn.LeakyReLU(0.2)]
+    layers += [sn(nn.Conv2d(4 * width, width, 4, 2, 1)), nn.LeakyReLU(0.2), nn.Conv2d(width, 1, 3, 1, 1)]
+    return nn.Sequential(*layers)
+
+
+def relativistic_loss(real: torch.Tensor, fake: torch.Tensor, *, for_generator: bool) -> torch.Tensor:
+    """RaGAN: each side judged against the other's mean; the generator wants its fakes to look more real than
+    the reals, the discriminator the opposite."""
+    real_vs_fake, fake_vs_real = real - fake.mean(), fake - real.mean()
+    real_label, fake_label = (0.0, 1.0) if for_generator else (1.0, 0.0)
+    return 0.5 * (binary_cross_entropy_with_logits(real_vs_fake, torch.full_like(real_vs_fake, real_label))
+                  + binary_cross_entropy_with_logits(fake_vs_real, torch.full_like(fake_vs_real, fake_label)))
+
+
+class Adversarial(Supervised):
+    """``--method adversarial``: see the module docstring."""
+
+    name = "adversarial"
+    OPTIONS: Mapping[str, Any] = {"gan_weight": 0.1, "disc_lr": 1e-4, "disc_width": 32, "warmup": 0}
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        # it judges the network's output, so it takes the network's output channels
+        self.discriminator = patch_discriminator(int(self.options["disc_width"]), int(self.net.out_channels))
+        self.add_optimizer(DISCRIMINATOR, *adam_with_schedule(self.discriminator.parameters(), config,
+                                                               float(self.options["disc_lr"])))
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        values = {**cls.OPTIONS, **options}
+        check_table_types("adversarial", cls.OPTIONS, values)
+        for key in ("gan_weight", "disc_lr", "warmup"):
+            if values[key] < 0:
+                raise UsageError(f"[adversarial] {key} = {values[key]}: must be 0 or more")
+        if not 4 <= values["disc_width"] <= 256:
+            raise UsageError(f"[adversarial] disc_width = {values['disc_width']}: choose 4..256")
+
+    def describe(self) -> str:
+        return f"{super().describe()} + adversarial (weight {self.options['gan_weight']})"
+
+    def trainable(self) -> dict[str, nn.Module]:
+        return {"net": self.net, DISCRIMINATOR: self.discriminator}
+
+    def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
+        output = ctx.forward(self.net, batch.lr)
+        l1 = l1_loss(output.float(), batch.hr)
+        if step < int(self.options["warmup"]) or float(self.options["gan_weight"]) == 0:
+            ctx.backward_and_step(l1, MAIN)
+            return {"loss": l1.detach(), "l1": l1.detach()}
+        with ctx.autocast():  # the raw discriminator: its gradients are taken by hand below
+            real = self.discriminator(batch.hr).float()
+            fake = self.discriminator(output).float()
+        adversarial = relativistic_loss(real.detach(), fake, for_generator=True)
+        loss = l1 + float(self.options["gan_weight"]) * adversarial
+        ctx.backward_and_step(loss, MAIN)  # into the network's parameters only
+        with ctx.autocast():
+            fake = self.discriminator(output.detach()).float()
+        disc_loss = relativistic_loss(real, fake, for_generator=False)
+        params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        ctx.step_with_gradients(DISCRIMINATOR, list(torch.autograd.grad(disc_loss, params)), disc_loss)
+        return {"loss": loss.detach(), "l1": l1.detach(), "adv": adversarial.detach(), "disc": disc_loss.detach()}

@@ -1,0 +1,109 @@
+"""``--method adversarial``: L1 + a relativistic patch discriminator (issue 29 §3's adversarial term)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from jdsr_cli.cli.main import app
+from jdsr_cli.errors import UsageError
+from jdsr_cli.training.config import load_config
+from jdsr_cli.training.methods.adversarial import patch_discriminator, relativistic_loss
+from jdsr_cli.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    for path in sorted((data_dir / "train" / "BSD200").glob("*.png"))[:4]:
+        Image.open(path).crop((0, 0, 96, 96)).save(root / path.name)
+    return root
+
+
+def _config(data: Path, out: Path, **kw):  # type: ignore[no-untyped-def]
+    base = dict(data=str(data), scale=2, arch="fsrcnn", method="adversarial", steps=6, batch_size=2, patch_size=16,
+                val_every=3, save_every=3, log_every=1, out=str(out), device="cpu", workers=0, seed=4,
+                val_fraction=0.25, method_options={"disc_width": 8, "gan_weight": 0.5})
+    base.update(kw)
+    return load_config(None, base)
+
+
+def test_the_discriminator_learns_to_tell_sharp_from_blurred() -> None:
+    """Stepping only the discriminator on sharp (real) against box-blurred (fake) patches takes its RaGAN loss
+    from log 2 (no opinion) well below it; the generator's loss on the same scores is then above log 2."""
+    torch.manual_seed(0)
+    disc = patch_discriminator(8)
+    optimizer = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.9, 0.99))
+    real = torch.rand(8, 3, 32, 32)
+    fake = torch.nn.functional.avg_pool2d(real, 5, 1, 2, count_include_pad=False)
+    for _ in range(60):
+        loss = relativistic_loss(disc(real), disc(fake), for_generator=False)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        d_loss = relativistic_loss(disc(real), disc(fake), for_generator=False).item()
+        g_loss = relativistic_loss(disc(real), disc(fake), for_generator=True).item()
+    assert d_loss < 0.5 < np.log(2) < g_loss, (d_loss, g_loss)
+
+
+def test_the_adversarial_term_changes_the_networks_step(photos: Path, tmp_path: Path) -> None:
+    """Same seed, data and schedule: with gan_weight 0 the run is plain L1 (the discriminator never steps); with
+    it the network's weights end elsewhere and the log names the adversarial and discriminator losses."""
+    plain = Trainer(_config(photos, tmp_path / "plain", method_options={"disc_width": 8, "gan_weight": 0.0}))
+    plain.run()
+    gan = Trainer(_config(photos, tmp_path / "gan"))
+    gan.run()
+    moved = [not torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(),
+                                                   gan.model.state_dict().values(), strict=True)]
+    assert any(moved)
+    records = [json.loads(line) for line in (tmp_path / "gan" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert len(steps) == 6 and all({"l1", "adv", "disc"} <= set(r) for r in steps), steps[0]
+
+
+def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: Path, tmp_path: Path) -> None:
+    straight = Trainer(_config(photos, tmp_path / "straight"))
+    full = straight.run()
+    Trainer(_config(photos, tmp_path / "split")).run(stop_at=3)
+    resumed = Trainer(_config(photos, tmp_path / "split", resume=str(tmp_path / "split")))
+    second = resumed.run()
+    assert second.losses == pytest.approx(full.losses[3:], rel=1e-5, abs=1e-7)
+    for name in ("net", "discriminator"):
+        a, b = straight.method.trainable()[name].state_dict(), resumed.method.trainable()[name].state_dict()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+
+
+def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(photos: Path, tmp_path: Path) -> None:
+    run = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["train", str(photos), "-s", "2", "--arch", "fsrcnn", "--method", "adversarial",
+                                      "--gan-weight", "0.2", "--steps", "2", "--patch-size", "16", "--batch-size", "2",
+                                      "--precision", "fp32", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert 'gan_weight = 0.2' in (run / "config.toml").read_text()
+    from safetensors.torch import load_file
+
+    names = set(load_file(run / "last" / "model.safetensors"))
+    assert names and not any("discriminator" in n or "parametrizations" in n for n in names), sorted(names)[:5]
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "in.png")
+    upscaled = CliRunner().invoke(app, ["upscale", str(tmp_path / "in.png"), "--model", str(run / "last"),
+                                        "-o", str(tmp_path / "out.png"), "--device", "cpu"])
+    assert upscaled.exit_code == 0, upscaled.output
+    assert Image.open(tmp_path / "out.png").size == (40, 40)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"gan_weight": -1.0}, r"\[adversarial\] gan_weight = -1.0: must be 0 or more"),
+    ({"disc_width": 2}, r"\[adversarial\] disc_width = 2: choose 4..256"),
+    ({"warmup": "soon"}, r"\[adversarial\] warmup = 'soon': expected a whole number"),
+])
+def test_bad_options_are_one_line_naming_the_key(photos: Path, tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _config(photos, tmp_path / "bad", method_options=options)
