@@ -15,6 +15,8 @@
 # Jobs (JOBS, space-separated; default: all):
 #   sharp        photo-x4-sharp, photo-x2-sharp: output distillation from RealESRGAN_x4plus (configs/*-sharp.toml)
 #   sharp-feat   photo-x4-sharp-feat: the same plus a FitNet term on the teacher's RRDB features (does it help?)
+#   sharp-gan    photo-x4-sharp-gan: a cache of the teacher's outputs (jdsr distill-cache, GAN_PAIRS pairs), then
+#                L1 to them + an adversarial term (--method adversarial, configs/photo-x4-sharp-gan.toml)
 #   static       the 7 bundled IMDN models converted to static channel statistics (scripts/freeze_cca.py) and
 #                fine-tuned with configs/<name>-static.toml
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
@@ -27,7 +29,8 @@ TINY=${TINY:-0}
 DEADLINE=${DEADLINE:-420}
 STASH=${STASH:-/root/jdsr-stash}
 DATA=${DATA:-.devdata/train/BSD200}
-JOBS=${JOBS:-sharp sharp-feat static}
+JOBS=${JOBS:-sharp sharp-feat sharp-gan static}
+GAN_PAIRS=${GAN_PAIRS:-16000}
 STATIC_MODELS=(imdn-x2 imdn-x3 imdn-x4 imdn-small-x2 imdn-small-x4 photo-x2 photo-x4)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
 start=$(date +%s)
@@ -49,11 +52,12 @@ TEACHER=$STASH/.teacher/realesrgan-x4plus.param
 [ -f "$TEACHER" ] || TEACHER=.teacher/realesrgan-x4plus.param
 if [ ! -f "$TEACHER" ]; then
   echo "no teacher at $STASH/.teacher (a fresh machine?): skipping the distillations"
-  JOBS=${JOBS//sharp-feat/}; JOBS=${JOBS//sharp/}
+  JOBS=${JOBS//sharp-feat/}; JOBS=${JOBS//sharp-gan/}; JOBS=${JOBS//sharp/}
 fi
 
 if [ "$TINY" = 1 ]; then
   RUN=(--steps 4 --val-every 2 --save-every 2 --batch-size 2); FREEZE=(--images 4); DEADLINE=${TINY_DEADLINE:-900}
+  GAN_PAIRS=24
   CROP=32
 else
   RUN=(); FREEZE=(--images 100); CROP=256
@@ -84,6 +88,12 @@ if want sharp-feat; then
   jdsr distill "$DATA" --config configs/photo-x4-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 3 \
     --patch-size 48 --kd-loss fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
     --out runs/photo-x4-sharp-feat "${RUN[@]}" >"$LOGS/photo-x4-sharp-feat.log" 2>&1 &
+fi
+if want sharp-gan; then  # the cache first (the teacher alone on the GPU for a minute or two), then the student
+  ( jdsr distill-cache "$DATA" --teacher "$TEACHER" -s 4 --pairs "$GAN_PAIRS" --patch-size 64 --batch-size 32 \
+      --device "$DEV" -o runs/cache-x4 >"$LOGS/cache-x4.log" 2>&1 \
+    && jdsr train runs/cache-x4/target --lr-dir runs/cache-x4/lr --config configs/photo-x4-sharp-gan.toml \
+      --device "$DEV" --workers 3 "${RUN[@]}" >"$LOGS/photo-x4-sharp-gan.log" 2>&1 ) &
 fi
 if want static; then
   for name in "${STATIC_MODELS[@]}"; do
@@ -117,6 +127,8 @@ pack() { local out=$1; shift; local have=(); for p in "$@"; do [ -e "$p" ] && ha
 pack photo-x4-sharp.tgz runs/photo-x4-sharp
 pack photo-x2-sharp.tgz runs/photo-x2-sharp
 pack photo-x4-sharp-feat.tgz runs/photo-x4-sharp-feat/best runs/photo-x4-sharp-feat/log.jsonl
+pack photo-x4-sharp-gan.tgz runs/photo-x4-sharp-gan/best runs/photo-x4-sharp-gan/last runs/photo-x4-sharp-gan/log.jsonl \
+  runs/photo-x4-sharp-gan/config.toml
 pack static-a.tgz runs/imdn-x2-static/best runs/imdn-x3-static/best runs/imdn-x4-static/best runs/*-static/log.jsonl
 pack static-b.tgz runs/imdn-small-x2-static/best runs/imdn-small-x4-static/best runs/photo-x2-static/best \
   runs/photo-x4-static/best
@@ -127,7 +139,7 @@ stamp "runs packed"
 # PSNR-Y to the teacher and NIQE, every network in fp32 (TF32 off), whole images
 if [ -d "$STASH/.photocrops" ] && [ -f "$TEACHER" ]; then
   models=(--model bicubic --model imdn-x4 --model photo-x4)
-  for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat; do
+  for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat runs/photo-x4-sharp-gan; do
     [ -d "$run/best" ] && models+=(--model "$run/best")
   done
   timeout 240 $PY experiments/photo_results.py --sets "" --photos "$STASH/.photocrops" --crop $CROP --teacher "$TEACHER" \
