@@ -17,8 +17,8 @@
 #   sharp-feat   photo-x4-sharp-feat: the same plus a FitNet term on the teacher's RRDB features (does it help?)
 #   sharp-gan    photo-x4-sharp-gan: a cache of the teacher's outputs (jdsr distill-cache, GAN_PAIRS pairs), then
 #                L1 to them + an adversarial term (--method adversarial, configs/photo-x4-sharp-gan.toml)
-#   static       the 7 bundled IMDN models converted to static channel statistics (scripts/freeze_cca.py) and
-#                fine-tuned with configs/<name>-static.toml
+#   static       photo-x2 and photo-x4 (bundled with static channel statistics after a short CPU fine-tune)
+#                fine-tuned further with configs/<name>-static.toml, from the bundled weights
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
 # the learning rates are constant with EMA, so best/ and last/ are usable at any stop. Results come back in
 # $OUT as .tgz files (the tool takes at most 8 files of 16 MiB) plus logs.tgz.
@@ -31,7 +31,7 @@ STASH=${STASH:-/root/jdsr-stash}
 DATA=${DATA:-.devdata/train/BSD200}
 JOBS=${JOBS:-sharp sharp-feat sharp-gan static}
 GAN_PAIRS=${GAN_PAIRS:-16000}
-STATIC_MODELS=(imdn-x2 imdn-x3 imdn-x4 imdn-small-x2 imdn-small-x4 photo-x2 photo-x4)
+STATIC_MODELS=(photo-x2 photo-x4)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
@@ -45,7 +45,7 @@ if [ "${1:-}" = stash ]; then  # call 1: keep the teacher on the machine for cal
 fi
 
 LOGS=runs/device-logs
-mkdir -p "$LOGS" "$OUT" runs/static
+mkdir -p "$LOGS" "$OUT"
 # one OpenCV/OpenMP thread per process: the data workers are already one process each
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1
 TEACHER=$STASH/.teacher/realesrgan-x4plus.param
@@ -56,11 +56,11 @@ if [ ! -f "$TEACHER" ]; then
 fi
 
 if [ "$TINY" = 1 ]; then
-  RUN=(--steps 4 --val-every 2 --save-every 2 --batch-size 2); FREEZE=(--images 4); DEADLINE=${TINY_DEADLINE:-900}
+  RUN=(--steps 4 --val-every 2 --save-every 2 --batch-size 2); DEADLINE=${TINY_DEADLINE:-900}
   GAN_PAIRS=24
   CROP=32
 else
-  RUN=(); FREEZE=(--images 100); CROP=256
+  RUN=(); CROP=256
 fi
 
 stamp "start on $DEV, jobs: $JOBS"
@@ -69,14 +69,6 @@ $PY -c "from PIL import Image; import glob; Image.open(sorted(glob.glob('$DATA/*
   || { echo "cannot read the packed WebP training images in $DATA"; exit 1; }
 
 jdsr() { $PY -m jdsr_cli "$@"; }
-# the static conversions first (the sharp students start from photo-x4/photo-x2's), side by side
-for name in "${STATIC_MODELS[@]}"; do
-  $PY scripts/freeze_cca.py "$name" -o "runs/static/$name" --data "$DATA" "${FREEZE[@]}" \
-    >"$LOGS/freeze-$name.log" 2>&1 &
-done
-wait
-stamp "static conversions: $(ls runs/static | tr '\n' ' ')"
-start=$(date +%s)  # the deadline counts the trainings only
 
 if want sharp; then
   jdsr distill "$DATA" --config configs/photo-x4-sharp.toml --teacher "$TEACHER" --device "$DEV" --workers 4 \
@@ -98,7 +90,7 @@ fi
 if want static; then
   for name in "${STATIC_MODELS[@]}"; do
     case $name in photo-x4) w=2 ;; *) w=1 ;; esac
-    jdsr train "$DATA" --config "configs/$name-static.toml" --init "runs/static/$name" --out "runs/$name-static" \
+    jdsr train "$DATA" --config "configs/$name-static.toml" --init "$name" --out "runs/$name-static" \
       --device "$DEV" --workers $w "${RUN[@]}" >"$LOGS/$name-static.log" 2>&1 &
   done
 fi
@@ -129,10 +121,8 @@ pack photo-x2-sharp.tgz runs/photo-x2-sharp
 pack photo-x4-sharp-feat.tgz runs/photo-x4-sharp-feat/best runs/photo-x4-sharp-feat/log.jsonl
 pack photo-x4-sharp-gan.tgz runs/photo-x4-sharp-gan/best runs/photo-x4-sharp-gan/last runs/photo-x4-sharp-gan/log.jsonl \
   runs/photo-x4-sharp-gan/config.toml
-pack static-a.tgz runs/imdn-x2-static/best runs/imdn-x3-static/best runs/imdn-x4-static/best runs/*-static/log.jsonl
-pack static-b.tgz runs/imdn-small-x2-static/best runs/imdn-small-x4-static/best runs/photo-x2-static/best \
-  runs/photo-x4-static/best
-tar czf "$OUT/logs.tgz" "$LOGS" runs/static/*/config.json
+pack static.tgz runs/photo-x2-static/best runs/photo-x4-static/best runs/*-static/log.jsonl
+tar czf "$OUT/logs.tgz" "$LOGS"
 stamp "runs packed"
 
 # what users see, on the real photos (the benchmark sets do not fit the transfer; they are measured on a CPU):
@@ -145,7 +135,7 @@ if [ -d "$STASH/.photocrops" ] && [ -f "$TEACHER" ]; then
   timeout 240 $PY experiments/photo_results.py --sets "" --photos "$STASH/.photocrops" --crop $CROP --teacher "$TEACHER" \
     --device "$DEV" "${models[@]}" --json "$OUT/photo-results-gpu.json" >"$LOGS/photo-results.log" 2>&1
   stamp "photo results rc=$?"
-  tar czf "$OUT/logs.tgz" "$LOGS" runs/static/*/config.json
+  tar czf "$OUT/logs.tgz" "$LOGS"
 fi
 ls -la "$OUT"
 stamp "end"
