@@ -21,6 +21,7 @@ from typing import Any
 import tomllib
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.training.registry import method_class, method_names
 
 TRAIN_PRECISIONS = ("fp32", "bf16")
 
@@ -82,13 +83,12 @@ class TrainConfig:
         """The realistic chain's settings (``ops.degrade.Degradation``), checked; None for bicubic."""
         if self.degradation_mode != "realistic":
             return None
+        # local: start-up (cv2, numpy); the train and distill commands import this module before torch
         from jdsr_cli.ops.degrade import Degradation
 
         return Degradation.from_table({k: v for k, v in self.degradation.items() if k != "mode"})
 
     def validate(self) -> None:
-        from jdsr_cli.training.registry import method_names
-
         if not self.data:
             raise UsageError("training needs a data folder (DATA_DIR)")
         if self.scale not in (2, 3, 4):
@@ -120,6 +120,7 @@ class TrainConfig:
             if folder and not Path(folder).expanduser().is_dir():
                 what = "a file, not a folder" if Path(folder).expanduser().exists() else "no such folder"
                 raise UsageError(f"{flag} {folder}: {what}")
+        # local: start-up (torch); the train and distill commands import this module to read their flags
         from jdsr_cli.archs import REGISTRY
 
         REGISTRY.get(self.arch).preset_kwargs(self.preset)  # before any data is read (the method builds it later)
@@ -143,8 +144,6 @@ def _check_method_options(method: str, options: dict[str, Any]) -> None:
     """Every key of the method's table must be one the method declares (its class is imported only then)."""
     if not options:
         return
-    from jdsr_cli.training.registry import method_class
-
     cls = method_class(method)
     known = cls.OPTIONS
     unknown = sorted(set(options) - set(known))
@@ -156,8 +155,6 @@ def _check_method_options(method: str, options: dict[str, Any]) -> None:
 
 def _check_method_flags(method: str, flags: dict[str, Any]) -> None:
     """A method flag given to a run of another method is refused by name (it would do nothing)."""
-    from jdsr_cli.training.registry import method_class, method_names
-
     if method not in method_names():
         return  # validate() names the unknown method
     for key, value in flags.items():
@@ -170,8 +167,6 @@ def _check_method_flags(method: str, flags: dict[str, Any]) -> None:
 def _method_tables(values: dict[str, Any], method: str, path: Path) -> dict[str, Any]:
     """Take the tables named after a method out of ``values``: the run's method's table is its options; a
     table for another method is refused (it would be silently ignored)."""
-    from jdsr_cli.training.registry import method_names
-
     tables = {name: values.pop(name) for name in method_names() if isinstance(values.get(name), dict)}
     other = sorted(set(tables) - {method})
     if other:

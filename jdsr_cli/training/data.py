@@ -11,8 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jdsr_cli.errors import ImageReadError
 from jdsr_cli.io.formats import INPUT_EXTENSIONS
+from jdsr_cli.io.image import read_image
 from jdsr_cli.io.quantize import to_uint8
+from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,12 @@ def find_images(folder: Path) -> list[Path]:
 
 def make_pair(hr_rgb: np.ndarray, scale: int) -> ImagePair:
     """Modcrop an H×W×3 uint8 HR image and pair it with its MATLAB-bicubic LR."""
-    from jdsr_cli.ops.resize import matlab_downscale_uint8, modcrop
-
     hr = modcrop(hr_rgb, scale)
     return ImagePair(matlab_downscale_uint8(hr, scale), hr)
 
 
 def load_pairs(paths: list[Path], scale: int, min_lr_side: int) -> tuple[list[ImagePair], list[Skipped]]:
     """Decode and pair every readable image big enough for a patch; returns (pairs, skipped reasons)."""
-    from jdsr_cli.errors import ImageReadError
-    from jdsr_cli.io.image import read_image
-
     pairs: list[ImagePair] = []
     skipped: list[Skipped] = []
     for path in paths:

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from jdsr_cli.errors import UsageError
+from jdsr_cli.errors import ImageReadError, UsageError
+from jdsr_cli.io.image import read_image
 from jdsr_cli.io.quantize import to_uint8
+from jdsr_cli.ops.degrade import degrade, sharpen
+from jdsr_cli.ops.resize import modcrop
 from jdsr_cli.training.config import TrainConfig
 from jdsr_cli.training.data import ImagePair, Skipped, dihedral, find_images, load_pairs
+from jdsr_cli.training.run_folder import RunFolder
 
 MAX_VAL_IMAGES = 10
 
@@ -35,10 +39,6 @@ def split_train_val(paths: list[Path], fraction: float) -> tuple[list[Path], lis
 def load_lr_pairs(hr_paths: list[Path], hr_root: Path, lr_root: Path,
                   scale: int) -> tuple[list[ImagePair], list[Skipped]]:
     """Pair HR images with given LR files (``name.ext`` or ``namex{s}.ext`` at the same relative place)."""
-    from jdsr_cli.errors import ImageReadError
-    from jdsr_cli.io.image import read_image
-    from jdsr_cli.ops.resize import modcrop
-
     def uint8_rgb(path: Path) -> np.ndarray:
         pixels = read_image(path, strict=True).color  # damaged files are left out, named
         pixels = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
@@ -108,8 +108,6 @@ class PatchDataset(torch.utils.data.Dataset):
         return _to_tensor(dihedral(lr, view)), _to_tensor(dihedral(hr, view))
 
     def _degraded(self, pair: ImagePair, y: int, x: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        from jdsr_cli.ops.degrade import degrade, sharpen
-
         p, s, m = self.lr_patch, self.scale, REALISTIC_MARGIN
         top, left = min(m, y), min(m, x)
         bottom, right = min(m, pair.lr.shape[0] - y - p), min(m, pair.lr.shape[1] - x - p)
@@ -124,8 +122,6 @@ class PatchDataset(torch.utils.data.Dataset):
 def realistic_pairs(pairs: list[ImagePair], scale: int, seed: int, degradation: Any) -> list[ImagePair]:
     """Validation pairs whose LR is the chain's fixed, seeded degradation of each HR (image k: generator
     ``(seed, VAL_STREAM, k)``), so validation measures what the run trains for."""
-    from jdsr_cli.ops.degrade import degrade
-
     return [ImagePair(degrade(pair.hr.astype(np.float32) / np.float32(255.0), scale,
                               np.random.default_rng([seed, VAL_STREAM, k]), degradation), pair.hr)
             for k, pair in enumerate(pairs)]
@@ -159,8 +155,6 @@ def build_data(config: TrainConfig) -> tuple[list[ImagePair], list[ImagePair], l
     """
     root = Path(config.data)
     if not root.is_dir():
-        from jdsr_cli.training.run_folder import RunFolder
-
         moved = (f" (the data folder the run at {config.resume} was started with; if it moved, give its new place: "
                  f"{RunFolder(Path(config.resume)).resume_command(config, data='NEW_FOLDER')})" if config.resume else "")
         raise UsageError(f"{root}: not a folder of training images{moved}")

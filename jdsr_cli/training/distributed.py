@@ -9,14 +9,13 @@ collective. With one process (``world == 1``) they are no-ops.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 from jdsr_cli.process.launch import Launch
 
 
 def join_process_group(job: Launch, device: torch.device) -> torch.device:
     """NCCL on GPUs (one per local rank), gloo on the CPU; the same seed gives every rank the same init."""
-    import torch.distributed as dist
-
     cuda = device.type == "cuda"
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -30,8 +29,6 @@ def mean_across_ranks(job: Launch, value: torch.Tensor) -> torch.Tensor:
     """Every rank sees the same number, so all stop together on a non-finite loss (no hang)."""
     if job.world == 1:
         return value
-    import torch.distributed as dist
-
     total = value.clone()
     dist.all_reduce(total)
     return total / job.world
@@ -41,8 +38,6 @@ def agreed_stop(job: Launch, signum: int | None, device: torch.device) -> int | 
     """The stop signal any rank received, so all ranks stop after the same step."""
     if job.world == 1:
         return signum
-    import torch.distributed as dist
-
     flag = torch.tensor([signum or 0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return int(flag.item()) or None
@@ -51,6 +46,4 @@ def agreed_stop(job: Launch, signum: int | None, device: torch.device) -> int | 
 def barrier(job: Launch) -> None:
     """Wait for every rank (the end of a run, so rank 0's last save is done before any rank exits)."""
     if job.world > 1:
-        import torch.distributed as dist
-
         dist.barrier()

@@ -5,12 +5,15 @@ options, so a checkpoint found alone says how to reproduce it."""
 from __future__ import annotations
 
 import json
+import platform
+import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
+if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
 
 
@@ -28,9 +31,6 @@ def training_recipe(config: TrainConfig, *, step: int, train_seconds: float, dev
 
 def command_line() -> str:
     """How this process was started, e.g. 'jdsr train --config configs/imdn-x4.toml' (for the recipe)."""
-    import shlex
-    import sys
-
     program = Path(sys.argv[0]).name if sys.argv else "python"
     if program in ("__main__.py", "-m"):
         program = "python -m jdsr_cli"
@@ -39,10 +39,6 @@ def command_line() -> str:
 
 def hardware(device: torch.device) -> str:
     """E.g. 'cpu: x86_64, 2 threads' or 'cuda: NVIDIA H100 80GB HBM3' (recorded with each checkpoint)."""
-    import platform
-
-    import torch
-
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"{device.type}: {platform.machine()}, {torch.get_num_threads()} threads"

@@ -21,6 +21,7 @@ from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.destinations import check_output_folder
 from jdsr_cli.training.config import TrainConfig, load_config
+from jdsr_cli.training.registry import method_class
 from jdsr_cli.training.run_folder import BEST, LAST, ResumeError, RunFolder
 
 FIXED_ON_RESUME = ("method", "scale", "arch", "preset", "arch_kwargs", "lr")  # and the method's own
@@ -54,8 +55,6 @@ def check_unchanged(saved: TrainConfig, config: TrainConfig, run: Path) -> None:
 
 def _changed_method_options(saved: TrainConfig, config: TrainConfig) -> list[tuple[str, Any, Any]]:
     """The keys of the method's table that shape its saved networks and optimizers (``FIXED_ON_RESUME``)."""
-    from jdsr_cli.training.registry import method_class
-
     if saved.method != config.method:
         return []
     cls = method_class(saved.method)

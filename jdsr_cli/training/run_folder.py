@@ -22,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from jdsr_cli.checkpoints.format import CONFIG_NAME, read_config_json
+from jdsr_cli.checkpoints.load import load_checkpoint
 from jdsr_cli.errors import JdsrError, ModelLoadError, UsageError, one_line
 from jdsr_cli.io.atomic import atomic_write_text
 from jdsr_cli.training.config import RUN_TOML_HEADER, TrainConfig, load_config
+from jdsr_cli.training.state import LEGACY
 
 CONFIG_TOML = "config.toml"
 LOG_NAME = "log.jsonl"
@@ -104,10 +108,6 @@ class RunFolder:
     # ---- training state --------------------------------------------------------------------------------
     def read_state(self, saved: TrainConfig) -> dict[str, Any]:
         """RUN/last/training_state.pt as a dict (a missing, damaged or foreign one is a ResumeError)."""
-        import torch
-
-        from jdsr_cli.training.state import LEGACY
-
         run, path = self.path, self.state_file
         if not path.is_file():
             raise ResumeError(f"{path}: missing, so {run} cannot be resumed; {self.new_run_hint(saved)}")
@@ -170,8 +170,6 @@ class RunFolder:
     @staticmethod
     def checkpoint_problem(folder: Path) -> str | None:
         """Why the checkpoint in ``folder`` (or both halves of a superior-LR pair) does not load; None if it does."""
-        from jdsr_cli.checkpoints.load import load_checkpoint
-
         parts = [folder / "encoder", folder / "decoder"] if (folder / "encoder").is_dir() else [folder]
         for part in parts:
             try:
@@ -185,7 +183,5 @@ class RunFolder:
 
 def save_state(staging: Path, state: dict[str, Any]) -> None:
     """The training state into a ``last/`` being staged (it becomes RUN/last/training_state.pt with the swap)."""
-    import torch
-
     with open(staging / STATE_NAME, "wb") as handle:
         torch.save(state, handle)

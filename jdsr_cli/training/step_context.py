@@ -104,6 +104,7 @@ class StepContext:
         if self.dist.world == 1:
             return list(grads)
         if differentiable:
+            # local: optional, torch.distributed.nn needs a torch built with distributed support (torchrun only)
             from torch.distributed.nn.functional import all_reduce
 
             return [all_reduce(g) / self.dist.world for g in grads]

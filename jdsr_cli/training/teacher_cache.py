@@ -15,7 +15,9 @@ the LR patch alone (no context beyond it), as the student does in training.
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +25,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from jdsr_cli.archs import REGISTRY
+from jdsr_cli.engine.device import resolve_device, resolve_precision
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
+from jdsr_cli.training.data import find_images, load_pairs
+from jdsr_cli.training.dataset import PatchDataset
+from jdsr_cli.training.methods.distill.teachers import load_teacher
 
 RECIPE_NAME = "recipe.json"
 FORMAT = "jdsr-distill-cache"
@@ -75,17 +84,11 @@ def missing_indices(folder: Path, pairs: int) -> list[int]:
 
 
 def write_pair(folder: Path, index: int, lr: np.ndarray, target: np.ndarray) -> None:
-    from jdsr_cli.io.atomic import atomic_write_bytes
-
     for sub, pixels in (("lr", lr), ("target", target)):
         atomic_write_bytes(folder / sub / pair_name(index), _png(pixels))
 
 
 def _png(pixels: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -127,14 +130,6 @@ def make_distill_cache(data: Path, teacher_spec: str, out: Path, *, scale: int, 
                        seed: int = 0, degradation: Any = None, device: str = "auto", precision: str = "auto",
                        batch_size: int = 8, on_batch: Callable[[int, int], None] | None = None) -> CacheReport:
     """Add the missing pairs ``0..pairs-1`` of the cache at ``out`` (see the module docstring)."""
-    import time
-
-    from jdsr_cli.archs import REGISTRY
-    from jdsr_cli.engine.device import resolve_device, resolve_precision
-    from jdsr_cli.training.data import find_images
-    from jdsr_cli.training.dataset import PatchDataset, load_pairs
-    from jdsr_cli.training.methods.distill.teachers import load_teacher
-
     if pairs < 1 or patch_size < 8 or batch_size < 1:
         raise UsageError("--pairs and --batch-size must be at least 1, --patch-size at least 8")
     if not data.is_dir():
@@ -149,8 +144,6 @@ def make_distill_cache(data: Path, teacher_spec: str, out: Path, *, scale: int, 
     check_recipe(out, recipe)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / RECIPE_NAME).is_file():
-        from jdsr_cli.io.atomic import atomic_write_text
-
         atomic_write_text(out / RECIPE_NAME, recipe.to_json())
     todo = missing_indices(out, pairs)
     torch_device = resolve_device(device)

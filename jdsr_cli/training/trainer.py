@@ -23,23 +23,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from jdsr_cli.checkpoints.save import write_checkpoint
+from jdsr_cli.checkpoints.swap import replace_folder
+from jdsr_cli.engine.device import CPU_BF16_WARNING, cpu_bf16_is_native, resolve_device
 from jdsr_cli.errors import Interrupted
+from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.process.launch import Launch
 from jdsr_cli.process.signals import StopSignals, ignore_stop_signals, signal_name
 from jdsr_cli.training.config import TrainConfig
+from jdsr_cli.training.dataset import PatchDataset, StepSampler, build_data, realistic_pairs
 from jdsr_cli.training.distributed import agreed_stop, barrier, join_process_group
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
+from jdsr_cli.training.methods import build_method
 from jdsr_cli.training.recipe import command_line, training_recipe
+from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_steps, check_unchanged
 from jdsr_cli.training.run_folder import BEST, LAST, RunFolder, save_state
-from jdsr_cli.training.state import to_cpu
+from jdsr_cli.training.state import load_method_state, method_state, to_cpu
 from jdsr_cli.training.step_context import StepContext, TrainingError
 
 __all__ = ["Progress", "RunResult", "Trainer", "TrainingError", "ema_decay_at"]
 
 if TYPE_CHECKING:
     from jdsr_cli.training.data import ImagePair
-    from jdsr_cli.training.dataset import PatchDataset
 
 
 @dataclass
@@ -83,9 +89,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, on_progress: Callable[[Progress], None] | None = None,
                  log: Callable[[str], None] = print) -> None:
-        from jdsr_cli.engine.device import CPU_BF16_WARNING, cpu_bf16_is_native, resolve_device
-        from jdsr_cli.training.methods import build_method
-
         self.config = config
         self.on_progress = on_progress
         self.log = log
@@ -153,8 +156,6 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """What last/training_state.pt holds: trainable networks, optimizers and schedulers (training.state)
         and EMA, never a frozen network."""
-        from jdsr_cli.training.state import method_state
-
         return {
             "step": self.step,
             **method_state(self.method),
@@ -171,8 +172,6 @@ class Trainer:
         """For a resume, the run's own config.toml, once the run folder and the options pass the checks
         that need no network (training.resume): before anything is built, printed or written. A new run only
         checks that its folder holds no other run."""
-        from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_unchanged
-
         if not config.resume:
             check_new_run_folder(Path(config.out))
             return None
@@ -184,9 +183,6 @@ class Trainer:
 
     def load_state(self, folder: Path) -> None:
         """Continue from ``folder/last``: weights, optimizer, scheduler, EMA, RNG and step, on any device."""
-        from jdsr_cli.training.resume import check_steps
-        from jdsr_cli.training.state import load_method_state
-
         run = RunFolder(folder)
         saved = self.saved_config or run.read_config()
         state = run.read_state(saved)
@@ -211,8 +207,6 @@ class Trainer:
 
         ``run`` calls it when the caller has not; the CLI calls it first so that such a failure is its only line.
         """
-        from jdsr_cli.training.dataset import PatchDataset, build_data, realistic_pairs
-
         if self.dataset is not None:
             return
         config = self.config
@@ -261,8 +255,6 @@ class Trainer:
         return f"{self.folder.last} (step {self.saved_step}) is kept; go on with: {resume}"
 
     def _loop(self, result: RunResult, stop: StopSignals, stop_at: int | None) -> None:
-        from jdsr_cli.training.dataset import StepSampler
-
         config = self.config
         sampler = StepSampler(self.step, config.steps, config.batch_size, self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
@@ -331,8 +323,6 @@ class Trainer:
     @property
     def val_label(self) -> str:
         """What the validation PSNR measures: to the HR, or (a distillation without the HR term) to the teacher."""
-        from jdsr_cli.ops.metrics import MetricConvention
-
         label = MetricConvention.standard(self.config.scale).psnr_label
         target = self.method.validation_target
         return label if target == "HR" else f"{label} to the {target}"
@@ -351,9 +341,6 @@ class Trainer:
         return scores.psnr
 
     def _save(self, which: str, metrics: dict[str, Any] | None = None) -> None:
-        from jdsr_cli.checkpoints.save import write_checkpoint
-        from jdsr_cli.checkpoints.swap import replace_folder
-
         folder = self.folder.checkpoint(which)
         recipe = training_recipe(self.config, step=self.step, train_seconds=self.train_seconds, device=self.device,
                                  commands=self.commands, init_from=self.init_from,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from jdsr_cli.training.registry import method_factory
+
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
     from jdsr_cli.training.method_api import TrainingMethod
@@ -24,6 +26,4 @@ if TYPE_CHECKING:
 
 def build_method(config: TrainConfig) -> TrainingMethod:
     """The method ``config.method`` names (training.registry), built from the run's options."""
-    from jdsr_cli.training.registry import method_factory
-
     return method_factory(config.method)(config)
