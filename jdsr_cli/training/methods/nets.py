@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from jdsr_cli.archs import REGISTRY
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.method_api import InitReport
 
@@ -20,16 +22,12 @@ if TYPE_CHECKING:
 
 def build_net(config: ArchConfig) -> nn.Module:
     """A fresh registry network (its own initialisation, from the torch RNG)."""
-    from jdsr_cli.archs import REGISTRY
-
     return REGISTRY.build(config)
 
 
 def arch_config(config: TrainConfig) -> ArchConfig:
     """The upscaler the run trains: ``--arch``, ``--preset`` and ``arch_kwargs`` (or the ``--init`` model's
     layout when it is of the same architecture and the run names neither a preset nor build arguments)."""
-    from jdsr_cli.archs import REGISTRY
-
     spec = REGISTRY.get(config.arch)
     if spec.direction != "up":
         raise UsageError(f"--arch {config.arch} is a downscaler; train it with --method superior-lr")
@@ -49,8 +47,6 @@ def init_layout(spec: str, arch: str) -> dict[str, Any] | None:
 
 def load_init(spec: str) -> LoadedModel:
     """What ``--init`` names: a checkpoint file or folder, an hf:// reference or a bundled model's name."""
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
     return resolve_model(spec, scale=None, option="--init")
 
 

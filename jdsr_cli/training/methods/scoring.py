@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from jdsr_cli.io.quantize import quantize_tensor
+from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.training.method_api import Validation
 
 
@@ -19,8 +21,6 @@ def to_batch(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def to_uint8(batch: torch.Tensor) -> np.ndarray:
     """The first image of a batch as H×W×C uint8 (rounded as ``jdsr upscale`` writes it)."""
-    from jdsr_cli.io.quantize import quantize_tensor
-
     return quantize_tensor(batch[0], 8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -31,8 +31,6 @@ def score_upscaler(net: nn.Module, pairs: list[Any], device: torch.device, scale
 
     With a ``teacher`` the target is its output on the same input (a distillation without the HR term picks its
     best checkpoint by how close it comes to the teacher) and PSNR-Y to the HR is logged as ``hr_psnr``."""
-    from jdsr_cli.ops.metrics import MetricConvention
-
     convention = MetricConvention.standard(scale)
     psnrs, ssims, hr_psnrs = [], [], []
     for pair in pairs:

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from jdsr_cli.archs import REGISTRY
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.checkpoints.lineage import init_record
 from jdsr_cli.errors import UsageError
+from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.training.method_api import InitReport, Validation
 from jdsr_cli.training.methods.nets import arch_config, build_net, copy_matching, load_init
 from jdsr_cli.training.methods.scoring import to_batch, to_uint8
@@ -43,8 +45,6 @@ FIXED_ON_RESUME = ("encoder_preset", "encoder_kwargs")  # the encoder's shape: w
 
 def check_options(options: Mapping[str, Any]) -> TableOptions:
     """Defaults overlaid with ``options``; a wrong type or value is one UsageError naming ``[superior-lr] key``."""
-    from jdsr_cli.archs import REGISTRY
-
     values = {**OPTIONS, **options}
     check_table_types("superior-lr", OPTIONS, values)
     if values["slr_rounding"] not in ROUNDINGS:
@@ -84,8 +84,6 @@ class SuperiorLR(SingleNetMethod):
         check_options(options)
 
     def build(self, config: TrainConfig) -> None:
-        from jdsr_cli.archs import REGISTRY
-
         opts = check_options(config.method_options)
         self.scale = config.scale
         self.lr_weight = opts.lr_weight
@@ -131,8 +129,6 @@ class SuperiorLR(SingleNetMethod):
     @torch.inference_mode()
     def validate(self, net: nn.Module, pairs: list[Any], device: torch.device) -> Validation:
         """Round trip D(round(E(HR))) vs HR (picks the best), and how LR-like E(HR) stays (vs bicubic LR)."""
-        from jdsr_cli.ops.metrics import MetricConvention
-
         convention = MetricConvention.standard(self.scale)
         psnrs, ssims, lr_psnrs = [], [], []
         for pair in pairs:

@@ -18,6 +18,7 @@ from torch import nn
 
 from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
 from jdsr_cli.training.methods.base import MAIN, MethodBase, adam_with_schedule
@@ -63,8 +64,6 @@ class DistillStudent(nn.Module):
 def load_privileged_teacher(specs: list[str], scale: int) -> tuple[LoadedModel, LoadedModel]:
     """PISR's teacher: a superior-LR pair (HR encoder + decoder), e.g. ``jdsr train --method superior-lr --arch
     <the student's arch>`` (PISR's step 1) or a bundled pair; a run folder, its encoder/decoder or a pair name."""
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
     if len(specs) != 1:
         raise UsageError("--kd-loss pisr takes one --teacher: a superior-LR pair (e.g. a run of jdsr train --method "
                          "superior-lr, or slr-up-x4)")

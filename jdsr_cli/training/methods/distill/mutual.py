@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from jdsr_cli.archs import REGISTRY
 from jdsr_cli.training.methods.base import MAIN, adam_with_schedule
 from jdsr_cli.training.methods.distill.method import Distill
 
@@ -27,8 +28,6 @@ class MutualDistill(Distill):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
-        from jdsr_cli.archs import REGISTRY
-
         self.peers: list[nn.Module] = []
         for loaded in self.loaded_teachers:
             peer = REGISTRY.build(loaded.config)

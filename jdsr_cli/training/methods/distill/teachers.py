@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from jdsr_cli.archs.taps import available_taps, capture_features, resolve_taps
+from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.errors import UsageError
 from jdsr_cli.ops.resize import imresize
 from jdsr_cli.training.methods.distill import terms
@@ -47,8 +48,6 @@ class ResizedTeacher(nn.Module):
 
 def load_teacher(spec: str, scale: int) -> LoadedModel:
     """A teacher ×``scale``, or of a whole multiple of it (its output shrunk to the student's size)."""
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
     loaded = resolve_model(spec, scale=scale, option="--teacher")
     teacher_scale = loaded.config.scale
     if loaded.config.arch == "slr-encoder" or teacher_scale < scale or teacher_scale % scale:

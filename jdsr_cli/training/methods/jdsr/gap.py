@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from jdsr_cli.io.quantize import to_uint8
+from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.training.data import ImagePair
 
 CROP = 64  # LR side of each centre crop: the measurement costs about one training batch
@@ -45,16 +47,12 @@ def _tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def _uint8(batch: torch.Tensor) -> np.ndarray:
-    from jdsr_cli.io.quantize import to_uint8
-
     return to_uint8(batch[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
 
 
 @torch.no_grad()
 def measure_gap(crops: GapCrops, target: nn.Module, peer: nn.Module, encoder: nn.Module) -> tuple[float, float]:
     """(PSNR of the peer, PSNR of the target) in dB over the crops."""
-    from jdsr_cli.ops.metrics import MetricConvention
-
     convention = MetricConvention.standard(crops.scale)
     peer_psnr, target_psnr = [], []
     for lr, hr, hr_uint8 in crops.pairs:

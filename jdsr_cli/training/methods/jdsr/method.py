@@ -23,6 +23,7 @@ from torch import nn
 
 from jdsr_cli.archs.taps import capture_features
 from jdsr_cli.checkpoints.lineage import init_record
+from jdsr_cli.training.dataset import PatchDataset
 from jdsr_cli.training.method_api import Batch, InitReport, Losses, Validation
 from jdsr_cli.training.methods.base import MethodBase, adam_with_schedule
 from jdsr_cli.training.methods.distill.teachers import (
@@ -299,8 +300,6 @@ class JDSR(MethodBase):
     # ---- held-out data -----------------------------------------------------------------------------
     def _meta_batch(self, step: int, ctx: StepContext) -> Batch:
         """The meta batch of ``step``: a pure function of (seed, step, rank), like the training batches."""
-        from jdsr_cli.training.dataset import PatchDataset
-
         if self._meta_data is None:
             self._meta_data = PatchDataset(self.held_out, self.scale, self.config.patch_size, self.config.seed + 1,
                                            self.config.degradation_settings())

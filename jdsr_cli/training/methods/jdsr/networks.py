@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jdsr_cli.archs import REGISTRY
 from jdsr_cli.archs.base import SectionTrace, SRNet
 from jdsr_cli.archs.registry import ArchConfig
 from jdsr_cli.archs.sections import LabelGenerator, SectionHeads
+from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -122,8 +124,6 @@ def start_from_the_image(net: SRNet, tails: nn.ModuleList) -> None:
 
 def build_peer(arch: str, preset: str, scale: int) -> tuple[nn.Module, ArchConfig]:
     """The peer fed the superior LR (docs/design/jdsr-method.md §3.1): by default the 2-block EDSR, ~0.2M parameters."""
-    from jdsr_cli.archs import REGISTRY
-
     try:
         spec = REGISTRY.get(arch)
     except UsageError as error:
@@ -141,8 +141,6 @@ def build_peer(arch: str, preset: str, scale: int) -> tuple[nn.Module, ArchConfi
 def load_encoder(spec: str, scale: int) -> LoadedModel:
     """The frozen stage-1 encoder: ``spec`` (a checkpoint, hf:// or bundled name), or the bundled
     ``slr-down-x<scale>``; it must downscale by the run's scale."""
-    from jdsr_cli.checkpoints.resolve import resolve_model
-
     loaded = resolve_model(spec or None, scale=scale, role="downscale", option="[jdsr] encoder")
     if loaded.config.arch != "slr-encoder" or loaded.config.scale != scale:
         raise UsageError(f"[jdsr] encoder = {spec or loaded.name!r}: {loaded.name} is a {loaded.config.arch} "

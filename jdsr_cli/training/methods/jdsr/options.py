@@ -102,6 +102,7 @@ class JdsrOptions(TableOptions):
         """The offline distillation part as ``jdsr distill`` options (None without teachers)."""
         if not self.teachers:
             return None
+        # local: start-up (the distill package imports its torch methods; `jdsr train` reads flags with this module)
         from jdsr_cli.training.methods.distill.options import check_options as check_distill
 
         return check_distill({"kd_loss": self.kd_loss, "teachers": list(self.teachers), "w_kd": self.kd_weight,
@@ -169,7 +170,7 @@ def curriculum_weight(step: int, span: int, k: float) -> float:
 
 def label_distance(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean distance between an intermediate output and its soft label (``label_loss``), in fp32."""
-    import torch
+    import torch  # local: start-up (`jdsr train` reads its flags with this module)
 
     diff = at_least_fp32(a) - at_least_fp32(b)
     if kind == "l1":
@@ -181,6 +182,6 @@ def label_distance(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
     """Losses in fp32 (autocast's bf16 outputs are cast up); float64 stays float64."""
-    import torch
+    import torch  # local: start-up (`jdsr train` reads its flags with this module)
 
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
