@@ -103,6 +103,7 @@ def fetch_entry(entry: ManifestEntry) -> HubFiles:
 
 def cached_weights(ref: HubRef) -> Path | None:
     """The cached weights file for ``ref`` without any network access (None when not cached)."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import try_to_load_from_cache
 
     weights_name, _, _ = ref.files()
@@ -112,12 +113,14 @@ def cached_weights(ref: HubRef) -> Path | None:
 
 def hub_cache_dir() -> str:
     """Where huggingface_hub caches files (``HF_HUB_CACHE``, default ``$HF_HOME/hub``)."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
 
 
 def hub_is_offline() -> bool:
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import constants
 
     return bool(constants.is_offline_mode())
@@ -125,6 +128,7 @@ def hub_is_offline() -> bool:
 
 def hub_endpoint() -> str:
     """The Hub's address as messages show it: ``HF_ENDPOINT`` without any ``user:password@`` in it."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import constants
 
     return without_credentials(str(constants.ENDPOINT))
@@ -143,6 +147,7 @@ def without_credentials(text: str) -> str:
 
 def _download(ref: HubRef, filename: str, *, label: str, required: bool) -> Path | None:
     """One ``hf_hub_download``; every failure becomes a ModelLoadError (or None for optional files)."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -211,6 +216,7 @@ def _known_missing(ref: HubRef, filename: str) -> bool:
     """
     if ref.revision is None or not _COMMIT_RE.match(ref.revision):
         return False
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import _CACHED_NO_EXIST, try_to_load_from_cache
 
     return try_to_load_from_cache(ref.repo_id, filename, revision=ref.revision) is _CACHED_NO_EXIST
@@ -218,6 +224,7 @@ def _known_missing(ref: HubRef, filename: str) -> bool:
 
 def _cached(ref: HubRef, filename: str) -> bool:
     """Whether the cache holds ``filename`` at ``ref``'s revision (a branch: the commit it last pointed to)."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(ref.repo_id, filename, revision=ref.revision), str)
@@ -228,6 +235,7 @@ def _unreachable(ref: HubRef, filename: str) -> BaseException | None:
 
     Any answer, even an error status, is left to ``hf_hub_download`` (it has the precise messages).
     """
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
 

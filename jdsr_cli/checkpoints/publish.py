@@ -13,23 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jdsr_cli import __version__
 from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME
+from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry, without_credentials
 from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
-from jdsr_cli.checkpoints.modelcard import CARD_NAME, CardFacts, metric_sets, render_card
+from jdsr_cli.checkpoints.load import LoadedModel, load_checkpoint_files
+from jdsr_cli.checkpoints.manifest import load_manifest
+from jdsr_cli.checkpoints.modelcard import CARD_NAME, CardFacts, is_local_path, metric_sets, render_card
+from jdsr_cli.checkpoints.recipe import locate_checkpoint_files
+from jdsr_cli.checkpoints.resolve import load_entry, looks_like_path
+from jdsr_cli.checkpoints.save import encode_checkpoint
 from jdsr_cli.checkpoints.swap import recover_missing
 from jdsr_cli.errors import JdsrError, ModelLoadError, UsageError, one_line
-
-if TYPE_CHECKING:
-    from jdsr_cli.checkpoints.load import LoadedModel
+from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
 
 PUBLISHED_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 #: what a dry run wrote into its folder (file name -> sha256): only those files may be replaced by a rerun
@@ -88,12 +93,6 @@ def check_repo_id(repo_id: str) -> str:
 def locate_publishable(spec: str | os.PathLike[str]) -> PublishSource:
     """What ``jdsr models publish`` takes: a run folder (its best checkpoint, else its last), a checkpoint folder or
     file, a name from ``jdsr models list`` or an ``hf://`` reference, loaded and verified."""
-    from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry
-    from jdsr_cli.checkpoints.load import load_checkpoint_files
-    from jdsr_cli.checkpoints.manifest import load_manifest
-    from jdsr_cli.checkpoints.recipe import locate_checkpoint_files
-    from jdsr_cli.checkpoints.resolve import load_entry, looks_like_path
-
     text = os.fspath(spec)
     if is_hf_uri(text):
         files = fetch_checkpoint(parse_hf_uri(text))
@@ -148,8 +147,6 @@ def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str]
         if source.config is not None and source.weights.suffix.lower() == ".safetensors":
             weights, config = source.weights.read_bytes(), source.config.read_bytes()
         else:  # a lone or legacy weights file: the checkpoint format, recipe included
-            from jdsr_cli.checkpoints.save import encode_checkpoint
-
             meta = loaded.meta
             encoded = encode_checkpoint(loaded.model, loaded.config, name=loaded.name, training=meta.get("training"),
                                         metrics=meta.get("metrics"), where=target)
@@ -174,8 +171,6 @@ def prepare_publish_folder(source: PublishSource, folder: str | os.PathLike[str]
 
 def local_path_keys(value: Any, key: str = "") -> list[str]:
     """The dotted keys of ``value`` (config.json) whose strings name absolute local paths."""
-    from jdsr_cli.checkpoints.modelcard import is_local_path
-
     if isinstance(value, dict):
         return [found for k, v in value.items() for found in local_path_keys(v, f"{key}.{k}" if key else str(k))]
     if isinstance(value, list):
@@ -196,6 +191,7 @@ def _path_warnings(meta: dict[str, Any]) -> tuple[str, ...]:
 
 def require_token(repo_id: str) -> str:
     """huggingface_hub's token (HF_TOKEN, else ``hf auth login``'s file), or a UsageError before any work."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr models publish --dry-run` never needs it)
     from huggingface_hub import get_token
 
     token = get_token()
@@ -207,6 +203,7 @@ def require_token(repo_id: str) -> str:
 
 def upload_folder(plan: PublishPlan, *, endpoint: str | None = None) -> Published:
     """Create ``plan.repo_id`` if needed and upload the folder as one commit; any failure is one JdsrError line."""
+    # local: start-up (huggingface_hub's HfApi ~0.2 s; `jdsr models publish --dry-run` never needs it)
     from huggingface_hub import HfApi
 
     token = require_token(plan.repo_id)
@@ -217,8 +214,6 @@ def upload_folder(plan: PublishPlan, *, endpoint: str | None = None) -> Publishe
             info = api.upload_folder(repo_id=plan.repo_id, folder_path=plan.folder, allow_patterns=list(PUBLISHED_FILES),
                                      commit_message=f"jdsr models publish {plan.name}")
     except Exception as error:  # HTTP errors, the HTTP client's connection errors, Xet errors: all end here
-        from jdsr_cli.checkpoints.hub import without_credentials
-
         raise JdsrError(without_credentials(f"--repo {plan.repo_id}: upload to {api.endpoint} failed: "
                                             f"{_reason(error)}")) from None
     commit = str(info.oid)
@@ -274,8 +269,6 @@ def _marked(folder: Path) -> dict[str, list[str]]:
 def _write_marked(folder: Path, contents: dict[str, bytes]) -> None:
     """Write ``contents`` atomically, each file recorded in the marker before it is written (the earlier hashes too,
     until every file is in place), so a kill at any point leaves a folder the next dry run may replace."""
-    from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text
-
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
     earlier = _marked(folder)
 
@@ -302,6 +295,7 @@ def _hub_entry(loaded: LoadedModel, repo_id: str, sha256: str, bundled: dict[str
 
 def _reason(error: BaseException) -> str:
     """One line: the Hub's status and message, or the transport's error, with what to do about a refused token."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr models publish --dry-run` never needs it)
     from huggingface_hub.errors import HfHubHTTPError
 
     if isinstance(error, HfHubHTTPError) and error.response is not None:
@@ -315,8 +309,6 @@ def _reason(error: BaseException) -> str:
 @contextmanager
 def _quiet_hub_logs() -> Iterator[None]:
     """huggingface_hub logs each retry and progress line; the command reports the outcome in one line instead."""
-    import logging
-
     logger = logging.getLogger("huggingface_hub")
     level = logger.level
     logger.setLevel(logging.ERROR)
