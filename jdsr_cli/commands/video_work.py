@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from jdsr_cli.errors import ImageWriteError
+from jdsr_cli.io.atomic import atomic_write_bytes, atomic_write_text, remove_stale_temp_files
+from jdsr_cli.io.video_segments import segment_complete
 
 _JOB, _DONE, _LOCK = "job.json", "done.json", "lock"
 
@@ -44,8 +46,6 @@ class WorkFolder:
         self._lock: int | None = None
 
     def __enter__(self) -> WorkFolder:
-        from jdsr_cli.io.atomic import remove_stale_temp_files
-
         self.path.mkdir(exist_ok=True)
         fd = os.open(self.path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -65,14 +65,10 @@ class WorkFolder:
 
     def resume(self, job: dict[str, Any]) -> int:
         """How many finished segments a job described by ``job`` can keep (0 when the folder was another job's)."""
-        from jdsr_cli.io.atomic import atomic_write_text
-
         if self._stored(_JOB) != job:
             self._clear()
             atomic_write_text(self.path / _JOB, json.dumps(job, indent=1, sort_keys=True) + "\n")
             return 0
-        from jdsr_cli.io.video_segments import segment_complete
-
         count = 0
         while segment_complete(self.segment(count)):
             count += 1
@@ -86,8 +82,6 @@ class WorkFolder:
         return int(done["segments"]), int(done["frames"]), [str(w) for w in done["warnings"]]
 
     def mark_finished(self, segments: int, frames: int, warnings: list[str]) -> None:
-        from jdsr_cli.io.atomic import atomic_write_text
-
         record = {"segments": segments, "frames": frames, "warnings": warnings}
         atomic_write_text(self.path / _DONE, json.dumps(record) + "\n")
 
@@ -95,8 +89,6 @@ class WorkFolder:
         return self.path / f"seg-{index:06d}.bin"
 
     def save_segment(self, index: int, data: bytes) -> None:
-        from jdsr_cli.io.atomic import atomic_write_bytes
-
         atomic_write_bytes(self.segment(index), data)
 
     def remove(self) -> None:

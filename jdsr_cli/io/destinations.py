@@ -5,10 +5,14 @@ usage error (exit 2, one line naming the option) instead of one failure per file
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.formats import format_from_path, format_supports_lossless, normalize_format
+from jdsr_cli.io.plugins import missing_writer_message, writer_available
+from jdsr_cli.io.video import is_video_path
 
 
 def check_output_folder(path: Path | None, option: str = "-o") -> None:
@@ -22,10 +26,6 @@ def check_output_file(
     path: Path, shown: Path, *, fmt: str | None, suffix: str | None, lossless: bool = False
 ) -> None:
     """``-o NAME.EXT`` (one output file): writable, in a format we can write, agreeing with the options."""
-    from jdsr_cli.io.formats import format_from_path, format_supports_lossless, normalize_format
-    from jdsr_cli.io.plugins import missing_writer_message, writer_available
-    from jdsr_cli.io.video import is_video_path
-
     _check_creatable(path.parent, "-o", shown=shown)
     if is_video_path(path):  # a clip's output: its encoder is checked against the container with the input
         if suffix is not None:
@@ -47,8 +47,6 @@ def check_output_file(
 def check_report_file(path: Path | None, option: str = "--json") -> None:
     """A JSON report's path: writable, not named like an image (``--json photo.png`` replaced the photo), and new
     or an earlier report of ours (``--json notes.txt`` replaced the notes)."""
-    from jdsr_cli.io.formats import format_from_path
-
     if path is None:
         return
     if format_from_path(path) is not None:
@@ -66,8 +64,6 @@ _REPORT_KEYS = ({"jdsr_version", "command", "summary", "files"}, {"model", "sets
 
 def _is_report(path: Path) -> bool:
     """Whether ``path`` is a regular file holding a report jdsr wrote, or empty (a link or anything else is not)."""
-    import json
-
     try:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 256 * 2**20:
             return False
