@@ -1,4 +1,5 @@
-"""Downloads from the Hugging Face Hub (the ``hf://`` references themselves: ``checkpoints.hubref``).
+"""Downloads from the Hugging Face Hub, and the token an upload needs (the ``hf://`` references themselves:
+``checkpoints.hubref``).
 
 Every download goes through ``huggingface_hub.hf_hub_download``, so its cache layout and its
 environment variables apply unchanged: ``HF_HOME`` / ``HF_HUB_CACHE`` (where files are cached),
@@ -23,7 +24,7 @@ from jdsr_cli import __version__
 from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.checkpoints.hubref import HF_SCHEME, HubRef, is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.manifest import Manifest, ManifestEntry, load_manifest
-from jdsr_cli.errors import ModelLoadError
+from jdsr_cli.errors import ModelLoadError, UsageError
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 #: seconds the one request that tells whether the Hub answers may take before a file that is not cached fails
@@ -132,6 +133,18 @@ def hub_endpoint() -> str:
     from huggingface_hub import constants
 
     return without_credentials(str(constants.ENDPOINT))
+
+
+def require_token(repo_id: str) -> str:
+    """huggingface_hub's token (HF_TOKEN, else ``hf auth login``'s file), or a UsageError before any work."""
+    # local: start-up (huggingface_hub ~0.15 s; `jdsr upscale` imports this module even for a local model)
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if token is None:
+        raise UsageError(f"--repo {repo_id}: no Hugging Face token: set HF_TOKEN or run `hf auth login` "
+                         "(a token with write access)")
+    return token
 
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")

@@ -1,4 +1,4 @@
-"""``hf://owner/repo[@revision]/path`` references: parsing and the files they name.
+"""``hf://owner/repo[@revision]/path`` references and ``owner/name`` repository ids: parsing and the files they name.
 
 Kept apart from the downloads (``checkpoints.hub``) so that the manifest, which names Hub files, and the
 downloader, which reads the manifest, do not import each other. No torch, no huggingface_hub.
@@ -75,6 +75,17 @@ def parse_hf_uri(uri: str) -> HubRef:
     if any(seg in ("", ".", "..") for seg in segments):
         raise UsageError(f"{uri!r}: invalid path {path!r} in the repository")
     return HubRef(repo_id=f"{owner}/{name}", revision=unquote(revision) or None, path=path)
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``owner/name`` as the Hub spells it, or a UsageError naming --repo."""
+    try:
+        ref = parse_hf_uri(f"hf://{repo_id}")
+    except UsageError:
+        ref = None
+    if ref is None or ref.revision or ref.path or repo_id.count("/") != 1:
+        raise UsageError(f"--repo {repo_id!r}: expected owner/name (letters, digits, '.', '_', '-')")
+    return ref.repo_id
 
 
 def _sibling(path: str, name: str) -> str:

@@ -24,8 +24,8 @@ from typing import Any
 from jdsr_cli import __version__
 from jdsr_cli.checkpoints.digest import sha256_file
 from jdsr_cli.checkpoints.format import CONFIG_NAME, WEIGHTS_NAME
-from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry, without_credentials
-from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
+from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry, require_token, without_credentials
+from jdsr_cli.checkpoints.hubref import check_repo_id, is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.load import LoadedModel, load_checkpoint_files
 from jdsr_cli.checkpoints.manifest import load_manifest
 from jdsr_cli.checkpoints.modelcard import CARD_NAME, CardFacts, is_local_path, metric_sets, render_card
@@ -77,17 +77,6 @@ class Published:
     commit: str
     commit_url: str
     uri: str
-
-
-def check_repo_id(repo_id: str) -> str:
-    """``owner/name`` as the Hub spells it, or a UsageError naming --repo."""
-    try:
-        ref = parse_hf_uri(f"hf://{repo_id}")
-    except UsageError:
-        ref = None
-    if ref is None or ref.revision or ref.path or repo_id.count("/") != 1:
-        raise UsageError(f"--repo {repo_id!r}: expected owner/name (letters, digits, '.', '_', '-')")
-    return ref.repo_id
 
 
 def locate_publishable(spec: str | os.PathLike[str]) -> PublishSource:
@@ -187,18 +176,6 @@ def _path_warnings(meta: dict[str, Any]) -> tuple[str, ...]:
     shown = ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
     return (f"{CONFIG_NAME} names absolute local paths, published as they are: {shown} (they may show user names "
             "and folders; the model card shows only their last component)",)
-
-
-def require_token(repo_id: str) -> str:
-    """huggingface_hub's token (HF_TOKEN, else ``hf auth login``'s file), or a UsageError before any work."""
-    # local: start-up (huggingface_hub ~0.15 s; `jdsr models publish --dry-run` never needs it)
-    from huggingface_hub import get_token
-
-    token = get_token()
-    if token is None:
-        raise UsageError(f"--repo {repo_id}: no Hugging Face token: set HF_TOKEN or run `hf auth login` "
-                         "(a token with write access)")
-    return token
 
 
 def upload_folder(plan: PublishPlan, *, endpoint: str | None = None) -> Published:

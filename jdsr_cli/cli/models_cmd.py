@@ -191,18 +191,15 @@ def publish(
     """
     import tempfile
 
-    from jdsr_cli.checkpoints.hub import hub_endpoint
-    from jdsr_cli.checkpoints.publish import (
-        check_repo_id,
-        locate_publishable,
-        prepare_publish_folder,
-        require_token,
-        upload_folder,
-    )
+    from jdsr_cli.checkpoints.hub import hub_endpoint, require_token
+    from jdsr_cli.checkpoints.hubref import check_repo_id
 
     repo = check_repo_id(repo)  # before the model loads: a typo or a missing token costs nothing
     if dry_run is None:
         require_token(repo)
+    # after the checks (start-up): publish loads models, so it imports torch
+    from jdsr_cli.checkpoints.publish import locate_publishable, prepare_publish_folder, upload_folder
+
     source = locate_publishable(model)
     console = make_console()
     if dry_run is not None:
