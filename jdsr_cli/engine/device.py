@@ -149,3 +149,10 @@ def _cpu_flags() -> set[str] | None:
 
 CPU_BF16_WARNING = ("this CPU has no native bf16 (AVX512-BF16 or AMX), so --precision bf16 runs about 9× slower "
                     "than fp32 here; use --precision fp32")
+
+
+def slow_bf16_warning(device: torch.device, precision: str) -> str | None:
+    """``CPU_BF16_WARNING`` for a bf16 run on a CPU that emulates bf16; None where bf16 is native or not asked for."""
+    if device.type == "cpu" and precision == "bf16" and not cpu_bf16_is_native():
+        return CPU_BF16_WARNING
+    return None

@@ -25,7 +25,7 @@ from torch import nn
 
 from jdsr_cli.checkpoints.save import write_checkpoint
 from jdsr_cli.checkpoints.swap import replace_folder
-from jdsr_cli.engine.device import CPU_BF16_WARNING, cpu_bf16_is_native, resolve_device
+from jdsr_cli.engine.device import resolve_device, slow_bf16_warning
 from jdsr_cli.errors import Interrupted
 from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.process.launch import Launch
@@ -95,8 +95,9 @@ class Trainer:
         self.saved_config = self._check_resumable(config)
         self.dist = Launch.from_env()
         self.device = resolve_device(config.device)
-        if self.device.type == "cpu" and config.precision == "bf16" and not cpu_bf16_is_native():
-            log(f"warning: {CPU_BF16_WARNING}")
+        warning = slow_bf16_warning(self.device, config.precision)
+        if warning is not None:
+            log(f"warning: {warning}")
         if self.dist.world > 1:
             self.device = join_process_group(self.dist, self.device)
         torch.manual_seed(config.seed)
