@@ -30,12 +30,12 @@ from jdsr_cli.errors import Interrupted
 from jdsr_cli.ops.metrics import MetricConvention
 from jdsr_cli.process.launch import Launch
 from jdsr_cli.process.signals import StopSignals, ignore_stop_signals, signal_name
+from jdsr_cli.training import methods
 from jdsr_cli.training.config import TrainConfig
 from jdsr_cli.training.dataset import PatchDataset, StepSampler, build_data, realistic_pairs
 from jdsr_cli.training.distributed import agreed_stop, barrier, join_process_group
 from jdsr_cli.training.ema import ema_copy, ema_decay_at, update_ema
 from jdsr_cli.training.method_api import Batch
-from jdsr_cli.training.methods import build_method
 from jdsr_cli.training.recipe import command_line, training_recipe
 from jdsr_cli.training.resume import check_checkpoints, check_new_run_folder, check_steps, check_unchanged
 from jdsr_cli.training.run_folder import BEST, LAST, RunFolder, save_state
@@ -101,7 +101,7 @@ class Trainer:
         if self.dist.world > 1:
             self.device = join_process_group(self.dist, self.device)
         torch.manual_seed(config.seed)
-        self.method = build_method(config)
+        self.method = methods.build_method(config)
         self.init_from: list[dict[str, Any]] = []  # the --init checkpoints' own recipes (kept across resumes)
         self.model: nn.Module = self.method.deployed()  # the supervised network itself, or e.g. encoder + decoder
         if config.init and not config.resume:  # a resumed run's weights and lineage come from its state
