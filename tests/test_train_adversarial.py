@@ -68,6 +68,27 @@ def test_the_adversarial_term_changes_the_networks_step(photos: Path, tmp_path: 
     assert len(steps) == 6 and all({"l1", "adv", "disc"} <= set(r) for r in steps), steps[0]
 
 
+def test_during_warmup_the_network_learns_by_l1_alone_while_the_judge_trains(photos: Path, tmp_path: Path) -> None:
+    """The first ``warmup`` steps move the network exactly as plain L1 does, while the discriminator already
+    steps on its outputs (its weights leave their start; the log has "disc" but no "adv" until warmup ends)."""
+    plain = Trainer(_config(photos, tmp_path / "plain", method_options={"disc_width": 8, "gan_weight": 0.0}))
+    plain.run(stop_at=3)
+    warm = Trainer(_config(photos, tmp_path / "warm", method_options={"disc_width": 8, "gan_weight": 0.5,
+                                                                      "warmup": 3}))
+    start = {k: v.clone() for k, v in warm.method.trainable()["discriminator"].state_dict().items()}
+    warm.run()
+    records = [json.loads(line) for line in (tmp_path / "warm" / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [("adv" in r, "disc" in r) for r in steps] == [(False, True)] * 3 + [(True, True)] * 3
+    resumed = Trainer(_config(photos, tmp_path / "warm-split", method_options={"disc_width": 8, "gan_weight": 0.5,
+                                                                              "warmup": 3}))
+    resumed.run(stop_at=3)
+    for key, value in plain.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    after = resumed.method.trainable()["discriminator"].state_dict()
+    assert any(not torch.equal(after[k], start[k]) for k in start if after[k].is_floating_point())
+
+
 def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: Path, tmp_path: Path) -> None:
     straight = Trainer(_config(photos, tmp_path / "straight"))
     full = straight.run()
