@@ -73,6 +73,40 @@ def test_another_recipe_or_a_foreign_folder_is_refused_in_one_line(photos: Path,
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
+def test_photos_as_they_are_are_cut_not_resampled(tmp_path: Path) -> None:
+    """``--degradation none``: each LR patch is a window of a photo at its own resolution (in one of the 8
+    flips/rotations). The photos encode each pixel's place (R = 5x, G = 5y, B = the photo), so neighbours in a
+    cut differ by exactly 5 in one of R/G and 0 in the other, with one B; any resampling would break that."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    y, x = np.mgrid[0:50, 0:50]
+    for k in range(3):
+        pixels = np.stack([5 * x, 5 * y, np.full_like(x, 60 * k + 10)], axis=2).astype(np.uint8)
+        Image.fromarray(pixels).save(photos / f"p{k}.png")
+    result = _cache(photos, tmp_path / "c", 6, "--degradation", "none")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "c" / "recipe.json").read_text())["as_is"] is True
+    for i in range(6):
+        lr = np.asarray(Image.open(tmp_path / "c" / "lr" / f"{i:07d}.png")).astype(int)
+        assert lr.shape == (24, 24, 3) and len(np.unique(lr[..., 2])) == 1
+        for step in (np.diff(lr[..., :2], axis=0), np.diff(lr[..., :2], axis=1)):
+            moves = {tuple(v) for v in step.reshape(-1, 2)}
+            assert len(moves) == 1 and sorted(map(abs, moves.pop())) == [0, 5], (i, step[0, 0])
+        target = np.asarray(Image.open(tmp_path / "c" / "target" / f"{i:07d}.png"))
+        assert target.shape == (48, 48, 3)
+    grown_as_bicubic = _cache(photos, tmp_path / "c", 8, "--degradation", "bicubic")
+    assert grown_as_bicubic.exit_code == 2 and "another recipe (as_is differ)" in grown_as_bicubic.output
+
+
+def test_a_cache_from_before_photos_as_they_are_still_grows(photos: Path, tmp_path: Path) -> None:
+    assert _cache(photos, tmp_path / "c", 2).exit_code == 0
+    recipe = json.loads((tmp_path / "c" / "recipe.json").read_text())
+    del recipe["as_is"]  # as written before the field existed
+    (tmp_path / "c" / "recipe.json").write_text(json.dumps(recipe))
+    result = _cache(photos, tmp_path / "c", 3)
+    assert result.exit_code == 0 and "1 pairs made" in result.output, result.output
+
+
 def test_a_student_trains_from_the_cache_and_validates_on_its_pairs(photos: Path, tmp_path: Path) -> None:
     from jdsr_cli.training.config import load_config
     from jdsr_cli.training.dataset import build_data

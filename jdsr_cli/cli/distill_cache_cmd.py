@@ -9,7 +9,8 @@ import typer
 
 
 def distill_cache(
-    data: Annotated[Path, typer.Argument(help="Folder tree of HR images (the patches are cut and degraded from them).")],
+    data: Annotated[Path, typer.Argument(help="Folder tree of images: HR ones the patches are cut and degraded from, or "
+                                      "(with --degradation none) photos as they are.")],
     teacher: Annotated[str, typer.Option("--teacher", help="The model whose outputs are the targets, as --model takes "
                                          "it (a x4 teacher serves a x2 cache through a MATLAB-bicubic shrink).")],
     out: Annotated[Path, typer.Option("-o", "--output", help="The cache folder (lr/, target/, recipe.json); an existing "
@@ -18,7 +19,8 @@ def distill_cache(
     pairs: Annotated[int, typer.Option("--pairs", help="How many patch pairs the cache holds when done.")] = 10000,
     patch_size: Annotated[int, typer.Option("--patch-size", help="LR patch side.")] = 64,
     degradation: Annotated[str, typer.Option(
-        "--degradation", metavar="bicubic|realistic", help="How the LR is made: MATLAB bicubic or the realistic chain."
+        "--degradation", metavar="bicubic|realistic|none", help="How the LR is made: MATLAB bicubic or the realistic "
+        "chain from an HR, or none: cut from the images as they are (real photos; the teacher needs no HR)."
     )] = "realistic",
     clean_prob: Annotated[float, typer.Option("--clean-prob", help="Share of patches kept as clean MATLAB-bicubic LR "
                                               "(realistic only).")] = 0.2,
@@ -37,8 +39,8 @@ def distill_cache(
     from jdsr_cli.ops.degrade import Degradation
     from jdsr_cli.training.teacher_cache import make_distill_cache
 
-    if degradation not in ("bicubic", "realistic"):
-        raise UsageError(f"--degradation {degradation!r}: choose bicubic or realistic")
+    if degradation not in ("bicubic", "realistic", "none"):
+        raise UsageError(f"--degradation {degradation!r}: choose bicubic, realistic or none")
     settings = Degradation.from_table({"clean_prob": clean_prob}) if degradation == "realistic" else None
     console = make_console()
     step = max(1, pairs // 100)
@@ -48,7 +50,7 @@ def distill_cache(
             console.print(f"{made}/{todo} pairs", markup=False)
 
     report = make_distill_cache(data, teacher, out, scale=scale, pairs=pairs, patch_size=patch_size, seed=seed,
-                                degradation=settings, device=device, precision=precision, batch_size=batch_size,
-                                on_batch=on_batch)
+                                degradation=settings, as_is=degradation == "none", device=device, precision=precision,
+                                batch_size=batch_size, on_batch=on_batch)
     console.print(f"{report.folder}: {report.made} pairs made ({report.seconds:.0f} s), {report.total} in all; train "
                   f"with: jdsr train {report.folder / 'target'} --lr-dir {report.folder / 'lr'} -s {scale}", markup=False)

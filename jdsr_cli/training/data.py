@@ -42,7 +42,9 @@ def find_images(folder: Path) -> list[Path]:
 
 
 def make_pair(hr_rgb: np.ndarray, scale: int) -> ImagePair:
-    """Modcrop an H×W×3 uint8 HR image and pair it with its MATLAB-bicubic LR."""
+    """Modcrop an H×W×3 uint8 HR image and pair it with its MATLAB-bicubic LR (at scale 1, the image itself)."""
+    if scale == 1:
+        return ImagePair(hr_rgb, hr_rgb)
     hr = modcrop(hr_rgb, scale)
     return ImagePair(matlab_downscale_uint8(hr, scale), hr)
 

@@ -11,6 +11,11 @@ Pair ``i`` is training sample ``i`` of ``jdsr train``'s own sampler (``PatchData
 and degradation drawn from ``(seed, i)``), so a cache is the same whether made in one go or over several stops:
 each pair is written atomically (LR first, target last) and a re-run makes only the missing ones. The teacher sees
 the LR patch alone (no context beyond it), as the student does in training.
+
+With ``as_is`` (``--degradation none``) the LR patches are cut from the images as they are, not made from an HR:
+real photos need no HR, since the teacher's output is the only target. A teacher trained on degraded inputs draws
+its texture on such clean-ish photos, where on the heavily degraded patches of the realistic chain it mostly
+smooths (docs/photo-results.md), so this is the cache for a student meant for photos as users have them.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class CacheRecipe:
     data: str
     images: int
     format: str = FORMAT
+    as_is: bool = False  # LR patches cut from the images as they are (no HR); absent from older recipes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -73,7 +79,8 @@ def check_recipe(folder: Path, recipe: CacheRecipe) -> None:
     except (OSError, ValueError) as error:
         raise UsageError(f"{path}: unreadable ({error})") from None
     ours = json.loads(recipe.to_json())
-    differ = sorted(k for k in ours if stored.get(k) != ours[k] and k != "data")
+    defaults = {"as_is": False}  # fields added later: an older recipe without them meant their default
+    differ = sorted(k for k in ours if stored.get(k, defaults.get(k)) != ours[k] and k != "data")
     if differ:
         raise UsageError(f"{folder}: a cache of another recipe ({', '.join(differ)} differ); use a new -o folder")
 
@@ -127,20 +134,24 @@ class CacheReport:
 
 
 def make_distill_cache(data: Path, teacher_spec: str, out: Path, *, scale: int, pairs: int, patch_size: int = 64,
-                       seed: int = 0, degradation: Any = None, device: str = "auto", precision: str = "auto",
-                       batch_size: int = 8, on_batch: Callable[[int, int], None] | None = None) -> CacheReport:
+                       seed: int = 0, degradation: Any = None, as_is: bool = False, device: str = "auto",
+                       precision: str = "auto", batch_size: int = 8,
+                       on_batch: Callable[[int, int], None] | None = None) -> CacheReport:
     """Add the missing pairs ``0..pairs-1`` of the cache at ``out`` (see the module docstring)."""
     if pairs < 1 or patch_size < 8 or batch_size < 1:
         raise UsageError("--pairs and --batch-size must be at least 1, --patch-size at least 8")
     if not data.is_dir():
         raise UsageError(f"{data}: not a folder of training images")
+    if as_is and degradation is not None:
+        raise UsageError("photos as they are take no degradation: choose one")
     loaded = load_teacher(teacher_spec, scale)
-    images, _skipped = load_pairs(find_images(data), scale, patch_size)
+    shrink = 1 if as_is else scale  # as they are: the image is the LR
+    images, _skipped = load_pairs(find_images(data), shrink, patch_size)
     if not images:
-        raise UsageError(f"{data}: no readable image of at least {patch_size * scale} px a side")
+        raise UsageError(f"{data}: no readable image of at least {patch_size * shrink} px a side")
     recipe = CacheRecipe(teacher=loaded.name, teacher_sha256=str(loaded.meta.get("weights_sha256", "")), scale=scale,
                          patch_size=patch_size, seed=seed, data=str(data), images=len(images),
-                         degradation=None if degradation is None else asdict(degradation))
+                         degradation=None if degradation is None else asdict(degradation), as_is=as_is)
     check_recipe(out, recipe)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / RECIPE_NAME).is_file():
@@ -159,7 +170,7 @@ def make_distill_cache(data: Path, teacher_spec: str, out: Path, *, scale: int, 
         with torch.autocast(torch_device.type, dtype=chosen.dtype):
             return net(lr).float()
 
-    dataset = PatchDataset(images, scale, patch_size, seed, degradation)
+    dataset = PatchDataset(images, shrink, patch_size, seed, degradation)
     began, made = time.perf_counter(), 0
 
     def progress(count: int) -> None:
