@@ -34,11 +34,12 @@ def _config(data: Path, out: Path, **kw):  # type: ignore[no-untyped-def]
     return load_config(None, base)
 
 
-def test_the_discriminator_learns_to_tell_sharp_from_blurred() -> None:
+@pytest.mark.parametrize("norm", ["spectral", "batch"])
+def test_the_discriminator_learns_to_tell_sharp_from_blurred(norm: str) -> None:
     """Stepping only the discriminator on sharp (real) against box-blurred (fake) patches takes its RaGAN loss
     from log 2 (no opinion) well below it; the generator's loss on the same scores is then above log 2."""
     torch.manual_seed(0)
-    disc = patch_discriminator(8)
+    disc = patch_discriminator(8, norm=norm)
     optimizer = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.9, 0.99))
     real = torch.rand(8, 3, 32, 32)
     fake = torch.nn.functional.avg_pool2d(real, 5, 1, 2, count_include_pad=False)
@@ -89,11 +90,14 @@ def test_during_warmup_the_network_learns_by_l1_alone_while_the_judge_trains(pho
     assert any(not torch.equal(after[k], start[k]) for k in start if after[k].is_floating_point())
 
 
-def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: Path, tmp_path: Path) -> None:
-    straight = Trainer(_config(photos, tmp_path / "straight"))
+@pytest.mark.parametrize("norm", ["spectral", "batch"])
+def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: Path, tmp_path: Path,
+                                                                        norm: str) -> None:
+    options = {"disc_width": 8, "gan_weight": 0.5, "disc_norm": norm}
+    straight = Trainer(_config(photos, tmp_path / "straight", method_options=options))
     full = straight.run()
-    Trainer(_config(photos, tmp_path / "split")).run(stop_at=3)
-    resumed = Trainer(_config(photos, tmp_path / "split", resume=str(tmp_path / "split")))
+    Trainer(_config(photos, tmp_path / "split", method_options=options)).run(stop_at=3)
+    resumed = Trainer(_config(photos, tmp_path / "split", resume=str(tmp_path / "split"), method_options=options))
     second = resumed.run()
     assert second.losses == pytest.approx(full.losses[3:], rel=1e-5, abs=1e-7)
     for name in ("net", "discriminator"):
@@ -124,6 +128,7 @@ def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(pho
     ({"gan_weight": -1.0}, r"\[adversarial\] gan_weight = -1.0: must be 0 or more"),
     ({"disc_width": 2}, r"\[adversarial\] disc_width = 2: choose 4..256"),
     ({"warmup": "soon"}, r"\[adversarial\] warmup = 'soon': expected a whole number"),
+    ({"disc_norm": "group"}, r"\[adversarial\] disc_norm = 'group': choose spectral or batch"),
 ])
 def test_bad_options_are_one_line_naming_the_key(photos: Path, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):

@@ -36,16 +36,24 @@ if TYPE_CHECKING:
 DISCRIMINATOR = "discriminator"
 
 
-def patch_discriminator(width: int, in_channels: int = 3) -> nn.Sequential:
-    """A VGG-style patch discriminator with spectral norm: one score per 8×8 output pixels, no batch statistics
-    (so a score depends on its patch alone, like the tile-exact generator)."""
-    sn = nn.utils.parametrizations.spectral_norm
+def patch_discriminator(width: int, in_channels: int = 3, norm: str = "spectral") -> nn.Sequential:
+    """A VGG-style patch discriminator, one score per 8×8 output pixels. ``norm``: ``spectral`` (spectral norm on
+    every conv but the last; a score depends on its patch alone) or ``batch`` (ESRGAN's batch norm). Spectral norm
+    collapsed to a constant score in our short CPU runs once the network trained against it (docs/training.md)."""
     widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width]
-    layers: list[nn.Module] = [sn(nn.Conv2d(in_channels, width, 3, 1, 1)), nn.LeakyReLU(0.2)]
+
+    def conv(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
+        if norm == "batch":
+            return [nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+        return [nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride, 1)), nn.LeakyReLU(0.2)]
+
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1) if norm == "batch" else
+                               nn.utils.parametrizations.spectral_norm(nn.Conv2d(in_channels, width, 3, 1, 1)),
+                               nn.LeakyReLU(0.2)]
     for i, (c_in, c_out) in enumerate(zip(widths, widths[1:], strict=False)):
         stride, kernel = (2, 4) if i % 2 == 0 else (1, 3)
-        layers += [sn(nn.Conv2d(c_in, c_out, kernel, stride, 1)), nn.LeakyReLU(0.2)]
-    layers += [sn(nn.Conv2d(4 * width, width, 4, 2, 1)), nn.LeakyReLU(0.2), nn.Conv2d(width, 1, 3, 1, 1)]
+        layers += conv(c_in, c_out, kernel, stride)
+    layers += conv(4 * width, width, 4, 2) + [nn.Conv2d(width, 1, 3, 1, 1)]
     return nn.Sequential(*layers)
 
 
@@ -62,12 +70,14 @@ class Adversarial(Supervised):
     """``--method adversarial``: see the module docstring."""
 
     name = "adversarial"
-    OPTIONS: Mapping[str, Any] = {"gan_weight": 0.1, "disc_lr": 1e-4, "disc_width": 32, "warmup": 0}
+    OPTIONS: Mapping[str, Any] = {"gan_weight": 0.1, "disc_lr": 1e-4, "disc_width": 32, "disc_norm": "spectral",
+                                  "warmup": 0}
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
         # it judges the network's output, so it takes the network's output channels
-        self.discriminator = patch_discriminator(int(self.options["disc_width"]), int(self.net.out_channels))
+        self.discriminator = patch_discriminator(int(self.options["disc_width"]), int(self.net.out_channels),
+                                                 str(self.options["disc_norm"]))
         self.add_optimizer(DISCRIMINATOR, *adam_with_schedule(self.discriminator.parameters(), config,
                                                                float(self.options["disc_lr"])))
 
@@ -80,6 +90,8 @@ class Adversarial(Supervised):
                 raise UsageError(f"[adversarial] {key} = {values[key]}: must be 0 or more")
         if not 4 <= values["disc_width"] <= 256:
             raise UsageError(f"[adversarial] disc_width = {values['disc_width']}: choose 4..256")
+        if values["disc_norm"] not in ("spectral", "batch"):
+            raise UsageError(f"[adversarial] disc_norm = {values['disc_norm']!r}: choose spectral or batch")
 
     def describe(self) -> str:
         return f"{super().describe()} + adversarial (weight {self.options['gan_weight']})"
