@@ -15,8 +15,9 @@
 # Jobs (JOBS, space-separated; default: all):
 #   sharp        photo-x4-sharp, photo-x2-sharp: output distillation from RealESRGAN_x4plus (configs/*-sharp.toml)
 #   sharp-feat   photo-x4-sharp-feat: the same plus a FitNet term on the teacher's RRDB features (does it help?)
-#   sharp-gan    photo-x4-sharp-gan: a cache of the teacher's outputs (jdsr distill-cache, GAN_PAIRS pairs), then
-#                L1 to them + an adversarial term (--method adversarial, configs/photo-x4-sharp-gan.toml)
+#   sharp-gan    photo-x4-sharp-gan: caches of the teacher's outputs (jdsr distill-cache: GAN_PAIRS on photos as
+#                they are, half as many realistic), then L1 to them + an adversarial term
+#                (--method adversarial, configs/photo-x4-sharp-asis.toml; docs/photo-results.md says why as-is)
 #   static       photo-x2 and photo-x4 (bundled with static channel statistics after a short CPU fine-tune)
 #                fine-tuned further with configs/<name>-static.toml, from the bundled weights
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
@@ -81,11 +82,17 @@ if want sharp-feat; then
     --patch-size 48 --kd-loss fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
     --out runs/photo-x4-sharp-feat "${RUN[@]}" >"$LOGS/photo-x4-sharp-feat.log" 2>&1 &
 fi
-if want sharp-gan; then  # the cache first (the teacher alone on the GPU for a minute or two), then the student
-  ( jdsr distill-cache "$DATA" --teacher "$TEACHER" -s 4 --pairs "$GAN_PAIRS" --patch-size 64 --batch-size 32 \
-      --device "$DEV" -o runs/cache-x4 >"$LOGS/cache-x4.log" 2>&1 \
-    && jdsr train runs/cache-x4/target --lr-dir runs/cache-x4/lr --config configs/photo-x4-sharp-gan.toml \
-      --device "$DEV" --workers 3 "${RUN[@]}" >"$LOGS/photo-x4-sharp-gan.log" 2>&1 ) &
+if want sharp-gan; then  # the caches first (the teacher alone on the GPU for a minute or two), then the student:
+  # photos as they are (where the teacher draws texture) and half as many realistic pairs, side by side
+  cache() { jdsr distill-cache "$DATA" --teacher "$TEACHER" -s 4 --patch-size 64 --batch-size 32 --device "$DEV" "$@"; }
+  mix() { mkdir -p runs/cache-x4-mix/target runs/cache-x4-mix/lr && for c in asis real; do
+            cp -al "runs/cache-x4-$c/target" "runs/cache-x4-mix/target/$c" && cp -al "runs/cache-x4-$c/lr" "runs/cache-x4-mix/lr/$c"
+          done; }
+  ( cache --pairs "$GAN_PAIRS" --degradation none -o runs/cache-x4-asis >"$LOGS/cache-x4.log" 2>&1 \
+    && cache --pairs $(( GAN_PAIRS / 2 )) -o runs/cache-x4-real >>"$LOGS/cache-x4.log" 2>&1 && mix \
+    && jdsr train runs/cache-x4-mix/target --lr-dir runs/cache-x4-mix/lr --config configs/photo-x4-sharp-asis.toml \
+      --out runs/photo-x4-sharp-gan --steps 6000 --device "$DEV" --workers 3 "${RUN[@]}" \
+      >"$LOGS/photo-x4-sharp-gan.log" 2>&1 ) &
 fi
 if want static; then
   for name in "${STATIC_MODELS[@]}"; do
