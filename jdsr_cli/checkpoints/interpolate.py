@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from jdsr_cli.checkpoints.resolve import resolve_model
 from jdsr_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ def with_denoise(loaded: LoadedModel, strength: float, clean_spec: str | None) -
     check_strength(strength)
     if strength == 1.0 and clean_spec is None:
         return loaded
-    from jdsr_cli.checkpoints.resolve import resolve_model
 
     name = loaded.name or loaded.source
     spec = clean_spec or (loaded.entry.clean if loaded.entry is not None else None)

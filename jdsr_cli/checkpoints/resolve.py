@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jdsr_cli.checkpoints.digest import sha256_file
+from jdsr_cli.checkpoints.format import WEIGHTS_NAME
 from jdsr_cli.checkpoints.hub import fetch_checkpoint, fetch_entry
 from jdsr_cli.checkpoints.hubref import is_hf_uri, parse_hf_uri
 from jdsr_cli.checkpoints.load import LoadedModel, load_checkpoint, load_checkpoint_files
@@ -108,8 +110,6 @@ def load_entry(
             )
         loaded = load_checkpoint(folder, registry=registry, map_location=map_location, scale_hint=entry.scale)
         if entry.sha256:
-            from jdsr_cli.checkpoints.digest import sha256_file
-            from jdsr_cli.checkpoints.format import WEIGHTS_NAME
 
             weights = folder / WEIGHTS_NAME if folder.is_dir() else folder
             # load_checkpoint has already hashed the file and checked it against config.json; reuse that digest

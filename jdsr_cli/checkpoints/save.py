@@ -27,6 +27,7 @@ from jdsr_cli.checkpoints.format import (
 )
 from jdsr_cli.checkpoints.swap import replace_folder
 from jdsr_cli.errors import ModelLoadError
+from jdsr_cli.ops.metrics import MetricConvention
 
 if TYPE_CHECKING:
     import torch
@@ -158,6 +159,5 @@ def _recipe(
 
 def _default_convention(scale: int) -> str:
     """The convention the training validation measures at ×scale (crop = scale), recorded with its numbers."""
-    from jdsr_cli.ops.metrics import MetricConvention
 
     return MetricConvention.standard(scale).psnr_label

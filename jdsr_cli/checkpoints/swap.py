@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from jdsr_cli.io.atomic import host_tag, owner_gone, process_alive
+
 STAGED, BACKUP = "new", "old"
 _LEFTOVER = re.compile(
     r"^\.(?P<name>.+)\.jdsr-(?P<pid>\d+)-(?:(?P<host>[0-9a-f]{8})-)?(?P<rand>[0-9a-f]{8})\.(?P<kind>new|old)$"
@@ -72,7 +74,6 @@ def replace_folder(folder: str | os.PathLike[str]) -> Iterator[Path]:
     target = _real_target(Path(folder))
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(target)
-    from jdsr_cli.io.atomic import host_tag
 
     token = f"{os.getpid()}-{host_tag()}-{secrets.token_hex(4)}"
     staging = sibling(target, STAGED, token)
@@ -262,7 +263,6 @@ def _remove(path: Path) -> None:
 def _owner_running(item: Leftover) -> bool:
     """Whether the process that made ``item`` may still be using it (unknown counts as running). A process id
     means something on its own host only: another host's leftover counts as running until it is a day old."""
-    from jdsr_cli.io.atomic import host_tag, owner_gone, process_alive
 
     if item.host is not None and item.host != host_tag():
         try:

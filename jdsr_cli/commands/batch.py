@@ -22,6 +22,8 @@ from typing import Any
 
 from jdsr_cli.commands.inputs import InputFile
 from jdsr_cli.errors import Interrupted, JdsrError, UsageError, one_line
+from jdsr_cli.io.atomic import no_clobber
+from jdsr_cli.io.formats import default_output_extension
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,6 @@ class OutputNaming:
             raise UsageError(f"--suffix {self.suffix!r}: must not contain a path separator")
 
     def path_for(self, item: InputFile) -> Path:
-        from jdsr_cli.io.formats import default_output_extension
 
         if self.out_file is not None:
             return self.out_file
@@ -200,7 +201,6 @@ def _process_one(planned: PlannedFile, process: ProcessFn) -> FileReport:
     item, output = planned.item, planned.output
     if planned.status is not None:
         return FileReport(str(item.path), str(output), planned.status, planned.reason)
-    from jdsr_cli.io.atomic import no_clobber
 
     start = time.perf_counter()
     try:

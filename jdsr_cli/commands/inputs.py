@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jdsr_cli.errors import UsageError
 from jdsr_cli.io.formats import INPUT_EXTENSIONS
+from jdsr_cli.io.video import VIDEO_EXTENSIONS
 
 _GLOB_CHARS = set("*?[")
 
@@ -84,7 +85,6 @@ def _recursive_glob(pattern: Path) -> list[Path]:
 
 def _is_image_file(path: Path) -> bool:
     """An image or a video file (by extension): what a folder or a glob contributes."""
-    from jdsr_cli.io.video import VIDEO_EXTENSIONS
 
     return path.is_file() and (path.suffix.lower() in INPUT_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS)
 

@@ -23,7 +23,7 @@ def rank_device(device: str) -> str:
     """``auto`` under a multi-process launch on a multi-GPU machine: this rank's own GPU."""
     launch = Launch.from_env()
     if launch.world > 1 and device == "auto":
-        import torch
+        import torch  # local: the CLI's batch report path needs this module, not torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count > 1:

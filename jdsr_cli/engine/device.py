@@ -7,6 +7,7 @@ CPU: many CPU kernels have no half implementation (Real-ESRGAN#319).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -102,7 +103,6 @@ def free_memory_bytes(device: torch.device) -> int | None:
         return int(free)
     if device.type == "cpu":
         try:
-            import os
 
             return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):

@@ -23,7 +23,7 @@ from jdsr_cli.archs.registry import SizeRequirement
 from jdsr_cli.engine.device import Precision, free_memory_bytes
 from jdsr_cli.engine.tiling import Tile, TileAccumulator, plan_tiles
 from jdsr_cli.errors import DeviceError, NonFiniteOutputError, is_out_of_memory
-from jdsr_cli.io.quantize import quantize_tensor
+from jdsr_cli.io.quantize import quantize, quantize_tensor
 
 MIN_TILE = 32
 #: ``tile`` values: an int (max tile side in input pixels), 0 for the whole image, or "auto".
@@ -139,7 +139,6 @@ class Upscaler:
         return np.stack([self.upscale(frame, depth=depth).pixels for frame in frames])
 
     def _whole_frames(self, frames: np.ndarray, depth: int | None) -> np.ndarray:
-        from jdsr_cli.io.quantize import quantize
 
         inputs = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         outputs, _ = self._run_batch(inputs, 8 if depth == 8 and _rounds_on_device(self.device) else None)
@@ -261,7 +260,6 @@ def _accumulator(height: int, width: int, channels: int, scale: int, depth: int 
     """Float32 output clipped to [0, 1], or samples quantized to ``depth`` bits as pixels finish."""
     if depth is None:
         return TileAccumulator(height, width, channels, scale)
-    from jdsr_cli.io.quantize import quantize
 
     dtype = {8: np.uint8, 16: np.uint16}[depth]
     out = np.empty((height * scale, width * scale, channels), dtype=dtype)

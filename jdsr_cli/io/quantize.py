@@ -46,7 +46,7 @@ def quantize(pixels: np.ndarray, depth: int = 8) -> np.ndarray:
 def quantize_tensor(values: torch.Tensor, depth: int = 8) -> torch.Tensor:
     """:func:`quantize` for a torch tensor, on its own device (the engine rounds a whole image on the GPU and
     moves a quarter of the bytes): the same float32 operations in the same order, so the same integers."""
-    import torch
+    import torch  # local: reading and writing images needs numpy only
 
     if depth != 8:  # torch's uint16 is not supported by every device's kernels
         raise ValueError("quantize_tensor rounds to 8 bits only")

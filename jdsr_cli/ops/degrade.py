@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from jdsr_cli.errors import UsageError
+from jdsr_cli.io.quantize import to_uint8
 from jdsr_cli.ops.kernels import FAMILIES, random_kernel, sinc
 
 MODES = (cv2.INTER_AREA, cv2.INTER_LINEAR, cv2.INTER_CUBIC)  # area, bilinear, bicubic: one at random per resize
@@ -137,7 +138,6 @@ def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator, settings: Degr
         out = _jpeg(_blur(_resize(out, (height, width), rng), final), rng, s.jpeg_range2)
     else:
         out = _blur(_resize(_jpeg(out, rng, s.jpeg_range2), (height, width), rng), final)
-    from jdsr_cli.io.quantize import to_uint8
 
     return to_uint8(out)
 
@@ -209,7 +209,6 @@ def _noise(image: np.ndarray, rng: np.random.Generator, gaussian_prob: float, si
 
 def _jpeg(image: np.ndarray, rng: np.random.Generator, quality: tuple[float, float]) -> np.ndarray:
     """A real JPEG round trip (OpenCV's libjpeg) at a uniform quality; clamps to [0, 1] first."""
-    from jdsr_cli.io.quantize import to_uint8
 
     q = int(round(rng.uniform(*quality)))
     bgr = np.ascontiguousarray(to_uint8(np.clip(image, 0, 1))[:, :, ::-1])

@@ -180,7 +180,7 @@ class MetricConvention:
         """NIQE (no reference, lower is better; :mod:`jdsr_cli.ops.niqe`) of ``sr`` alone under this convention:
         rounded SR when ``rounding="uint8"``, ``crop`` pixels off every side. NIQE is defined on luminance only,
         so ``y_channel=False`` is refused."""
-        from jdsr_cli.ops.niqe import niqe
+        from jdsr_cli.ops.niqe import niqe  # local: niqe imports this module (and torch)
 
         if not self.y_channel:
             raise ValueError("NIQE is defined on luminance: use a y_channel=True convention")

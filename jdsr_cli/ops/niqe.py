@@ -40,6 +40,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from jdsr_cli.ops.color import rgb_to_y_np
 from jdsr_cli.ops.metrics import gaussian_window_1d
+from jdsr_cli.ops.resize import imresize
 
 __all__ = ["NIQE_BLOCK", "imresize_half", "niqe", "niqe_features", "niqe_luma", "niqe_y"]
 
@@ -143,7 +144,6 @@ def imresize_half(img: np.ndarray) -> np.ndarray:
     covers the 8-tap antialiased kernel) and dropping 4 output pixels per side gives MATLAB's mirrored result.
     With edge replication Set14 ``baboon`` scores 5.7191 instead of MATLAB's 5.7296.
     """
-    from jdsr_cli.ops.resize import imresize
 
     pad = 8
     padded = np.pad(np.asarray(img, dtype=np.float64), pad, mode="symmetric")
