@@ -110,7 +110,6 @@ def load_entry(
             )
         loaded = load_checkpoint(folder, registry=registry, map_location=map_location, scale_hint=entry.scale)
         if entry.sha256:
-
             weights = folder / WEIGHTS_NAME if folder.is_dir() else folder
             # load_checkpoint has already hashed the file and checked it against config.json; reuse that digest
             actual = loaded.meta.get("weights_sha256") or sha256_file(weights)

@@ -159,5 +159,4 @@ def _recipe(
 
 def _default_convention(scale: int) -> str:
     """The convention the training validation measures at ×scale (crop = scale), recorded with its numbers."""
-
     return MetricConvention.standard(scale).psnr_label

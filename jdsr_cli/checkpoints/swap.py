@@ -263,7 +263,6 @@ def _remove(path: Path) -> None:
 def _owner_running(item: Leftover) -> bool:
     """Whether the process that made ``item`` may still be using it (unknown counts as running). A process id
     means something on its own host only: another host's leftover counts as running until it is a day old."""
-
     if item.host is not None and item.host != host_tag():
         try:
             return not owner_gone(item.pid, item.host, item.path.lstat().st_mtime)

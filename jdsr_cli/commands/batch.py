@@ -24,6 +24,7 @@ from jdsr_cli.commands.inputs import InputFile
 from jdsr_cli.errors import Interrupted, JdsrError, UsageError, one_line
 from jdsr_cli.io.atomic import no_clobber
 from jdsr_cli.io.formats import default_output_extension
+from jdsr_cli.io.video import is_video_path
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,8 @@ class OutputNaming:
             raise UsageError(f"--suffix {self.suffix!r}: must not contain a path separator")
 
     def path_for(self, item: InputFile) -> Path:
-
         if self.out_file is not None:
             return self.out_file
-        from jdsr_cli.io.video import is_video_path
-
         # a clip stays in its container whatever --format says (that names the images' format)
         ext = item.path.suffix.lstrip(".") if is_video_path(item.path) else \
             self.extension or default_output_extension(item.path.suffix)

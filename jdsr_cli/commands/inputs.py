@@ -85,7 +85,6 @@ def _recursive_glob(pattern: Path) -> list[Path]:
 
 def _is_image_file(path: Path) -> bool:
     """An image or a video file (by extension): what a folder or a glob contributes."""
-
     return path.is_file() and (path.suffix.lower() in INPUT_EXTENSIONS or path.suffix.lower() in VIDEO_EXTENSIONS)
 
 

@@ -103,7 +103,6 @@ def free_memory_bytes(device: torch.device) -> int | None:
         return int(free)
     if device.type == "cpu":
         try:
-
             return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             return None

@@ -139,7 +139,6 @@ class Upscaler:
         return np.stack([self.upscale(frame, depth=depth).pixels for frame in frames])
 
     def _whole_frames(self, frames: np.ndarray, depth: int | None) -> np.ndarray:
-
         inputs = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         outputs, _ = self._run_batch(inputs, 8 if depth == 8 and _rounds_on_device(self.device) else None)
         samples = outputs.permute(0, 2, 3, 1).numpy()

@@ -209,7 +209,6 @@ def _noise(image: np.ndarray, rng: np.random.Generator, gaussian_prob: float, si
 
 def _jpeg(image: np.ndarray, rng: np.random.Generator, quality: tuple[float, float]) -> np.ndarray:
     """A real JPEG round trip (OpenCV's libjpeg) at a uniform quality; clamps to [0, 1] first."""
-
     q = int(round(rng.uniform(*quality)))
     bgr = np.ascontiguousarray(to_uint8(np.clip(image, 0, 1))[:, :, ::-1])
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])

@@ -144,7 +144,6 @@ def imresize_half(img: np.ndarray) -> np.ndarray:
     covers the 8-tap antialiased kernel) and dropping 4 output pixels per side gives MATLAB's mirrored result.
     With edge replication Set14 ``baboon`` scores 5.7191 instead of MATLAB's 5.7296.
     """
-
     pad = 8
     padded = np.pad(np.asarray(img, dtype=np.float64), pad, mode="symmetric")
     out = imresize(torch.from_numpy(padded), scale=0.5).numpy()
