@@ -24,7 +24,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,8 @@ def check_recipe(folder: Path, recipe: CacheRecipe) -> None:
     except (OSError, ValueError) as error:
         raise UsageError(f"{path}: unreadable ({error})") from None
     ours = json.loads(recipe.to_json())
-    defaults = {"as_is": False}  # fields added later: an older recipe without them meant their default
+    # a field added later (as_is) is absent from an older recipe, which meant its default
+    defaults = {f.name: f.default for f in fields(CacheRecipe) if f.default is not MISSING}
     differ = sorted(k for k in ours if stored.get(k, defaults.get(k)) != ours[k] and k != "data")
     if differ:
         raise UsageError(f"{folder}: a cache of another recipe ({', '.join(differ)} differ); use a new -o folder")

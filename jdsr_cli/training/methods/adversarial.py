@@ -42,14 +42,16 @@ def patch_discriminator(width: int, in_channels: int = 3, norm: str = "spectral"
     collapsed to a constant score in our short CPU runs once the network trained against it (docs/training.md)."""
     widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width]
 
-    def conv(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
-        if norm == "batch":
-            return [nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-        return [nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride, 1)), nn.LeakyReLU(0.2)]
+    def conv(c_in: int, c_out: int, kernel: int, stride: int, normed: bool = True) -> list[nn.Module]:
+        """One conv + LeakyReLU; with batch norm, ESRGAN leaves the first conv unnormalised."""
+        if norm == "spectral":
+            return [nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride, 1)),
+                    nn.LeakyReLU(0.2)]
+        if not normed:
+            return [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.LeakyReLU(0.2)]
+        return [nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
 
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 1, 1) if norm == "batch" else
-                               nn.utils.parametrizations.spectral_norm(nn.Conv2d(in_channels, width, 3, 1, 1)),
-                               nn.LeakyReLU(0.2)]
+    layers = conv(in_channels, width, 3, 1, normed=False)
     for i, (c_in, c_out) in enumerate(zip(widths, widths[1:], strict=False)):
         stride, kernel = (2, 4) if i % 2 == 0 else (1, 3)
         layers += conv(c_in, c_out, kernel, stride)
