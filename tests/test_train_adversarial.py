@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from jdsr_cli.cli.main import app
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.config import load_config
-from jdsr_cli.training.methods.adversarial import patch_discriminator, relativistic_loss
+from jdsr_cli.training.methods.adversarial import relativistic_loss
+from jdsr_cli.training.methods.judges import build_judge
 from jdsr_cli.training.trainer import Trainer
 
 
@@ -34,12 +35,12 @@ def _config(data: Path, out: Path, **kw):  # type: ignore[no-untyped-def]
     return load_config(None, base)
 
 
-@pytest.mark.parametrize("norm", ["spectral", "batch"])
-def test_the_discriminator_learns_to_tell_sharp_from_blurred(norm: str) -> None:
+@pytest.mark.parametrize(("arch", "norm"), [("patch", "spectral"), ("patch", "batch"), ("unet", "spectral")])
+def test_the_discriminator_learns_to_tell_sharp_from_blurred(arch: str, norm: str) -> None:
     """Stepping only the discriminator on sharp (real) against box-blurred (fake) patches takes its RaGAN loss
     from log 2 (no opinion) well below it; the generator's loss on the same scores is then above log 2."""
     torch.manual_seed(0)
-    disc = patch_discriminator(8, norm=norm)
+    disc = build_judge(arch, 8, 3, norm)
     optimizer = torch.optim.Adam(disc.parameters(), lr=1e-3, betas=(0.9, 0.99))
     real = torch.rand(8, 3, 32, 32)
     fake = torch.nn.functional.avg_pool2d(real, 5, 1, 2, count_include_pad=False)
@@ -90,10 +91,10 @@ def test_during_warmup_the_network_learns_by_l1_alone_while_the_judge_trains(pho
     assert any(not torch.equal(after[k], start[k]) for k in start if after[k].is_floating_point())
 
 
-@pytest.mark.parametrize("norm", ["spectral", "batch"])
+@pytest.mark.parametrize(("arch", "norm"), [("patch", "spectral"), ("patch", "batch"), ("unet", "spectral")])
 def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: Path, tmp_path: Path,
-                                                                        norm: str) -> None:
-    options = {"disc_width": 8, "gan_weight": 0.5, "disc_norm": norm}
+                                                                        arch: str, norm: str) -> None:
+    options = {"disc_width": 8, "gan_weight": 0.5, "disc_norm": norm, "disc_arch": arch}
     straight = Trainer(_config(photos, tmp_path / "straight", method_options=options))
     full = straight.run()
     Trainer(_config(photos, tmp_path / "split", method_options=options)).run(stop_at=3)
@@ -129,7 +130,23 @@ def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(pho
     ({"disc_width": 2}, r"\[adversarial\] disc_width = 2: choose 4..256"),
     ({"warmup": "soon"}, r"\[adversarial\] warmup = 'soon': expected a whole number"),
     ({"disc_norm": "group"}, r"\[adversarial\] disc_norm = 'group': choose spectral or batch"),
+    ({"disc_arch": "vgg"}, r"\[adversarial\] disc_arch = 'vgg': choose patch or unet"),
 ])
 def test_bad_options_are_one_line_naming_the_key(photos: Path, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         _config(photos, tmp_path / "bad", method_options=options)
+
+
+def test_the_unet_judge_scores_every_pixel_and_each_score_sees_beyond_its_pixel() -> None:
+    """One score per input pixel for any size (odd ones too); changing one pixel moves scores around it, not only
+    its own (the down path's context)."""
+    torch.manual_seed(0)
+    judge = build_judge("unet", 8, 3, "spectral").eval()
+    image = torch.rand(1, 3, 61, 77)
+    with torch.no_grad():
+        scores = judge(image)
+        poked = image.clone()
+        poked[..., 30, 38] += 1.0
+        moved = (judge(poked) - scores).abs()[0, 0] > 1e-6
+    assert scores.shape == (1, 1, 61, 77)
+    assert moved[30, 38] and moved[30, 38 + 6] and moved[30 + 6, 38]

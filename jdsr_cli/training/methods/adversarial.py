@@ -1,5 +1,6 @@
-"""``adversarial``: L1 to the target plus the adversarial term of a small patch discriminator (ESRGAN's
-relativistic average GAN), so the network draws texture where L1 alone averages it away.
+"""``adversarial``: L1 to the target plus the adversarial term of a small discriminator (ESRGAN's relativistic
+average GAN; a patch or a U-Net judge, ``judges.py``), so the network draws texture where L1 alone averages it
+away.
 
 The target is the batch's HR: the images of a folder, or a teacher's outputs (``jdsr distill-cache`` writes
 them; ``jdsr train CACHE/target --lr-dir CACHE/lr --method adversarial``). With a teacher's outputs the
@@ -25,6 +26,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits, l1_loss
 
 from jdsr_cli.errors import UsageError
 from jdsr_cli.training.methods.base import MAIN, adam_with_schedule
+from jdsr_cli.training.methods.judges import ARCHS, NORMS, build_judge
 from jdsr_cli.training.methods.supervised import Supervised
 from jdsr_cli.training.methods.table import check_table_types
 
@@ -34,29 +36,6 @@ if TYPE_CHECKING:
     from jdsr_cli.training.step_context import StepContext
 
 DISCRIMINATOR = "discriminator"
-
-
-def patch_discriminator(width: int, in_channels: int = 3, norm: str = "spectral") -> nn.Sequential:
-    """A VGG-style patch discriminator, one score per 8×8 output pixels. ``norm``: ``spectral`` (spectral norm on
-    every conv but the last; a score depends on its patch alone) or ``batch`` (ESRGAN's batch norm). Spectral norm
-    collapsed to a constant score in our short CPU runs once the network trained against it (docs/training.md)."""
-    widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width]
-
-    def conv(c_in: int, c_out: int, kernel: int, stride: int, normed: bool = True) -> list[nn.Module]:
-        """One conv + LeakyReLU; with batch norm, ESRGAN leaves the first conv unnormalised."""
-        if norm == "spectral":
-            return [nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride, 1)),
-                    nn.LeakyReLU(0.2)]
-        if not normed:
-            return [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.LeakyReLU(0.2)]
-        return [nn.Conv2d(c_in, c_out, kernel, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
-
-    layers = conv(in_channels, width, 3, 1, normed=False)
-    for i, (c_in, c_out) in enumerate(zip(widths, widths[1:], strict=False)):
-        stride, kernel = (2, 4) if i % 2 == 0 else (1, 3)
-        layers += conv(c_in, c_out, kernel, stride)
-    layers += conv(4 * width, width, 4, 2) + [nn.Conv2d(width, 1, 3, 1, 1)]
-    return nn.Sequential(*layers)
 
 
 def relativistic_loss(real: torch.Tensor, fake: torch.Tensor, *, for_generator: bool) -> torch.Tensor:
@@ -73,13 +52,13 @@ class Adversarial(Supervised):
 
     name = "adversarial"
     OPTIONS: Mapping[str, Any] = {"gan_weight": 0.1, "disc_lr": 1e-4, "disc_width": 32, "disc_norm": "spectral",
-                                  "warmup": 0}
+                                  "disc_arch": "patch", "warmup": 0}
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
         # it judges the network's output, so it takes the network's output channels
-        self.discriminator = patch_discriminator(int(self.options["disc_width"]), int(self.net.out_channels),
-                                                 str(self.options["disc_norm"]))
+        self.discriminator = build_judge(str(self.options["disc_arch"]), int(self.options["disc_width"]),
+                                         int(self.net.out_channels), str(self.options["disc_norm"]))
         self.add_optimizer(DISCRIMINATOR, *adam_with_schedule(self.discriminator.parameters(), config,
                                                                float(self.options["disc_lr"])))
 
@@ -92,8 +71,9 @@ class Adversarial(Supervised):
                 raise UsageError(f"[adversarial] {key} = {values[key]}: must be 0 or more")
         if not 4 <= values["disc_width"] <= 256:
             raise UsageError(f"[adversarial] disc_width = {values['disc_width']}: choose 4..256")
-        if values["disc_norm"] not in ("spectral", "batch"):
-            raise UsageError(f"[adversarial] disc_norm = {values['disc_norm']!r}: choose spectral or batch")
+        for key, choices in (("disc_norm", NORMS), ("disc_arch", ARCHS)):
+            if values[key] not in choices:
+                raise UsageError(f"[adversarial] {key} = {values[key]!r}: choose {' or '.join(choices)}")
 
     def describe(self) -> str:
         return f"{super().describe()} + adversarial (weight {self.options['gan_weight']})"
