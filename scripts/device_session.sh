@@ -18,6 +18,9 @@
 #   sharp-gan    photo-x4-sharp-gan: caches of the teacher's outputs (jdsr distill-cache: GAN_PAIRS on photos as
 #                they are, half as many realistic), then L1 to them + an adversarial term
 #                (--method adversarial, configs/photo-x4-sharp-asis.toml; docs/photo-results.md says why as-is)
+#   sharp-unet   photo-x4-sharp-unet: the same caches (made once for both), the same recipe with the U-Net judge
+#                (configs/photo-x4-sharp-unet.toml), side by side with sharp-gan
+# sharp and sharp-feat (the realistic chain alone, where the teacher mostly smooths) are no longer in the default.
 #   static       photo-x2 and photo-x4 (bundled with static channel statistics after a short CPU fine-tune)
 #                fine-tuned further with configs/<name>-static.toml, from the bundled weights
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
@@ -30,7 +33,7 @@ TINY=${TINY:-0}
 DEADLINE=${DEADLINE:-420}
 STASH=${STASH:-/root/jdsr-stash}
 DATA=${DATA:-.devdata/train/BSD200}
-JOBS=${JOBS:-sharp sharp-feat sharp-gan static}
+JOBS=${JOBS:-sharp-gan sharp-unet static}
 GAN_PAIRS=${GAN_PAIRS:-16000}
 STATIC_MODELS=(photo-x2 photo-x4)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
@@ -53,7 +56,7 @@ TEACHER=$STASH/.teacher/realesrgan-x4plus.param
 [ -f "$TEACHER" ] || TEACHER=.teacher/realesrgan-x4plus.param
 if [ ! -f "$TEACHER" ]; then
   echo "no teacher at $STASH/.teacher (a fresh machine?): skipping the distillations"
-  JOBS=${JOBS//sharp-feat/}; JOBS=${JOBS//sharp-gan/}; JOBS=${JOBS//sharp/}
+  JOBS=${JOBS//sharp-feat/}; JOBS=${JOBS//sharp-gan/}; JOBS=${JOBS//sharp-unet/}; JOBS=${JOBS//sharp/}
 fi
 
 if [ "$TINY" = 1 ]; then
@@ -82,17 +85,18 @@ if want sharp-feat; then
     --patch-size 48 --kd-loss fitnet --taps-student body.1,body.3,body.5 --taps-teacher body.7,body.15,body.22 \
     --out runs/photo-x4-sharp-feat "${RUN[@]}" >"$LOGS/photo-x4-sharp-feat.log" 2>&1 &
 fi
-if want sharp-gan; then  # the caches first (the teacher alone on the GPU for a minute or two), then the student:
-  # photos as they are (where the teacher draws texture) and half as many realistic pairs, side by side
+if want sharp-gan || want sharp-unet; then  # the caches first (the teacher alone on the GPU for a minute or two),
+  # then the students side by side: photos as they are (where the teacher draws texture) and half as many realistic
   cache() { jdsr distill-cache "$DATA" --teacher "$TEACHER" -s 4 --patch-size 64 --batch-size 32 --device "$DEV" "$@"; }
   mix() { mkdir -p runs/cache-x4-mix/target runs/cache-x4-mix/lr && for c in asis real; do
             cp -al "runs/cache-x4-$c/target" "runs/cache-x4-mix/target/$c" && cp -al "runs/cache-x4-$c/lr" "runs/cache-x4-mix/lr/$c"
           done; }
+  student() { jdsr train runs/cache-x4-mix/target --lr-dir runs/cache-x4-mix/lr --config "configs/$1.toml" \
+                --out "runs/$2" --steps 6000 --device "$DEV" --workers 3 "${RUN[@]}" >"$LOGS/$2.log" 2>&1; }
   ( cache --pairs "$GAN_PAIRS" --degradation none -o runs/cache-x4-asis >"$LOGS/cache-x4.log" 2>&1 \
     && cache --pairs $(( GAN_PAIRS / 2 )) -o runs/cache-x4-real >>"$LOGS/cache-x4.log" 2>&1 && mix \
-    && jdsr train runs/cache-x4-mix/target --lr-dir runs/cache-x4-mix/lr --config configs/photo-x4-sharp-asis.toml \
-      --out runs/photo-x4-sharp-gan --steps 6000 --device "$DEV" --workers 3 "${RUN[@]}" \
-      >"$LOGS/photo-x4-sharp-gan.log" 2>&1 ) &
+    && { if want sharp-gan; then student photo-x4-sharp-asis photo-x4-sharp-gan & fi
+         if want sharp-unet; then student photo-x4-sharp-unet photo-x4-sharp-unet & fi; wait; } ) &
 fi
 if want static; then
   for name in "${STATIC_MODELS[@]}"; do
@@ -128,6 +132,8 @@ pack photo-x2-sharp.tgz runs/photo-x2-sharp
 pack photo-x4-sharp-feat.tgz runs/photo-x4-sharp-feat/best runs/photo-x4-sharp-feat/log.jsonl
 pack photo-x4-sharp-gan.tgz runs/photo-x4-sharp-gan/best runs/photo-x4-sharp-gan/last runs/photo-x4-sharp-gan/log.jsonl \
   runs/photo-x4-sharp-gan/config.toml
+pack photo-x4-sharp-unet.tgz runs/photo-x4-sharp-unet/best runs/photo-x4-sharp-unet/last \
+  runs/photo-x4-sharp-unet/log.jsonl runs/photo-x4-sharp-unet/config.toml
 pack static.tgz runs/photo-x2-static/best runs/photo-x4-static/best runs/*-static/log.jsonl
 tar czf "$OUT/logs.tgz" "$LOGS"
 stamp "runs packed"
@@ -136,7 +142,8 @@ stamp "runs packed"
 # PSNR-Y to the teacher and NIQE, every network in fp32 (TF32 off), whole images
 if [ -d "$STASH/.photocrops" ] && [ -f "$TEACHER" ]; then
   models=(--model bicubic --model imdn-x4 --model photo-x4)
-  for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat runs/photo-x4-sharp-gan; do
+  for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat runs/photo-x4-sharp-gan \
+             runs/photo-x4-sharp-unet; do
     [ -d "$run/best" ] && models+=(--model "$run/best")
   done
   timeout 240 $PY experiments/photo_results.py --sets "" --photos "$STASH/.photocrops" --crop $CROP --teacher "$TEACHER" \
