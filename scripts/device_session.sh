@@ -12,7 +12,7 @@
 # If the second call finds a fresh machine (no stashed teacher), the distillations are skipped, the rest runs.
 # Rehearsal on the CPU, in a clean clone: OUT=/tmp/out DEV=cpu TINY=1 STASH=/tmp/stash scripts/device_session.sh
 #
-# Jobs (JOBS, space-separated; default: all):
+# Jobs (JOBS, space-separated; default: sharp-gan sharp-unet static):
 #   sharp        photo-x4-sharp, photo-x2-sharp: output distillation from RealESRGAN_x4plus (configs/*-sharp.toml)
 #   sharp-feat   photo-x4-sharp-feat: the same plus a FitNet term on the teacher's RRDB features (does it help?)
 #   sharp-gan    photo-x4-sharp-gan: caches of the teacher's outputs (jdsr distill-cache: GAN_PAIRS on photos as
@@ -20,9 +20,9 @@
 #                (--method adversarial, configs/photo-x4-sharp-asis.toml; docs/photo-results.md says why as-is)
 #   sharp-unet   photo-x4-sharp-unet: the same caches (made once for both), the same recipe with the U-Net judge
 #                (configs/photo-x4-sharp-unet.toml), side by side with sharp-gan
-# sharp and sharp-feat (the realistic chain alone, where the teacher mostly smooths) are no longer in the default.
 #   static       photo-x2 and photo-x4 (bundled with static channel statistics after a short CPU fine-tune)
 #                fine-tuned further with configs/<name>-static.toml, from the bundled weights
+# sharp and sharp-feat (the realistic chain alone, where the teacher mostly smooths) run only when named.
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
 # the learning rates are constant with EMA, so best/ and last/ are usable at any stop. Results come back in
 # $OUT as .tgz files (the tool takes at most 8 files of 16 MiB) plus logs.tgz.

@@ -131,6 +131,7 @@ def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(pho
     ({"warmup": "soon"}, r"\[adversarial\] warmup = 'soon': expected a whole number"),
     ({"disc_norm": "group"}, r"\[adversarial\] disc_norm = 'group': choose spectral or batch"),
     ({"disc_arch": "vgg"}, r"\[adversarial\] disc_arch = 'vgg': choose patch or unet"),
+    ({"disc_arch": "unet", "disc_norm": "batch"}, r"\[adversarial\] disc_norm = 'batch': the unet judge is spectral"),
 ])
 def test_bad_options_are_one_line_naming_the_key(photos: Path, tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):

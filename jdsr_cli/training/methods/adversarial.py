@@ -74,6 +74,8 @@ class Adversarial(Supervised):
         for key, choices in (("disc_norm", NORMS), ("disc_arch", ARCHS)):
             if values[key] not in choices:
                 raise UsageError(f"[adversarial] {key} = {values[key]!r}: choose {' or '.join(choices)}")
+        if values["disc_arch"] == "unet" and values["disc_norm"] != "spectral":
+            raise UsageError(f"[adversarial] disc_norm = {values['disc_norm']!r}: the unet judge is spectral-norm only")
 
     def describe(self) -> str:
         return f"{super().describe()} + adversarial (weight {self.options['gan_weight']})"
