@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+TEACHER_SCALE = 4  # RealESRGAN_x4plus; a ×2 row compares with its output shrunk by 2
 sys.path.insert(0, str(ROOT))
 
 from jdsr_cli.checkpoints.resolve import resolve_model  # noqa: E402
@@ -36,6 +37,8 @@ from jdsr_cli.commands.runner import create_runner  # noqa: E402
 from jdsr_cli.io.image import read_image  # noqa: E402
 from jdsr_cli.io.quantize import to_uint8  # noqa: E402
 from jdsr_cli.ops.metrics import MetricConvention  # noqa: E402
+from jdsr_cli.ops.resize import imresize  # noqa: E402
+from jdsr_cli.training.methods.texture import grid_signal  # noqa: E402
 
 SETS = ("Set5", "Set14", "B100")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -72,13 +75,19 @@ def upscale(runner, lr: np.ndarray) -> tuple[np.ndarray, float]:  # type: ignore
     return to_uint8(out), time.perf_counter() - began
 
 
-def teacher_output(cache: Path, runner, set_name: str, image: str, lr: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def teacher_output(cache: Path, runner, set_name: str, image: str, lr: np.ndarray,  # type: ignore[no-untyped-def]
+                   shrink: float = 1.0) -> np.ndarray:
+    """The teacher's output on ``lr`` (cached), shrunk by ``shrink`` with MATLAB bicubic for a ×2 row (the ×4
+    teacher's look at ×2, as scripts/halve_cache.py makes the ×2 student's targets)."""
     from PIL import Image
 
     path = cache / set_name / f"{image}.png"
     if path.is_file():
         return np.asarray(Image.open(path).convert("RGB"))
     sr, _ = upscale(runner, lr)
+    if shrink != 1.0:
+        small = imresize(torch.from_numpy(sr).permute(2, 0, 1).double() / 255.0, scale=shrink)
+        sr = (small * 255.0).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sr).save(path)
     return sr
@@ -104,16 +113,17 @@ def main() -> None:
     teacher_sha = hashlib.sha256(Path(args.teacher).with_suffix(".bin").read_bytes()).hexdigest()[:16]
     cache = args.cache / f"{Path(args.teacher).stem}-{teacher_sha}-x{args.scale}-crop{args.crop}-{args.teacher_precision}"
     convention = MetricConvention.standard(args.scale)
-    teacher = runner_for(args.teacher, args.scale, args.device, args.teacher_precision)
+    teacher = runner_for(args.teacher, TEACHER_SCALE, args.device, args.teacher_precision)
     rows: dict[str, dict[str, dict[str, float]]] = {}
     data = list(inputs(args.data, [s for s in args.sets.split(",") if s], args.photos, args.scale, args.crop))
-    targets = {(s, n): teacher_output(cache, teacher, s, n, lr) for s, n, lr, _ in data}
+    targets = {(s, n): teacher_output(cache, teacher, s, n, lr, args.scale / TEACHER_SCALE) for s, n, lr, _ in data}
     for spec in [*args.model, args.teacher]:
         runner = teacher if spec == args.teacher else runner_for(spec, args.scale, args.device)
         per_set: dict[str, list[dict[str, float]]] = {}
         for set_name, image, lr, hr in data:
             sr, seconds = upscale(runner, lr) if spec != args.teacher else (targets[(set_name, image)], float("nan"))
-            score = {"niqe": convention.niqe(sr), "seconds": seconds, "mp": sr.shape[0] * sr.shape[1] / 1e6}
+            score = {"niqe": convention.niqe(sr), "grid": grid_levels(sr, args.scale), "seconds": seconds,
+                     "mp": sr.shape[0] * sr.shape[1] / 1e6}
             if spec != args.teacher:
                 score["psnr_teacher"] = convention.psnr(sr, targets[(set_name, image)])
             if hr is not None:
@@ -145,10 +155,20 @@ def print_table(rows: dict[str, dict[str, dict[str, float]]], convention: Metric
             if "psnr_teacher" in r:
                 parts.append(f"T {r['psnr_teacher']:.2f}")
             parts.append(f"N {r['niqe']:.2f}")
+            if "grid" in r:
+                parts.append(f"G {r['grid']:.2f}")
             cells.append(", ".join(parts))
         print(f"| {name} | {' | '.join(cells)} |")
     print(f"\n{convention.psnr_label}/{convention.ssim_label} to HR; T = {convention.psnr_label} to the teacher's "
-          f"output; N = {convention.niqe_label} (lower is more natural)")
+          f"output; N = {convention.niqe_label} (lower is more natural); G = grid signal at the scale's period, 8-bit "
+          "levels (texture.grid_signal; the teacher's is what natural detail gives)")
+
+
+def grid_levels(sr: np.ndarray, scale: int) -> float:
+    """Mean |grid signal| of the image at period ``scale`` (the upsampler's), in 8-bit levels: a periodic
+    pixel-shuffle pattern raises it above the teacher's (training/methods/texture.py)."""
+    image = torch.from_numpy(np.ascontiguousarray(sr)).float().permute(2, 0, 1)[None]
+    return float(grid_signal(image, scale).abs().mean())
 
 
 if __name__ == "__main__":

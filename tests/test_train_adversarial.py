@@ -110,10 +110,12 @@ def test_resume_reproduces_the_uninterrupted_run_discriminator_included(photos: 
 def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(photos: Path, tmp_path: Path) -> None:
     run = tmp_path / "cli"
     result = CliRunner().invoke(app, ["train", str(photos), "-s", "2", "--arch", "fsrcnn", "--method", "adversarial",
-                                      "--gan-weight", "0.2", "--steps", "2", "--patch-size", "16", "--batch-size", "2",
-                                      "--precision", "fp32", "--device", "cpu", "--out", str(run)])
+                                      "--gan-weight", "0.2", "--texture-weight", "1.5", "--steps", "2",
+                                      "--patch-size", "16", "--batch-size", "2", "--precision", "fp32",
+                                      "--device", "cpu", "--out", str(run)])
     assert result.exit_code == 0, result.output
     assert 'gan_weight = 0.2' in (run / "config.toml").read_text()
+    assert 'texture_weight = 1.5' in (run / "config.toml").read_text()
     from safetensors.torch import load_file
 
     names = set(load_file(run / "last" / "model.safetensors"))
@@ -128,6 +130,7 @@ def test_the_checkpoint_is_an_ordinary_upscaler_and_the_cli_takes_gan_weight(pho
 @pytest.mark.parametrize(("options", "message"), [
     ({"gan_weight": -1.0}, r"\[adversarial\] gan_weight = -1.0: must be 0 or more"),
     ({"disc_width": 2}, r"\[adversarial\] disc_width = 2: choose 4..256"),
+    ({"texture_weight": -0.5}, r"\[adversarial\] texture_weight = -0.5: must be 0 or more"),
     ({"warmup": "soon"}, r"\[adversarial\] warmup = 'soon': expected a whole number"),
     ({"disc_norm": "group"}, r"\[adversarial\] disc_norm = 'group': choose spectral or batch"),
     ({"disc_arch": "vgg"}, r"\[adversarial\] disc_arch = 'vgg': choose patch or unet"),

@@ -38,6 +38,9 @@ def train(
     ema_decay: opt.EmaDecay = None,
     gan_weight: Annotated[float | None, typer.Option(
         "--gan-weight", help="adversarial: weight of the adversarial term against L1 (default 0.1).")] = None,
+    texture_weight: Annotated[float | None, typer.Option(
+        "--texture-weight", help="adversarial: weight of the texture term (local detail energy and grid signal "
+        "matched to the target's; default 0).")] = None,
     lr_weight: Annotated[float | None, typer.Option(
         "--lr-weight", help="superior-lr: weight of L1(E(HR), bicubic LR).")] = None,
     sr_weight: Annotated[float | None, typer.Option(
@@ -86,7 +89,7 @@ def train(
         ema_decay=ema_decay, val_every=val_every, save_every=save_every,
         device=device, precision=precision, channels_last=channels_last, seed=seed, workers=workers,
     )
-    overrides.update(method_overrides(gan_weight=gan_weight,  # adversarial
+    overrides.update(method_overrides(gan_weight=gan_weight, texture_weight=texture_weight,  # adversarial
                                       lr_weight=lr_weight, sr_weight=sr_weight,  # superior-lr
                                       self_distill=self_distill, meta=meta, mutual=mutual, curriculum=curriculum,
                                       gap_threshold=parse_gap_threshold(gap_threshold), ml_weight=ml_weight,

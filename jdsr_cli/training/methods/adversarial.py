@@ -29,6 +29,7 @@ from jdsr_cli.training.methods.base import MAIN, adam_with_schedule
 from jdsr_cli.training.methods.judges import ARCHS, NORMS, build_judge
 from jdsr_cli.training.methods.supervised import Supervised
 from jdsr_cli.training.methods.table import check_table_types
+from jdsr_cli.training.methods.texture import texture_loss
 
 if TYPE_CHECKING:
     from jdsr_cli.training.config import TrainConfig
@@ -52,7 +53,7 @@ class Adversarial(Supervised):
 
     name = "adversarial"
     OPTIONS: Mapping[str, Any] = {"gan_weight": 0.1, "disc_lr": 1e-4, "disc_width": 32, "disc_norm": "spectral",
-                                  "disc_arch": "patch", "warmup": 0}
+                                  "disc_arch": "patch", "warmup": 0, "texture_weight": 0.0}
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
@@ -66,7 +67,7 @@ class Adversarial(Supervised):
     def check_options(cls, options: Mapping[str, Any]) -> None:
         values = {**cls.OPTIONS, **options}
         check_table_types("adversarial", cls.OPTIONS, values)
-        for key in ("gan_weight", "disc_lr", "warmup"):
+        for key in ("gan_weight", "disc_lr", "warmup", "texture_weight"):
             if values[key] < 0:
                 raise UsageError(f"[adversarial] {key} = {values[key]}: must be 0 or more")
         if not 4 <= values["disc_width"] <= 256:
@@ -85,24 +86,30 @@ class Adversarial(Supervised):
 
     def train_step(self, batch: Batch, step: int, ctx: StepContext) -> Losses:
         output = ctx.forward(self.net, batch.lr)
-        l1 = l1_loss(output.float(), batch.hr)
+        loss, losses = self.pixel_losses(output, batch.hr)
         if float(self.options["gan_weight"]) == 0:
-            ctx.backward_and_step(l1, MAIN)
-            return {"loss": l1.detach(), "l1": l1.detach()}
+            ctx.backward_and_step(loss, MAIN)
+            return {"loss": loss.detach(), **losses}
         with ctx.autocast():  # the raw discriminator: its gradients are taken by hand below
             real = self.discriminator(batch.hr).float()
-        losses: Losses = {"l1": l1.detach()}
-        if step < int(self.options["warmup"]):
-            loss = l1  # the judge learns first (module docstring)
-        else:
+        if step >= int(self.options["warmup"]):  # before: the judge learns first (module docstring)
             with ctx.autocast():
                 fake = self.discriminator(output).float()
             adversarial = relativistic_loss(real.detach(), fake, for_generator=True)
-            loss = l1 + float(self.options["gan_weight"]) * adversarial
+            loss = loss + float(self.options["gan_weight"]) * adversarial
             losses["adv"] = adversarial.detach()
         ctx.backward_and_step(loss, MAIN)  # into the network's parameters only
         losses["disc"] = self.step_discriminator(real, output.detach(), ctx)
         return {"loss": loss.detach(), **losses}
+
+    def pixel_losses(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, Losses]:
+        """L1, plus the texture term when ``texture_weight`` > 0 (texture.py); the sum and each term."""
+        l1 = l1_loss(output.float(), target)
+        weight = float(self.options["texture_weight"])
+        if weight == 0:
+            return l1, {"l1": l1.detach()}
+        texture = texture_loss(output, target, self.config.scale)
+        return l1 + weight * texture, {"l1": l1.detach(), "texture": texture.detach()}
 
     def step_discriminator(self, real: torch.Tensor, output: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """One Adam step of the discriminator on (target, network output); returns its loss."""
