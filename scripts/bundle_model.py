@@ -7,7 +7,13 @@ Supervised run (an upscaler; --default makes it `jdsr upscale`'s default for its
 Photo model (issue 17; also measured on the fixed realistic LR of `jdsr eval --degradation realistic --seed 0`,
 next to bicubic and the clean model it was fine-tuned from, and linked to it for `--denoise`):
 
-    python scripts/bundle_model.py runs/photo-x4/best --name photo-x4 --clean imdn-x4 --default
+    python scripts/bundle_model.py runs/photo-x4/best --name photo-faithful-x4 --clean imdn-x4
+
+Sharp photo model (issue 29: distilled from RealESRGAN_x4plus; also measured against the faithful photo model of its
+scale, with NIQE, since its aim is the teacher's look rather than PSNR):
+
+    python scripts/bundle_model.py runs/photo-x4-sharp-texgrid/last --name photo-x4 --clean imdn-x4 \
+        --faithful photo-faithful-x4 --default
 
 Superior-LR run (bundles the encoder as slr-down-xS, the default of `jdsr downscale --method superior`,
 and the decoder as slr-up-xS, each naming the other as its pair):
@@ -42,6 +48,8 @@ from jdsr_cli.ops.metrics import MetricConvention
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("Set5", "Set14", "B100")
+#: what a sharp photo model learned from (issue 29 §3; the run's config.json has the rest)
+SHARP_RECIPE = "L1 + texture term to RealESRGAN_x4plus's outputs cached by jdsr distill-cache"
 
 
 def _upscaler(model: torch.nn.Module, scale: int) -> Upscaler:
@@ -65,20 +73,25 @@ def measure(decoder: torch.nn.Module, scale: int, data: Path, encoder: Any = Non
 
 
 def measure_realistic(model: torch.nn.Module, clean: torch.nn.Module, scale: int, data: Path,
-                      seed: int = 0) -> dict[str, Any]:
-    """The photo model, the clean model and bicubic on the same seeded realistic LR of each set."""
+                      seed: int = 0, faithful: torch.nn.Module | None = None) -> dict[str, Any]:
+    """The photo model, the clean model and bicubic (and the faithful photo model, for a sharp one) on the same
+    seeded realistic LR of each set: PSNR-Y/SSIM-Y to the HR and NIQE of each output."""
     from jdsr_cli.commands.downscale import RealisticDownscaler
 
     degrade = RealisticDownscaler(seed)
     results: dict[str, Any] = {"degradation": degrade.describe()}
+    others = [("clean", _upscaler(clean, scale)), ("bicubic", bicubic_upscaler(scale))]
+    if faithful is not None:
+        others.append(("faithful", _upscaler(faithful, scale)))
     for name in SETS:
         set_dir = find_set(data, name)
-        scores = {label: evaluate_set(upscaler, set_dir, lr_from=degrade)
-                  for label, upscaler in (("model", _upscaler(model, scale)), ("clean", _upscaler(clean, scale)),
-                                          ("bicubic", bicubic_upscaler(scale)))}
+        scores = {label: evaluate_set(upscaler, set_dir, lr_from=degrade, niqe=True)
+                  for label, upscaler in [("model", _upscaler(model, scale)), *others]}
         results[name] = {"psnr": round(scores["model"].psnr, 3), "ssim": round(scores["model"].ssim, 4),
-                         "images": len(scores["model"].images), "clean_psnr": round(scores["clean"].psnr, 3),
-                         "bicubic_psnr": round(scores["bicubic"].psnr, 3)}
+                         "niqe": round(scores["model"].niqe or 0.0, 3), "images": len(scores["model"].images)}
+        for label, _ in others:
+            results[name] |= {f"{label}_psnr": round(scores[label].psnr, 3),
+                              f"{label}_niqe": round(scores[label].niqe or 0.0, 3)}
         print(f"{name} realistic", results[name], flush=True)
     return results
 
@@ -195,6 +208,8 @@ def main() -> None:
     parser.add_argument("--superior-lr", action="store_true", help="the folder holds encoder/ and decoder/")
     parser.add_argument("--clean", help="a photo model: the clean model it was fine-tuned from (--denoise's other end); "
                                         "adds realistic-LR figures")
+    parser.add_argument("--faithful", help="a sharp photo model: the faithful photo model of its scale (adds its "
+                                           "realistic-LR figures and NIQE beside this one's)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
 
@@ -207,13 +222,19 @@ def main() -> None:
         if args.clean:
             from jdsr_cli.checkpoints.resolve import resolve_model
 
+            faithful = resolve_model(args.faithful, scale=scale).model if args.faithful else None
             metrics["realistic"] = measure_realistic(loaded.model, resolve_model(args.clean, scale=scale).model, scale,
-                                                     args.data)
+                                                     args.data, faithful=faithful)
             extra["clean"] = args.clean
+            if args.faithful:
+                extra["faithful"] = args.faithful
         name = args.name or f"{loaded.config.arch}-x{scale}"
         folder = copy_checkpoint(args.checkpoint, name, loaded)
-        register(entry_for(name, folder, loaded, describe(loaded, f"{loaded.config.arch.upper()} x{scale}", metrics,
-                                                          label), metrics, default_for_scale=args.default, **extra))
+        what = f"{loaded.config.arch.upper()} x{scale}"
+        if args.faithful:
+            what += f" for real photos, sharp ({SHARP_RECIPE})"
+        register(entry_for(name, folder, loaded, describe(loaded, what, metrics, label), metrics,
+                           default_for_scale=args.default, **extra))
         return
 
     from jdsr_cli.commands.downscale import create_downscaler

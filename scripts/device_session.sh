@@ -20,7 +20,7 @@
 #                (--method adversarial, configs/photo-x4-sharp-asis.toml; docs/photo-results.md says why as-is)
 #   sharp-unet   photo-x4-sharp-unet: the same caches (made once for both), the same recipe with the U-Net judge
 #                (configs/photo-x4-sharp-unet.toml), side by side with sharp-gan
-#   static       photo-x2 and photo-x4 (bundled with static channel statistics after a short CPU fine-tune)
+#   static       photo-faithful-x2 and -x4 (the L1 photo models, bundled with static channel statistics after a short CPU fine-tune)
 #                fine-tuned further with configs/<name>-static.toml, from the bundled weights
 # sharp and sharp-feat (the realistic chain alone, where the teacher mostly smooths) run only when named.
 # At DEADLINE seconds every training still running gets SIGTERM: it saves last/ at the step it stopped after;
@@ -35,7 +35,7 @@ STASH=${STASH:-/root/jdsr-stash}
 DATA=${DATA:-.devdata/train/BSD200}
 JOBS=${JOBS:-sharp-gan sharp-unet static}
 GAN_PAIRS=${GAN_PAIRS:-16000}
-STATIC_MODELS=(photo-x2 photo-x4)
+STATIC_MODELS=(photo-faithful-x2 photo-faithful-x4)  # the L1 photo models (the sharp defaults: configs/*-sharp-texgrid.toml)
 want() { [[ " $JOBS " == *" $1 "* ]]; }
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
@@ -100,8 +100,8 @@ if want sharp-gan || want sharp-unet; then  # the caches first (the teacher alon
 fi
 if want static; then
   for name in "${STATIC_MODELS[@]}"; do
-    case $name in photo-x4) w=2 ;; *) w=1 ;; esac
-    jdsr train "$DATA" --config "configs/$name-static.toml" --init "$name" --out "runs/$name-static" \
+    case $name in photo-faithful-x4) w=2 ;; *) w=1 ;; esac
+    jdsr train "$DATA" --config "configs/${name/faithful-/}-static.toml" --init "$name" --out "runs/${name/faithful-/}-static" \
       --device "$DEV" --workers $w "${RUN[@]}" >"$LOGS/$name-static.log" 2>&1 &
   done
 fi
@@ -141,7 +141,7 @@ stamp "runs packed"
 # what users see, on the real photos (the benchmark sets do not fit the transfer; they are measured on a CPU):
 # PSNR-Y to the teacher and NIQE, every network in fp32 (TF32 off), whole images
 if [ -d "$STASH/.photocrops" ] && [ -f "$TEACHER" ]; then
-  models=(--model bicubic --model imdn-x4 --model photo-x4)
+  models=(--model bicubic --model imdn-x4 --model photo-faithful-x4 --model photo-x4)
   for run in runs/photo-x4-static runs/photo-x4-sharp runs/photo-x4-sharp-feat runs/photo-x4-sharp-gan \
              runs/photo-x4-sharp-unet; do
     [ -d "$run/best" ] && models+=(--model "$run/best")

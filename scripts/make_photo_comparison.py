@@ -1,12 +1,12 @@
 """Render docs/images/photo-comparison.png: one real-world-like JPEG upscaled by bicubic, a clean model and a
-photo model, as labelled crops side by side (issue 17's README picture).
+faithful photo model, as labelled crops side by side (issue 17's README picture).
 
 The input is an HR image of the training data's sources (BSD200, never the benchmark sets) shrunk by the
 realistic chain (`jdsr downscale --method realistic`, fixed seed): blur, noise and real JPEG, as phone photos
 and web images are. Nothing is downloaded.
 
 Run: python scripts/make_photo_comparison.py [--image ../shared/data/train/BSD200/<name>.png] [--scale 4]
-     [--clean imdn-x4] [--photo photo-x4] [--seed 0] [--out docs/images/photo-comparison.png]
+     [--clean imdn-x4] [--photo photo-faithful-x4] [--seed 0] [--out docs/images/photo-comparison.png]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=default_image)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--clean", default="imdn-x{scale}")
-    parser.add_argument("--photo", default="photo-x{scale}")
+    parser.add_argument("--photo", default="photo-faithful-x{scale}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "photo-comparison.png")
     args = parser.parse_args()

@@ -177,7 +177,8 @@ def test_models_list_shows_every_bundled_model_with_its_figures_in_80_columns(mo
         for name in ("Set5", "Set14", "B100"):
             figure = (entry.metrics or {}).get(name)
             assert (f"{figure['psnr']:.2f}" if figure else " -") in row, (entry.name, name, row)
-        expected = {"imdn-small": " KD ", "imdn": " L1 ", "span": " L1 ", "photo": " L1 real ", "slr": " SLR "}
+        expected = {"imdn-small": " KD ", "imdn": " L1 ", "span": " L1 ", "photo-faithful": " L1 real ",
+                    "photo": " sharp ", "slr": " SLR "}
         assert next(tag for prefix, tag in expected.items() if entry.name.startswith(prefix)) in row, row  # how trained
 
 

@@ -44,7 +44,8 @@ _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _COMMON_REQUIRED = ("name", "arch", "scale", "source")
-_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair", "clean", "bf16_delta_db")
+_COMMON_OPTIONAL = ("description", "sha256", "metrics", "default_for_scale", "role", "pair", "clean", "faithful",
+                    "bf16_delta_db")
 #: the most PSNR-Y (dB) bf16 may cost a model for ``--precision auto`` to pick it
 BF16_AUTO_MAX_LOSS_DB = 0.02
 _SOURCE_FIELDS = {
@@ -70,6 +71,7 @@ class ManifestEntry:
     role: str = "upscale"  # "upscale" | "downscale"
     pair: str | None = None  # the model that undoes this one (encoder <-> decoder)
     clean: str | None = None  # the clean model of the same architecture `--denoise` interpolates with
+    faithful: str | None = None  # a sharp photo model: the faithful (L1) photo model of its scale
     bf16_delta_db: float | None = None  # measured bf16 − fp32 PSNR-Y on Set5+Set14
     # bundled
     path: str | None = None
@@ -114,6 +116,8 @@ class ManifestEntry:
             out["pair"] = self.pair
         if self.clean is not None:
             out["clean"] = self.clean
+        if self.faithful is not None:
+            out["faithful"] = self.faithful
         if self.bf16_delta_db is not None:
             out["bf16_delta_db"] = self.bf16_delta_db
         return out
@@ -285,9 +289,10 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
     pair = raw.get("pair")
     if pair is not None and (not isinstance(pair, str) or not _NAME_RE.match(pair)):
         raise ManifestError(f"{where}: 'pair' must be a model name, got {pair!r}")
-    clean = raw.get("clean")
-    if clean is not None and (not isinstance(clean, str) or not _NAME_RE.match(clean)):
-        raise ManifestError(f"{where}: 'clean' must be a model name, got {clean!r}")
+    clean, faithful = raw.get("clean"), raw.get("faithful")
+    for key, value in (("clean", clean), ("faithful", faithful)):
+        if value is not None and (not isinstance(value, str) or not _NAME_RE.match(value)):
+            raise ManifestError(f"{where}: {key!r} must be a model name, got {value!r}")
     bf16_delta = raw.get("bf16_delta_db")
     if bf16_delta is not None and (not isinstance(bf16_delta, (int, float)) or isinstance(bf16_delta, bool)):
         raise ManifestError(f"{where}: 'bf16_delta_db' must be a number (dB), got {bf16_delta!r}")
@@ -319,6 +324,7 @@ def _parse_entry(raw: Any, where: str) -> ManifestEntry:
         role=role,
         pair=pair,
         clean=clean,
+        faithful=faithful,
         bf16_delta_db=None if bf16_delta is None else float(bf16_delta),
         **fields,
     )

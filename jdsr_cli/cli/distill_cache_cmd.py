@@ -32,7 +32,7 @@ def distill_cache(
     """Run a costly teacher once per patch and keep (LR, output) pairs; train students from them anywhere.
 
     Example: jdsr distill-cache photos/ --teacher realesrgan-x4plus.param -s 4 --pairs 20000 -o cache/x4
-    then:    jdsr train cache/x4/target --lr-dir cache/x4/lr -s 4 --init photo-x4 --patch-size 48 --out runs/sharp
+    then:    jdsr train cache/x4/target --lr-dir cache/x4/lr -s 4 --init photo-faithful-x4 --patch-size 48 --out runs/sharp
     """
     from jdsr_cli.cli.console import make_console
     from jdsr_cli.errors import UsageError

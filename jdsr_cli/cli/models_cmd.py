@@ -46,8 +46,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         title="jdsr models", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False, title_justify="left")
     # the name and the figures never shrink; the descriptive columns give way on a narrow terminal
     table.add_column("name", no_wrap=True, min_width=max(len(e["name"]) for e in entries))
-    table.add_column("pair", no_wrap=True, overflow="ellipsis", max_width=8)
-    table.add_column("arch", no_wrap=True, overflow="ellipsis", max_width=8)
+    table.add_column("pair", no_wrap=True, overflow="ellipsis", max_width=6)
+    table.add_column("arch", no_wrap=True, overflow="ellipsis", max_width=6)
     table.add_column("scale", no_wrap=True, min_width=2)
     table.add_column("trained", no_wrap=True, overflow="ellipsis")
     table.add_column("default", no_wrap=True, overflow="ellipsis")
@@ -61,7 +61,9 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         metrics = e.get("metrics")
         scale = ("÷" if e.get("role") == "downscale" else "×") + str(e["scale"])
         method = tags.get(e.get("method", ""), e.get("method", ""))
-        if e.get("degradation") == "realistic":
+        if e.get("faithful"):
+            method = "sharp"  # its recipe is a teacher's look, whatever the method that got it there
+        elif e.get("degradation") == "realistic":
             method += " real"
         table.add_row(
             e["name"], e.get("pair") or "", e["arch"], scale, method, "yes" if e.get("default_for_scale") else "",
@@ -72,7 +74,8 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         "×s enlarges, ÷s shrinks; PSNR-Y dB, crop = scale, MATLAB-bicubic LR; a superior-LR pair's figure is its round trip "
         "(HR → its downscaler → its upscaler); trained with `jdsr train --method` supervised (L1), superior-lr "
         "(SLR) or jdsr (JDSR), or `jdsr distill` (KD); real: on realistic LR (blur, noise, JPEG): a photo model, "
-        "meant for real photos and judged on realistic LR. "
+        "meant for real photos and judged on realistic LR; sharp: a photo model distilled from RealESRGAN_x4plus's look "
+        "(judged by NIQE, its PSNR lower by design). "
         "More (the whole recipe): `jdsr models info NAME`.", markup=False,
     )
 
