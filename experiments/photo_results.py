@@ -31,13 +31,12 @@ TEACHER_SCALE = 4  # RealESRGAN_x4plus; a ×2 row compares with its output shrun
 sys.path.insert(0, str(ROOT))
 
 from jdsr_cli.checkpoints.resolve import resolve_model  # noqa: E402
-from jdsr_cli.commands.downscale import RealisticDownscaler  # noqa: E402
+from jdsr_cli.commands.downscale import ClassicDownscaler, RealisticDownscaler  # noqa: E402
 from jdsr_cli.commands.evaluation import benchmark_pairs, bicubic_upscaler  # noqa: E402
 from jdsr_cli.commands.runner import create_runner  # noqa: E402
 from jdsr_cli.io.image import read_image  # noqa: E402
 from jdsr_cli.io.quantize import to_uint8  # noqa: E402
 from jdsr_cli.ops.metrics import MetricConvention  # noqa: E402
-from jdsr_cli.ops.resize import imresize  # noqa: E402
 from jdsr_cli.training.methods.texture import grid_signal  # noqa: E402
 
 SETS = ("Set5", "Set14", "B100")
@@ -77,8 +76,8 @@ def upscale(runner, lr: np.ndarray) -> tuple[np.ndarray, float]:  # type: ignore
 
 def teacher_output(cache: Path, runner, set_name: str, image: str, lr: np.ndarray,  # type: ignore[no-untyped-def]
                    shrink: float = 1.0) -> np.ndarray:
-    """The teacher's output on ``lr`` (cached), shrunk by ``shrink`` with MATLAB bicubic for a ×2 row (the ×4
-    teacher's look at ×2, as scripts/halve_cache.py makes the ×2 student's targets)."""
+    """The teacher's output on ``lr`` (cached), shrunk by ``shrink`` with MATLAB's 8-bit bicubic for a ×2 row (the
+    ×4 teacher's look at ×2, as scripts/halve_cache.py makes the ×2 student's targets)."""
     from PIL import Image
 
     path = cache / set_name / f"{image}.png"
@@ -86,8 +85,8 @@ def teacher_output(cache: Path, runner, set_name: str, image: str, lr: np.ndarra
         return np.asarray(Image.open(path).convert("RGB"))
     sr, _ = upscale(runner, lr)
     if shrink != 1.0:
-        small = imresize(torch.from_numpy(sr).permute(2, 0, 1).double() / 255.0, scale=shrink)
-        sr = (small * 255.0).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        height, width = round(sr.shape[0] * shrink), round(sr.shape[1] * shrink)
+        sr = to_uint8(ClassicDownscaler("bicubic").resize(sr.astype(np.float32) / 255.0, width, height, 8))
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sr).save(path)
     return sr

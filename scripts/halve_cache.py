@@ -1,6 +1,6 @@
-"""A ×2 teacher cache from a ×4 one: the same LR patches, each ×4 teacher output shrunk by 2 (MATLAB bicubic with
-its antialiasing, jdsr_cli.ops.resize.imresize), so the ×2 student learns the ×4 teacher's look at its own scale
-(the wheel carries no ×2 RealESRGAN_x4plus; issue 29 §3's `photo-x2`). LR files are hard-linked, not copied.
+"""A ×2 teacher cache from a ×4 one: the same LR patches, each ×4 teacher output shrunk by 2 (MATLAB's 8-bit
+bicubic, `jdsr downscale --method bicubic`'s ClassicDownscaler), so the ×2 student learns the ×4 teacher's look at
+its own scale (the wheel carries no ×2 RealESRGAN_x4plus; issue 29 §3's `photo-x2`). LR files are hard-linked.
 
     python scripts/halve_cache.py ../cache/x4-asis ../cache/x2-asis
 """
@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from jdsr_cli.ops.resize import imresize
+from jdsr_cli.commands.downscale import ClassicDownscaler
+from jdsr_cli.io.atomic import atomic_write_text
+from jdsr_cli.io.quantize import to_uint8
 
 
 def halve(src: Path, dst: Path) -> int:
@@ -27,15 +28,16 @@ def halve(src: Path, dst: Path) -> int:
     (dst / "lr").mkdir(parents=True, exist_ok=True)
     (dst / "target").mkdir(parents=True, exist_ok=True)
     names = sorted(p.name for p in (src / "target").glob("*.png"))
+    bicubic = ClassicDownscaler("bicubic")
     for name in names:
         if not (dst / "lr" / name).exists():
             os.link(src / "lr" / name, dst / "lr" / name)
-        target = torch.from_numpy(np.array(Image.open(src / "target" / name).convert("RGB"))).permute(2, 0, 1)
-        half = imresize(target.double() / 255.0, scale=0.5)
-        pixels = (half * 255.0).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-        Image.fromarray(pixels).save(dst / "target" / name)
-    (dst / "recipe.json").write_text(json.dumps({**recipe, "scale": 2, "derived_from": str(src),
-                                                 "target": "the x4 teacher's output, imresize 0.5"}, indent=1))
+        target = np.asarray(Image.open(src / "target" / name).convert("RGB"), dtype=np.float32) / 255.0
+        half = bicubic.resize(target, target.shape[1] // 2, target.shape[0] // 2, 8)
+        Image.fromarray(to_uint8(half)).save(dst / "target" / name)
+    atomic_write_text(dst / "recipe.json", json.dumps({**recipe, "scale": 2, "derived_from": str(src),
+                                                       "target": "the x4 teacher's output, MATLAB bicubic 0.5"},
+                                                      indent=1))
     return len(names)
 
 
